@@ -1,0 +1,727 @@
+"""NucEL: ELECTRA-style DNA encoders on a ModernBERT backbone, single-nucleotide tokens.
+
+Read top to bottom: rotary embeddings -> attention (four backends) -> encoder layer -> NucELModel -> heads ->
+NucELForPreTraining (the ELECTRA objective in one forward). Parameter names equal transformers' ModernBERT, so a
+NucEL state dict loads into `ModernBertModel` and back.
+
+This file is also Hub remote code: it imports only torch, transformers, the standard library and
+`configuration_nucel` (relative import).
+"""
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+import transformers
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.utils import ModelOutput
+
+from .configuration_nucel import NucELConfig
+
+try:  # optional GPU kernel; the package never requires it
+    from flash_attn import flash_attn_varlen_func
+except ImportError:
+    flash_attn_varlen_func = None
+
+try:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+except ImportError:
+    create_block_mask = flex_attention = None
+
+try:  # transformers 5.x: these initialisers skip weights already loaded from a checkpoint
+    from transformers import initialization as init
+except ImportError:
+    init = nn.init
+
+TRANSFORMERS_V5 = int(transformers.__version__.split(".")[0]) >= 5
+
+# Every head is listed so that each Auto class loads any saved NucEL folder with trust_remote_code=True.
+AUTO_MAP = {
+    "AutoConfig": "configuration_nucel.NucELConfig",
+    "AutoModel": "modeling_nucel.NucELModel",
+    "AutoModelForMaskedLM": "modeling_nucel.NucELForMaskedLM",
+    "AutoModelForPreTraining": "modeling_nucel.NucELForPreTraining",
+    "AutoModelForSequenceClassification": "modeling_nucel.NucELForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_nucel.NucELForTokenClassification",
+}
+REMOTE_CODE_FILES = ("configuration_nucel.py", "modeling_nucel.py")
+
+
+# ----------------------------------------------------------------------------------------------- rotary embeddings
+def rotary_cos_sin(position_ids, head_dim, theta, dtype):
+    """cos/sin tables for `position_ids` (any shape), computed in fp32 as ModernBERT does."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
+    freqs = position_ids[..., None].float() * inv_freq.to(position_ids.device)
+    angles = torch.cat((freqs, freqs), dim=-1)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rotate_half(x):
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def apply_rotary(q, k, cos, sin):
+    """q, k: (..., seq, heads, head_dim); cos, sin: (..., seq, head_dim). Rotation in fp32, result in q's dtype."""
+    cos, sin = cos.unsqueeze(-2).float(), sin.unsqueeze(-2).float()
+    q_rot = q.float() * cos + rotate_half(q.float()) * sin
+    k_rot = k.float() * cos + rotate_half(k.float()) * sin
+    return q_rot.to(q.dtype), k_rot.to(k.dtype)
+
+
+# ----------------------------------------------------------------------------------------------- attention backends
+# eager / sdpa / flex take (batch, heads, seq, head_dim) and a per-layer-type mask built once per forward by
+# `build_attention_masks`; flash takes unpadded (tokens, heads, head_dim) and (cu_seqlens, max_seqlen).
+
+
+def eager_attention(q, k, v, mask, dropout, training):
+    scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.matmul(F.dropout(weights, p=dropout, training=training), v), weights
+
+
+def sdpa_attention(q, k, v, mask, dropout, training):
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout if training else 0.0), None
+
+
+_compiled_flex_attention = None
+
+
+def flex_attention_forward(q, k, v, block_mask, dropout, training):
+    global _compiled_flex_attention
+    if flex_attention is None:
+        raise ImportError("attn_implementation='flex_attention' needs torch>=2.5 (torch.nn.attention.flex_attention)")
+    if dropout > 0 and training:
+        raise ValueError("attn_implementation='flex_attention' does not support attention_dropout > 0 in training")
+    if q.device.type != "cuda":
+        if torch.is_grad_enabled() and q.requires_grad:
+            raise RuntimeError(
+                "attn_implementation='flex_attention' has no backward pass on CPU (PyTorch limitation); "
+                "train on CPU with attn_implementation='sdpa', or use flex_attention on a GPU"
+            )
+        return flex_attention(q, k, v, block_mask=block_mask), None
+    if _compiled_flex_attention is None:  # the eager flex kernel materialises the score matrix; compile fuses it
+        _compiled_flex_attention = torch.compile(flex_attention, dynamic=False)
+    return _compiled_flex_attention(q, k, v, block_mask=block_mask), None
+
+
+FLASH_ATTENTION_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def flash_attention_forward(q, k, v, varlen, half_window, dropout, training):
+    if flash_attn_varlen_func is None:
+        raise ImportError("attn_implementation='flash_attention_2' needs the flash_attn package (pip install nucel[gpu])")
+    if q.dtype not in FLASH_ATTENTION_DTYPES:
+        raise ValueError(f"attn_implementation='flash_attention_2' needs fp16/bf16 weights on CUDA, got {q.dtype}")
+    cu_seqlens, max_seqlen = varlen
+    window = (half_window, half_window) if half_window is not None else (-1, -1)
+    return flash_attn_varlen_func(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
+                                  dropout_p=dropout if training else 0.0, window_size=window)
+
+
+ATTENTION_FUNCTIONS = {"eager": eager_attention, "sdpa": sdpa_attention, "flex_attention": flex_attention_forward}
+
+
+def attention_implementation(config):
+    implementation = getattr(config, "_attn_implementation", None) or "sdpa"
+    if implementation not in ("eager", "sdpa", "flex_attention", "flash_attention_2"):
+        raise ValueError(f"NucEL attn_implementation={implementation!r}: expected eager, sdpa, flex_attention "
+                         "or flash_attention_2")
+    return implementation
+
+
+def build_attention_masks(implementation, attention_mask, seq_len, half_window, device):
+    """Masks for the global and local layers: {"full_attention": m, "sliding_attention": m}.
+
+    A key is visible when it is a real token (and, on local layers, within `half_window` positions). Every query
+    also sees itself, so a padded query far from any real token gets no empty row (no NaN); real tokens never
+    see padding, so their outputs do not depend on how much padding follows them.
+    """
+    has_padding = attention_mask is not None and not bool(attention_mask.all())
+    key_is_real = attention_mask.bool() if has_padding else None
+
+    if implementation == "flex_attention":
+        def block_mask(half):
+            def mask_mod(b, h, q_idx, kv_idx):
+                keep = key_is_real[b, kv_idx] if key_is_real is not None else q_idx >= 0
+                if half is not None:
+                    keep = keep & ((q_idx - kv_idx).abs() <= half)
+                return keep | (q_idx == kv_idx)
+
+            batch = key_is_real.shape[0] if key_is_real is not None else None
+            return create_block_mask(mask_mod, batch, None, seq_len, seq_len, device=device)
+
+        return {"full_attention": block_mask(None), "sliding_attention": block_mask(half_window)}
+
+    positions = torch.arange(seq_len, device=device)
+    band = (positions[:, None] - positions[None, :]).abs() <= half_window  # (seq, seq)
+    if not has_padding:
+        return {"full_attention": None, "sliding_attention": band[None, None]}
+    keys = key_is_real[:, None, None, :]  # (batch, 1, 1, seq)
+    diagonal = torch.eye(seq_len, dtype=torch.bool, device=device)
+    return {"full_attention": keys | diagonal, "sliding_attention": (keys & band) | diagonal}
+
+
+class NucELAttention(nn.Module):
+    """Multi-head self-attention with RoPE; local layers see a centred window of `local_attention` tokens."""
+
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.is_local = config.layer_types[layer_idx] == "sliding_attention"
+        self.half_window = config.local_attention // 2 if self.is_local else None
+        self.is_causal = False
+        self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
+        self.Wo = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.out_drop = nn.Dropout(config.attention_dropout) if config.attention_dropout > 0 else nn.Identity()
+
+    def forward(self, hidden_states, cos, sin, mask, output_attentions=False):
+        implementation = attention_implementation(self.config)
+        if output_attentions and implementation != "eager":
+            raise ValueError(f"output_attentions=True needs attn_implementation='eager' (this model uses "
+                             f"{implementation!r}); load it with attn_implementation='eager'")
+        token_shape = hidden_states.shape[:-1]  # (batch, seq) or (tokens,) when unpadded for flash attention
+        qkv = self.Wqkv(hidden_states).view(*token_shape, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.unbind(dim=-3)
+        q, k = apply_rotary(q, k, cos, sin)
+        dropout = self.config.attention_dropout
+
+        if implementation == "flash_attention_2":
+            out, weights = flash_attention_forward(q, k, v, mask, self.half_window, dropout, self.training), None
+        else:
+            q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (batch, heads, seq, head_dim)
+            out, weights = ATTENTION_FUNCTIONS[implementation](q, k, v, mask, dropout, self.training)
+            out = out.transpose(1, 2)
+        out = out.reshape(*token_shape, -1)
+        return self.out_drop(self.Wo(out)), weights
+
+
+# ----------------------------------------------------------------------------------------------- backbone blocks
+class NucELEmbeddings(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
+        self.drop = nn.Dropout(config.embedding_dropout)
+
+    def forward(self, input_ids=None, inputs_embeds=None):
+        embeddings = inputs_embeds if inputs_embeds is not None else self.tok_embeddings(input_ids)
+        return self.drop(self.norm(embeddings))
+
+
+class NucELMLP(nn.Module):
+    """GeGLU: Wo(act(x Wi_in) * (x Wi_gate))."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.Wi = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.act = ACT2FN[config.hidden_activation]
+        self.drop = nn.Dropout(config.mlp_dropout)
+        self.Wo = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+
+    def forward(self, hidden_states):
+        activation, gate = self.Wi(hidden_states).chunk(2, dim=-1)
+        return self.Wo(self.drop(self.act(activation) * gate))
+
+
+class NucELEncoderLayer(nn.Module):
+    """Pre-norm block. Layer 0 has no attention norm: the embeddings end with one."""
+
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.attention_type = config.layer_types[layer_idx]
+        if layer_idx == 0:
+            self.attn_norm = nn.Identity()
+        else:
+            self.attn_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
+        self.attn = NucELAttention(config, layer_idx)
+        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
+        self.mlp = NucELMLP(config)
+
+    def forward(self, hidden_states, cos, sin, mask, output_attentions=False):
+        attn_output, weights = self.attn(self.attn_norm(hidden_states), cos, sin, mask, output_attentions)
+        hidden_states = hidden_states + attn_output
+        hidden_states = hidden_states + self.mlp(self.mlp_norm(hidden_states))
+        return hidden_states, weights
+
+
+class NucELPredictionHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.act = ACT2FN[config.classifier_activation]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
+
+    def forward(self, hidden_states):
+        return self.norm(self.act(self.dense(hidden_states)))
+
+
+# ----------------------------------------------------------------------------------------------- base class
+class NucELPreTrainedModel(PreTrainedModel):
+    config_class = NucELConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["NucELEmbeddings", "NucELEncoderLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True  # transformers 5.x name
+    _supports_flash_attn_2 = True  # transformers 4.x name
+    _supports_flex_attn = True
+
+    @classmethod
+    def _can_set_attn_implementation(cls):
+        # Attention is dispatched at every forward from config._attn_implementation, so switching is always safe.
+        return True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """ModernBERT's scheme: truncated normals, residual outputs scaled by depth, LayerNorm weights at one."""
+        config = getattr(module, "config", self.config)
+        cutoff = config.initializer_cutoff_factor or 3.0
+        std = {"in": config.initializer_range,
+               "out": config.initializer_range / (2.0 * config.num_hidden_layers) ** 0.5,
+               "final_out": config.hidden_size ** -0.5}
+
+        def truncated_normal(linear, kind):
+            init.trunc_normal_(linear.weight, mean=0.0, std=std[kind], a=-cutoff * std[kind], b=cutoff * std[kind])
+            if getattr(linear, "bias", None) is not None:
+                init.zeros_(linear.bias)
+
+        if isinstance(module, NucELEmbeddings):
+            truncated_normal(module.tok_embeddings, "in")
+        elif isinstance(module, NucELMLP):
+            truncated_normal(module.Wi, "in")
+            truncated_normal(module.Wo, "out")
+        elif isinstance(module, NucELAttention):
+            truncated_normal(module.Wqkv, "in")
+            truncated_normal(module.Wo, "out")
+        elif isinstance(module, NucELPredictionHead):
+            truncated_normal(module.dense, "out")
+        elif isinstance(module, NucELForMaskedLM):
+            truncated_normal(module.decoder, "out")
+        elif isinstance(module, (NucELForSequenceClassification, NucELForTokenClassification)):
+            truncated_normal(module.classifier, "final_out")
+        elif isinstance(module, NucELForPreTraining):
+            truncated_normal(module.discriminator_classifier, "final_out")
+            if module.embedding_projection is not None:
+                truncated_normal(module.embedding_projection, "in")
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save weights + config with an `auto_map` for every head, and copy the remote-code files beside them."""
+        self.config.auto_map = dict(AUTO_MAP)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            here = os.path.dirname(os.path.abspath(__file__))
+            for name in REMOTE_CODE_FILES:
+                shutil.copyfile(os.path.join(here, name), os.path.join(save_directory, name))
+
+    @classmethod
+    def from_modernbert(cls, model_or_path, **config_overrides):
+        """Import a stock transformers ModernBERT (model instance or folder/Hub id) with identical outputs.
+
+        `config_overrides` set NucEL-only fields the stock config lacks (e.g. `mask_token_id`,
+        `nucleotide_token_ids` for a 27-token vocabulary).
+        """
+        stock_classes = {
+            NucELModel: transformers.ModernBertModel,
+            NucELForMaskedLM: transformers.ModernBertForMaskedLM,
+            NucELForSequenceClassification: transformers.ModernBertForSequenceClassification,
+            NucELForTokenClassification: transformers.ModernBertForTokenClassification,
+        }
+        if cls not in stock_classes:
+            raise TypeError(f"{cls.__name__}.from_modernbert: ModernBERT has no counterpart of this class")
+        stock = model_or_path
+        if isinstance(model_or_path, (str, os.PathLike)):
+            stock = stock_classes[cls].from_pretrained(model_or_path, attn_implementation="sdpa")
+        if cls is NucELModel and isinstance(getattr(stock, "model", None), transformers.ModernBertModel):
+            stock = stock.model  # a backbone out of any ModernBERT head
+        if not isinstance(stock, stock_classes[cls]):
+            raise TypeError(f"{cls.__name__}.from_modernbert: expected a {stock_classes[cls].__name__} "
+                            f"or its folder, got {type(stock).__name__}")
+        config = NucELConfig.from_modernbert_config(stock.config, **config_overrides)
+        model = cls(config)
+        state = {k: v for k, v in stock.state_dict().items() if "rotary_emb" not in k}
+        model.load_state_dict(state, strict=True)
+        return model.to(next(stock.parameters()).dtype)
+
+
+def _return(return_dict, config, output):
+    use_dict = return_dict if return_dict is not None else getattr(config, "return_dict", True)
+    return output if use_dict else output.to_tuple()
+
+
+# ----------------------------------------------------------------------------------------------- the encoder
+class NucELModel(NucELPreTrainedModel):
+    """The ModernBERT encoder: embeddings -> layers (global every n-th, local otherwise) -> final norm."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.config = config
+        self.embeddings = NucELEmbeddings(config)
+        self.layers = nn.ModuleList([NucELEncoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.tok_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.tok_embeddings = value
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("NucELModel.forward: pass exactly one of input_ids or inputs_embeds")
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (output_hidden_states if output_hidden_states is not None
+                                else self.config.output_hidden_states)
+        batch, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        if seq_len > self.config.max_position_embeddings:
+            raise ValueError(f"NucELModel.forward: sequence of {seq_len} tokens is longer than "
+                             f"max_position_embeddings={self.config.max_position_embeddings}")
+        device = (input_ids if input_ids is not None else inputs_embeds).device
+        if position_ids is None:
+            position_ids = torch.arange(seq_len, device=device).unsqueeze(0)
+
+        hidden_states = self.embeddings(input_ids=input_ids, inputs_embeds=inputs_embeds)
+        implementation = attention_implementation(self.config)
+        unpad_indices = None
+        if implementation == "flash_attention_2":
+            # Unpad once: every layer runs on real tokens only, as (tokens, hidden).
+            real = attention_mask.bool() if attention_mask is not None else torch.ones(batch, seq_len, dtype=torch.bool,
+                                                                                      device=device)
+            seqlens = real.sum(-1, dtype=torch.int32)
+            unpad_indices = real.flatten().nonzero().flatten()
+            cu_seqlens = F.pad(torch.cumsum(seqlens, 0, dtype=torch.int32), (1, 0))
+            hidden_states = hidden_states.reshape(batch * seq_len, -1)[unpad_indices]
+            position_ids = position_ids.expand(batch, seq_len).reshape(-1)[unpad_indices]
+            varlen = (cu_seqlens, int(seqlens.max()))
+            masks = {"full_attention": varlen, "sliding_attention": varlen}
+        else:
+            masks = build_attention_masks(implementation, attention_mask, seq_len, self.config.local_attention // 2,
+                                          device)
+
+        head_dim = self.config.hidden_size // self.config.num_attention_heads
+        rotary = {"full_attention": rotary_cos_sin(position_ids, head_dim, self.config.global_rope_theta,
+                                                   hidden_states.dtype),
+                  "sliding_attention": rotary_cos_sin(position_ids, head_dim, self.config.local_rope_theta,
+                                                      hidden_states.dtype)}
+
+        def repad(states):
+            if unpad_indices is None:
+                return states
+            padded = states.new_zeros(batch * seq_len, states.shape[-1])
+            return padded.index_copy(0, unpad_indices, states).view(batch, seq_len, -1)
+
+        all_hidden_states = (repad(hidden_states),) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            cos, sin = rotary[layer.attention_type]
+            mask = masks[layer.attention_type]
+            if self.gradient_checkpointing and self.training:
+                hidden_states, weights = self._gradient_checkpointing_func(
+                    layer.__call__, hidden_states, cos, sin, mask, output_attentions)
+            else:
+                hidden_states, weights = layer(hidden_states, cos, sin, mask, output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (repad(hidden_states),)
+            if output_attentions:
+                all_attentions += (weights,)
+
+        hidden_states = repad(self.final_norm(hidden_states))
+        output = BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states,
+                                 attentions=all_attentions)
+        return _return(return_dict, self.config, output)
+
+
+# ----------------------------------------------------------------------------------------------- heads
+class NucELForMaskedLM(NucELPreTrainedModel):
+    """Masked-nucleotide prediction (the ELECTRA generator); the decoder is tied to the token embeddings."""
+
+    _tied_weights_keys = (
+        {"decoder.weight": "model.embeddings.tok_embeddings.weight"} if TRANSFORMERS_V5 else ["decoder.weight"]
+    )
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = NucELModel(config)
+        self.head = NucELPredictionHead(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=config.decoder_bias)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.decoder = new_embeddings
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+                             output_hidden_states=output_hidden_states, return_dict=True)
+        hidden_states = outputs.last_hidden_state
+        if self.config.sparse_prediction and labels is not None:
+            # Logits only where there is something to predict (the masked ~15%).
+            keep = labels.reshape(-1) != -100
+            hidden_states = hidden_states.reshape(-1, hidden_states.shape[-1])[keep]
+            labels = labels.reshape(-1)[keep]
+        logits = self.decoder(self.head(hidden_states))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                   ignore_index=-100)
+        output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                attentions=outputs.attentions)
+        return _return(return_dict, self.config, output)
+
+
+def classification_loss(config, logits, labels):
+    """ModernBERT's problem-type rules: regression (MSE), single-label (CE), multi-label (BCE)."""
+    num_labels = logits.shape[-1]
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        return F.mse_loss(logits.squeeze(-1).float(), labels.float().reshape(logits.shape[:-1])) if num_labels == 1 \
+            else F.mse_loss(logits.float(), labels.float())
+    if config.problem_type == "single_label_classification":
+        return F.cross_entropy(logits.reshape(-1, num_labels).float(), labels.reshape(-1))
+    if config.problem_type == "multi_label_classification":
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    raise ValueError(f"NucELConfig.problem_type={config.problem_type!r}: expected regression, "
+                     "single_label_classification or multi_label_classification")
+
+
+class NucELForSequenceClassification(NucELPreTrainedModel):
+    """Pooled ([CLS] or mean over real tokens) -> head -> dropout -> linear."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = NucELModel(config)
+        self.head = NucELPredictionHead(config)
+        self.drop = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+                             output_hidden_states=output_hidden_states, return_dict=True)
+        hidden_states = outputs.last_hidden_state
+        if self.config.classifier_pooling == "cls":
+            pooled = hidden_states[:, 0]
+        else:
+            real = (attention_mask if attention_mask is not None
+                    else torch.ones(hidden_states.shape[:2], device=hidden_states.device)).to(hidden_states.dtype)
+            pooled = (hidden_states * real.unsqueeze(-1)).sum(1) / real.sum(1, keepdim=True)
+        logits = self.classifier(self.drop(self.head(pooled)))
+        loss = classification_loss(self.config, logits, labels) if labels is not None else None
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                          attentions=outputs.attentions)
+        return _return(return_dict, self.config, output)
+
+
+class NucELForTokenClassification(NucELPreTrainedModel):
+    """Per-nucleotide labels (-100 = ignored position)."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = NucELModel(config)
+        self.head = NucELPredictionHead(config)
+        self.drop = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+                             output_hidden_states=output_hidden_states, return_dict=True)
+        logits = self.classifier(self.drop(self.head(outputs.last_hidden_state)))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.reshape(-1, self.num_labels).float(), labels.reshape(-1), ignore_index=-100)
+        output = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                       attentions=outputs.attentions)
+        return _return(return_dict, self.config, output)
+
+
+# ----------------------------------------------------------------------------------------------- ELECTRA
+@dataclass
+class NucELForPreTrainingOutput(ModelOutput):
+    """
+    loss: generator_loss + discriminator_weight * discriminator_loss.
+    generator_loss: cross-entropy of the generator at the masked positions.
+    discriminator_loss: binary cross-entropy of replaced-token detection over every scored position.
+    logits: (batch, seq) discriminator logits, positive = "replaced".
+    discriminator_labels: (batch, seq) 1.0 replaced, 0.0 original, -100.0 not scored (padding, special tokens).
+    generator_logits: (n_masked, vocab) generator logits at the masked positions, in row-major order.
+    replaced_input_ids: (batch, seq) the sequence the discriminator saw.
+    """
+
+    loss: Optional[torch.FloatTensor] = None
+    generator_loss: Optional[torch.FloatTensor] = None
+    discriminator_loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    discriminator_labels: Optional[torch.FloatTensor] = None
+    generator_logits: Optional[torch.FloatTensor] = None
+    replaced_input_ids: Optional[torch.LongTensor] = None
+
+
+class NucELForPreTraining(NucELPreTrainedModel):
+    """ELECTRA: a small generator fills the masked nucleotides, the discriminator labels every position.
+
+    `forward(input_ids, attention_mask, labels)` takes already-masked inputs and MLM-convention labels
+    (the original id at each masked position, -100 elsewhere), so the original sequence is
+    `where(labels != -100, labels, input_ids)`. Without labels it only runs replaced-token detection.
+    """
+
+    base_model_prefix = "discriminator"
+    # transformers 5.x collects the generator's own tied keys; 4.x needs them named here.
+    _tied_weights_keys = None if TRANSFORMERS_V5 else ["generator.decoder.weight"]
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.generator = NucELForMaskedLM(config.generator_config())
+        self.discriminator = NucELModel(config)
+        self.discriminator_head = NucELPredictionHead(config)
+        self.discriminator_classifier = nn.Linear(config.hidden_size, 1)
+        self.embedding_projection = None
+        if config.share_embeddings:
+            # The generator reads the discriminator's table through a projection; its own table is unused
+            # (frozen, so DDP sees no parameter without a gradient) until export writes the projected table into it.
+            self.embedding_projection = nn.Linear(config.hidden_size, config.generator_hidden_size, bias=False)
+            self.generator.model.embeddings.tok_embeddings.weight.requires_grad_(False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.discriminator.embeddings.tok_embeddings
+
+    def set_input_embeddings(self, value):
+        self.discriminator.embeddings.tok_embeddings = value
+
+    def get_output_embeddings(self):
+        return None  # the generator ties its own decoder
+
+    def tie_weights(self, *args, **kwargs):
+        super().tie_weights(*args, **kwargs)
+        if not TRANSFORMERS_V5:  # 4.x ties only the outer model's embeddings after loading
+            self.generator.tie_weights()
+
+    def shared_generator_embeddings(self):
+        """(vocab, generator_hidden) table the generator uses when `share_embeddings` is on."""
+        return self.embedding_projection(self.discriminator.embeddings.tok_embeddings.weight)
+
+    def generator_logits(self, input_ids, attention_mask, positions):
+        """Generator logits at the boolean `positions` only: (n_positions, vocab)."""
+        generator = self.generator
+        if self.embedding_projection is None:
+            hidden = generator.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return generator.decoder(generator.head(hidden[positions]))
+        table = self.shared_generator_embeddings()
+        embeds = F.embedding(input_ids, table, padding_idx=self.config.pad_token_id)
+        hidden = generator.model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        return F.linear(generator.head(hidden[positions]), table, generator.decoder.bias)
+
+    def detect_replaced(self, input_ids, attention_mask=None):
+        """Discriminator logits (batch, seq): positive means "this token was replaced"."""
+        hidden = self.discriminator(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.discriminator_classifier(self.discriminator_head(hidden)).squeeze(-1)
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None):
+        if labels is None:
+            output = NucELForPreTrainingOutput(logits=self.detect_replaced(input_ids, attention_mask))
+            return _return(return_dict, self.config, output)
+        if labels.shape != input_ids.shape:
+            raise ValueError(f"NucELForPreTraining.forward: labels shape {tuple(labels.shape)} != input_ids shape "
+                             f"{tuple(input_ids.shape)}")
+        masked = labels != -100
+        original = torch.where(masked, labels, input_ids)
+
+        # 1. Generator: MLM loss at the masked positions.
+        generator_logits = self.generator_logits(input_ids, attention_mask, masked)
+        n_masked = masked.sum().clamp_min(1)
+        generator_loss = F.cross_entropy(generator_logits.float(), labels[masked], reduction="sum") / n_masked
+
+        # 2. Sample replacements among A/C/G/T (Gumbel-max); no gradient flows through the discrete sample.
+        with torch.no_grad():
+            nucleotides = torch.tensor(self.config.nucleotide_token_ids, device=input_ids.device)
+            scores = generator_logits[:, nucleotides].float() / self.config.generator_temperature
+            gumbel = -torch.log(-torch.log(torch.rand_like(scores).clamp(1e-20, 1.0)))
+            sampled = nucleotides[(scores + gumbel).argmax(-1)]
+            replaced_input_ids = original.masked_scatter(masked, sampled)
+            # A sample equal to the original counts as original; padding and special tokens are never scored.
+            scored = ~torch.isin(original, torch.tensor(self.config.special_token_ids, device=input_ids.device))
+            if attention_mask is not None:
+                scored &= attention_mask.bool()
+            is_replaced = (replaced_input_ids != original).float()
+
+        # 3. Discriminator: replaced-token detection at every scored position.
+        logits = self.detect_replaced(replaced_input_ids, attention_mask)
+        discriminator_loss = F.binary_cross_entropy_with_logits(
+            logits.float(), is_replaced, weight=scored.float(), reduction="sum") / scored.sum().clamp_min(1)
+
+        loss = generator_loss + self.config.discriminator_weight * discriminator_loss
+        output = NucELForPreTrainingOutput(
+            loss=loss, generator_loss=generator_loss.detach(), discriminator_loss=discriminator_loss.detach(),
+            logits=logits, discriminator_labels=is_replaced.masked_fill(~scored, -100.0),
+            generator_logits=generator_logits, replaced_input_ids=replaced_input_ids)
+        return _return(return_dict, self.config, output)
+
+    def export_generator(self):
+        """The generator as a standalone NucELForMaskedLM (shared embeddings folded into its own table)."""
+        generator = self.generator
+        if self.embedding_projection is not None:
+            with torch.no_grad():
+                generator.model.embeddings.tok_embeddings.weight.copy_(self.shared_generator_embeddings())
+        return generator
+
+    def export_discriminator(self):
+        """The discriminator backbone as a standalone NucELModel (the replaced-token head is pretraining-only)."""
+        return self.discriminator
+
+    def save_components(self, output_dir, **save_kwargs):
+        """Write `output_dir/discriminator` (AutoModel) and `output_dir/generator` (AutoModelForMaskedLM)."""
+        paths = {"discriminator": os.path.join(output_dir, "discriminator"),
+                 "generator": os.path.join(output_dir, "generator")}
+        self.export_discriminator().save_pretrained(paths["discriminator"], **save_kwargs)
+        self.export_generator().save_pretrained(paths["generator"], **save_kwargs)
+        return paths
+
+
+__all__ = [
+    "NucELPreTrainedModel",
+    "NucELModel",
+    "NucELForMaskedLM",
+    "NucELForPreTraining",
+    "NucELForSequenceClassification",
+    "NucELForTokenClassification",
+    "NucELForPreTrainingOutput",
+]

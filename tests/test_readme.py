@@ -1,0 +1,20 @@
+"""The README's Python examples run as written."""
+
+import os
+import re
+
+from conftest import REPO_ROOT
+
+
+def python_blocks():
+    text = open(os.path.join(REPO_ROOT, "README.md")).read()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    blocks = python_blocks()
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "nucel-export" / "discriminator" / "modeling_nucel.py").exists()
