@@ -1,0 +1,39 @@
+"""Genome-speed encoding and reverse complement over the alphabet's id table."""
+
+import numpy as np
+
+from .alphabet import BYTE_TO_ID, COMPLEMENT_CHARS, COMPLEMENT_ID, WHITESPACE
+
+_ENCODE_TABLE = BYTE_TO_ID.tobytes()
+_WHITESPACE_BYTES = WHITESPACE.encode()
+
+
+def encode_sequence(sequence):
+    """str | bytes -> uint8 ids, exactly the nucleotide tokenizer's ids without [CLS]/[SEP].
+
+    One C-level `bytes.translate` pass maps every byte through a 256-entry table and deletes whitespace.
+    A non-ASCII character of a str becomes one [UNK], as in the HF tokenizer; raw bytes map byte by byte.
+    """
+    if isinstance(sequence, str):
+        sequence = sequence.encode("ascii", errors="replace")  # one '?' (-> [UNK]) per non-ASCII character
+    elif not isinstance(sequence, (bytes, bytearray, memoryview)):
+        raise TypeError(f"encode_sequence: expected str or bytes, got {type(sequence).__name__}")
+    return np.frombuffer(bytearray(translate_bytes(bytes(sequence))), dtype=np.uint8)
+
+
+def translate_bytes(raw):
+    """bytes -> bytes of token ids (whitespace deleted): `encode_sequence` without the numpy wrapper, for writers
+    that stream ids straight to disk."""
+    return raw.translate(_ENCODE_TABLE, _WHITESPACE_BYTES)
+
+
+def reverse_complement(sequence):
+    """Reverse complement of a str (IUPAC-aware, case kept) or of an id array (A<->T, C<->G, N<->N)."""
+    if isinstance(sequence, str):
+        return sequence.translate(COMPLEMENT_CHARS)[::-1]
+    if isinstance(sequence, (bytes, bytearray)):
+        return reverse_complement(sequence.decode("ascii")).encode("ascii")
+    ids = np.asarray(sequence)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"reverse_complement: expected str or an integer id array, got dtype {ids.dtype}")
+    return COMPLEMENT_ID[ids[..., ::-1]].astype(ids.dtype, copy=False)

@@ -1,0 +1,125 @@
+"""Encode FASTA files into an on-disk genome store: `tokens.u8` (one uint8 token id per base, a memmap) and
+`index.json` (records, offsets, lengths, N counts, source checksums).
+
+    python -m tokenization.prepare_genome genome.fa.gz [more.fa ...] --output DIR
+    nucel-prepare-genome genome.fa.gz --output DIR
+
+Memory stays constant (4 MB blocks); disk is one byte per base. Re-running on unchanged inputs is a no-op;
+a changed input (by SHA-256) rebuilds the store. Files are written under temporary names and renamed, index last,
+so an interrupted run never leaves a store that looks complete.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import warnings
+
+from . import alphabet
+from .encoding import translate_bytes
+from .fasta import FastaRecord, scan_fasta
+
+FORMAT_VERSION = 1
+INDEX_FILE = "index.json"
+TOKENS_FILE = "tokens.u8"
+_N_BYTE = bytes([alphabet.N_ID])
+
+
+def file_sha256(path, block=8 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_sources(fasta_paths):
+    sources = []
+    for path in fasta_paths:
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: FASTA file not found")
+        sources.append({"path": os.path.abspath(path), "bytes": os.path.getsize(path), "sha256": file_sha256(path)})
+    return sources
+
+
+def load_index(output_dir):
+    path = os.path.join(output_dir, INDEX_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def is_up_to_date(index, sources):
+    """Same format, alphabet and input checksums (paths may move), and a complete tokens file."""
+    return (index is not None and index.get("format_version") == FORMAT_VERSION
+            and index.get("vocabulary") == list(alphabet.VOCABULARY)
+            and [s["sha256"] for s in index["sources"]] == [s["sha256"] for s in sources])
+
+
+def prepare_genome(fasta_paths, output_dir, log=print):
+    """Build (or reuse) the store for `fasta_paths` in `output_dir`; returns the index dict."""
+    if not fasta_paths:
+        raise ValueError("prepare_genome: no FASTA files given")
+    sources = describe_sources(fasta_paths)
+    os.makedirs(output_dir, exist_ok=True)
+    tokens_path = os.path.join(output_dir, TOKENS_FILE)
+    existing = load_index(output_dir)
+    if (is_up_to_date(existing, sources) and os.path.exists(tokens_path)
+            and os.path.getsize(tokens_path) == existing["total_length"]):
+        log(f"genome store {output_dir}: up to date ({existing['total_length']:,} bp, "
+            f"{len(existing['records'])} records)")
+        return existing
+
+    records, empty, offset = [], [], 0
+    with open(tokens_path + ".tmp", "wb") as tokens, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for source_id, source in enumerate(sources):
+            names = {}
+            for item in scan_fasta(fasta_paths[source_id]):
+                if isinstance(item, FastaRecord):
+                    if item.name in names:
+                        raise ValueError(f"{fasta_paths[source_id]}:{item.line}: duplicate record name "
+                                         f"'{item.name}' (first at line {names[item.name]})")
+                    names[item.name] = item.line
+                    record = {"name": item.name, "description": item.description, "source": source_id,
+                              "offset": offset, "length": 0, "n_count": 0}
+                    records.append(record)
+                    continue
+                ids = translate_bytes(item)
+                tokens.write(ids)
+                record["length"] += len(ids)
+                record["n_count"] += ids.count(_N_BYTE)
+                offset += len(ids)
+        for warning in caught:  # empty records: reported here and kept in the index with length 0
+            empty.append(str(warning.message))
+            log(f"warning: {warning.message}")
+    if offset == 0:
+        raise ValueError(f"{', '.join(fasta_paths)}: no sequence in any record")
+
+    index = {"format_version": FORMAT_VERSION, "vocabulary": list(alphabet.VOCABULARY), "sources": sources,
+             "records": records, "total_length": offset, "n_count": sum(r["n_count"] for r in records),
+             "empty_records": empty}
+    with open(os.path.join(output_dir, INDEX_FILE + ".tmp"), "w", encoding="utf-8") as handle:
+        json.dump(index, handle, indent=1)
+    os.replace(tokens_path + ".tmp", tokens_path)
+    os.replace(os.path.join(output_dir, INDEX_FILE + ".tmp"), os.path.join(output_dir, INDEX_FILE))
+    log(f"genome store {output_dir}: {offset:,} bp in {len(records)} records from {len(sources)} file(s), "
+        f"{index['n_count']:,} N ({index['n_count'] / offset:.1%})")
+    return index
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("fasta", nargs="+", help="FASTA files (.fa, .fa.gz, bgzip)")
+    parser.add_argument("--output", required=True, help="store directory")
+    args = parser.parse_args(argv)
+    try:
+        prepare_genome(args.fasta, args.output)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

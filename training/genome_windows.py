@@ -1,0 +1,150 @@
+"""Training windows over a genome store: fixed windows with overlap (or a plain stride), a random crop inside each,
+N filtering, reverse-complement augmentation, a held-out validation split, and rank sharding.
+
+The paper's recipe is the default: 1,224-bp windows overlapping by 100 bp, a random 1,024-bp crop in each.
+Every random choice is a function of (seed, epoch, window index), so a run is reproducible and resumable.
+"""
+
+import numpy as np
+import torch
+
+from tokenization import alphabet
+from tokenization.encoding import reverse_complement
+
+_GROUP = 8192  # windows whose N counts are computed from one cumulative sum (bounded memory on any genome)
+
+
+def count_n(tokens, starts, length):
+    """Number of N tokens in `tokens[s:s+length]` for every start `s` (ascending)."""
+    counts = np.empty(len(starts), dtype=np.int64)
+    for first in range(0, len(starts), _GROUP):
+        group = starts[first:first + _GROUP]
+        lo, hi = int(group[0]), int(group[-1]) + length
+        cumulative = np.concatenate(([0], np.cumsum(tokens[lo:hi] == alphabet.N_ID, dtype=np.int64)))
+        counts[first:first + len(group)] = cumulative[group - lo + length] - cumulative[group - lo]
+    return counts
+
+
+class GenomeWindows(torch.utils.data.Dataset):
+    """Map-style dataset of `{"input_ids": LongTensor}` crops, `[CLS] crop [SEP]` by default.
+
+    Split: `validation_records` (names) are held out whole; `validation_fraction` holds out the last fraction of
+    every other record as a region. Train windows end at or before the region's start and validation windows start
+    at or after it, so no base is in both splits.
+    """
+
+    def __init__(self, store, split="train", window_length=1224, overlap=100, stride=None, crop_length=1024,
+                 max_n_fraction=0.1, reverse_complement_prob=0.5, validation_records=(), validation_fraction=0.0,
+                 seed=0, add_special_tokens=True):
+        if split not in ("train", "validation"):
+            raise ValueError(f"GenomeWindows: split={split!r}: expected 'train' or 'validation'")
+        stride = stride if stride is not None else window_length - overlap
+        if not 0 < crop_length <= window_length:
+            raise ValueError(f"GenomeWindows: crop_length={crop_length}: expected 1..window_length={window_length}")
+        if stride < 1:
+            raise ValueError(f"GenomeWindows: stride={stride} (window_length - overlap): expected at least 1")
+        if not 0.0 <= validation_fraction < 1.0:
+            raise ValueError(f"GenomeWindows: validation_fraction={validation_fraction}: expected a fraction in [0, 1)")
+        if not 0.0 <= max_n_fraction <= 1.0:
+            raise ValueError(f"GenomeWindows: max_n_fraction={max_n_fraction}: expected a fraction in [0, 1]")
+        names = {record["name"] for record in store.records}
+        unknown = sorted(set(validation_records) - names)
+        if unknown:
+            raise ValueError(f"GenomeWindows: validation_records {unknown} are not records of {store.directory}")
+
+        self.store, self.split, self.seed, self.epoch = store, split, seed, 0
+        self.window_length, self.stride, self.crop_length = window_length, stride, crop_length
+        self.reverse_complement_prob = reverse_complement_prob if split == "train" else 0.0
+        self.add_special_tokens = add_special_tokens
+
+        record_ids, window_starts, self.dropped_n, self.candidates = [], [], 0, 0
+        for record_id, record in enumerate(store.records):
+            begin, end = self._region(record, validation_records, validation_fraction)
+            starts = np.arange(begin, end - window_length + 1, stride, dtype=np.int64)
+            if len(starts) == 0:
+                continue
+            keep = count_n(store.record_tokens(record_id), starts, window_length) <= max_n_fraction * window_length
+            self.candidates += len(starts)
+            self.dropped_n += int((~keep).sum())
+            record_ids.append(np.full(int(keep.sum()), record_id, dtype=np.int32))
+            window_starts.append(starts[keep])
+        self.record_ids = np.concatenate(record_ids) if record_ids else np.zeros(0, dtype=np.int32)
+        self.starts = np.concatenate(window_starts) if window_starts else np.zeros(0, dtype=np.int64)
+
+    def _region(self, record, validation_records, validation_fraction):
+        """[begin, end) of this record that belongs to this split."""
+        held_out = record["name"] in validation_records
+        if held_out:
+            return (0, record["length"]) if self.split == "validation" else (0, 0)
+        boundary = record["length"] - int(record["length"] * validation_fraction)
+        return (0, boundary) if self.split == "train" else (boundary, record["length"])
+
+    def __len__(self):
+        return len(self.starts)
+
+    def set_epoch(self, epoch):
+        """Crops and strands of epoch `e` differ from epoch `e-1` but are the same on every run."""
+        self.epoch = epoch
+
+    def window(self, index):
+        """(record_id, start, crop_offset, reverse_complemented) of window `index` in the current epoch."""
+        if self.split == "validation":  # fixed: the same bases are scored at every evaluation
+            return int(self.record_ids[index]), int(self.starts[index]), \
+                (self.window_length - self.crop_length) // 2, False
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        offset = int(rng.integers(0, self.window_length - self.crop_length + 1))
+        return (int(self.record_ids[index]), int(self.starts[index]), offset,
+                bool(rng.random() < self.reverse_complement_prob))
+
+    def __getitem__(self, index):
+        record_id, start, offset, flip = self.window(index)
+        ids = np.asarray(self.store.record_tokens(record_id)[start + offset:start + offset + self.crop_length])
+        if flip:
+            ids = reverse_complement(ids)
+        ids = ids.astype(np.int64)
+        if self.add_special_tokens:
+            ids = np.concatenate(([alphabet.CLS_ID], ids, [alphabet.SEP_ID]))
+        return {"input_ids": torch.from_numpy(ids)}
+
+    def epoch_order(self, epoch, rank=0, world_size=1, shuffle=True):
+        """Window indices for `rank` in `epoch`: one seeded permutation cut into disjoint, complete rank shards."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"epoch_order: rank={rank} outside world_size={world_size}")
+        order = np.random.default_rng((self.seed, epoch)).permutation(len(self)) if shuffle else np.arange(len(self))
+        return order[rank::world_size]
+
+    def summary(self):
+        return {"split": self.split, "windows": len(self), "candidates": self.candidates,
+                "dropped_for_n": self.dropped_n, "tokens_per_window": self.crop_length + 2 * self.add_special_tokens}
+
+    def to_hf_dataset(self, epoch=0, cache_dir=None):
+        """This split at `epoch` as a `datasets.Dataset` (column `input_ids`), fingerprinted by store content and
+        settings so a changed genome is never served from the cache."""
+        import datasets
+
+        fingerprint = "-".join(str(part) for part in (
+            "nucel-windows", self.store.checksum, self.split, self.window_length, self.stride, self.crop_length,
+            len(self), self.reverse_complement_prob, self.seed, epoch))
+        self.set_epoch(epoch)
+        rows = (lambda: ({"input_ids": self[i]["input_ids"].tolist()} for i in range(len(self))))
+        features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("uint8"))})
+        return datasets.Dataset.from_generator(rows, features=features, cache_dir=cache_dir, fingerprint=fingerprint)
+
+
+class ShardedWindows(torch.utils.data.IterableDataset):
+    """One rank's share of an epoch as an IterableDataset (for loaders that do not shard themselves)."""
+
+    def __init__(self, windows, rank=0, world_size=1, shuffle=True):
+        self.windows, self.rank, self.world_size, self.shuffle, self.epoch = windows, rank, world_size, shuffle, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+        self.windows.set_epoch(epoch)
+
+    def __iter__(self):
+        order = self.windows.epoch_order(self.epoch, self.rank, self.world_size, self.shuffle)
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None:  # dataloader workers split the rank's share further, still disjoint
+            order = order[worker.id::worker.num_workers]
+        for index in order:
+            yield self.windows[int(index)]
