@@ -7,26 +7,21 @@
 - HF tokenizer: the nucleotide PreTrainedTokenizerFast on 1,024-bp chunks in batches of 256 (the stock path).
 """
 
-import os
-import sys
-
-# This file's name shadows the standard library's `tokenize` (which numpy imports): drop its folder from the path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+import _bootstrap  # noqa: F401  (first: fixes sys.path)
 
 import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core for every path
 os.environ["RAYON_NUM_THREADS"] = "1"
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tokenization import encode_sequence, load_tokenizer, read_fasta  # noqa: E402
 from tokenization.prepare_genome import prepare_genome  # noqa: E402
 
-DEFAULT_FASTA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
-                             "genomes", "hg19_chr22_1-22000000.fa.gz")
+DEFAULT_FASTA = os.path.join(_bootstrap.SHARED_GENOMES, "hg19_chr22_1-22000000.fa.gz")
 
 
 def best_of(repeats, function):

@@ -5,16 +5,15 @@ ModernBertForMaskedLM with the discriminator's shape, in one process, same batch
     python benchmarks/train_step.py --published --device cuda --dtype bf16 --batch-size 32   # 512 x 22, seq 1024
 """
 
-import argparse
-import os
-import statistics
-import sys
-import time
+import _bootstrap  # noqa: F401  (first: fixes sys.path)
 
-import torch
-import transformers
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
 from modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForPreTraining  # noqa: E402
 
 

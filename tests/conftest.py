@@ -47,3 +47,37 @@ def dna_batch(batch=3, length=80, lengths=None, seed=0):
 def padded_batch():
     """Rows of 80, 50 and 12 real tokens padded to 80: longer than the 16-token window, with heavy padding."""
     return dna_batch(lengths=[80, 50, 12], length=80)
+
+
+# ----------------------------------------------------------------------------------------- fresh-process loading
+# Source prepended to every fresh-process loader: the saved folder must stand alone, so this repo is unimportable.
+BLOCK_REPO_IMPORTS = r"""
+import sys
+
+class BlockRepoPackages:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("modeling_nucel", "tokenization", "training", "hub_cards"):
+            raise ImportError("blocked import of " + name)
+
+sys.meta_path.insert(0, BlockRepoPackages())
+"""
+
+
+def interpreters():
+    """This Python, plus NUCEL_OTHER_PYTHON (the other transformers version) when `make test-compat` sets it."""
+    found = [pytest.param(sys.executable, id="this-python")]
+    if os.environ.get("NUCEL_OTHER_PYTHON"):
+        found.append(pytest.param(os.environ["NUCEL_OTHER_PYTHON"], id="other-python"))
+    return found
+
+
+def run_fresh(python, loader_source, args, workdir):
+    """Run `loader_source` in a new offline process that cannot import this repo; returns its stdout."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(workdir / "modules"))
+    result = subprocess.run([python, "-c", BLOCK_REPO_IMPORTS + loader_source, *map(str, args)], cwd=workdir,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

@@ -2,14 +2,10 @@
 Auto classes with trust_remote_code=True, offline, and reproduces the outputs. `make test-compat` also runs this
 file under transformers 4.48 and sets NUCEL_OTHER_PYTHON so each version loads what the other saved."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from conftest import dna_batch, tiny_config
+from conftest import dna_batch, interpreters, run_fresh, tiny_config
 from modeling_nucel import (
     NucELForMaskedLM,
     NucELForPreTraining,
@@ -27,15 +23,7 @@ HEADS = {
 }
 
 LOADER = r"""
-import sys
 import torch
-
-class BlockRepoPackages:  # the saved folder must stand alone
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("modeling_nucel", "tokenization", "training", "hub_cards"):
-            raise ImportError("blocked import of " + name)
-
-sys.meta_path.insert(0, BlockRepoPackages())
 import transformers
 
 root, inputs_path, outputs_path = sys.argv[1:4]
@@ -67,21 +55,10 @@ def saved_heads(tmp_path_factory):
     return root, expected
 
 
-def interpreters():
-    found = [pytest.param(sys.executable, id="this-python")]
-    if os.environ.get("NUCEL_OTHER_PYTHON"):
-        found.append(pytest.param(os.environ["NUCEL_OTHER_PYTHON"], id="other-python"))
-    return found
-
-
 @pytest.mark.parametrize("python", interpreters())
 def test_fresh_process_loads_every_head_from_remote_code(saved_heads, tmp_path, python):
     root, expected = saved_heads
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run([python, "-c", LOADER, str(root), str(root / "inputs.pt"), str(tmp_path / "out.pt"),
-                             *HEADS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_fresh(python, LOADER, [root, root / "inputs.pt", tmp_path / "out.pt", *HEADS], tmp_path)
     outputs = torch.load(tmp_path / "out.pt")
     mask = torch.load(root / "inputs.pt")["attention_mask"].bool()
     for auto_name, reference in expected.items():

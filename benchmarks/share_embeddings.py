@@ -1,0 +1,97 @@
+"""Does tying the generator's token embeddings to the discriminator's (ELECTRA's `share_embeddings`) help NucEL?
+
+Trains the same tiny ELECTRA twice on real human DNA (hg38 chr2 slice) with identical batches, masks and seeds,
+sharing on and off, then scores held-out windows. Prints a table.
+
+    python benchmarks/share_embeddings.py [--steps 300]
+"""
+
+import _bootstrap  # noqa: F401  (first: fixes sys.path)
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
+from modeling_nucel import NucELConfig, NucELForPreTraining  # noqa: E402
+from tokenization.genome_store import GenomeStore  # noqa: E402
+from tokenization.prepare_genome import prepare_genome  # noqa: E402
+from training.genome_windows import GenomeWindows  # noqa: E402
+from training.masking import uniform_mask  # noqa: E402
+
+FASTA = os.path.join(_bootstrap.SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")
+
+
+def evaluate(model, batches, seed=123):
+    """Discriminator accuracy on scored positions (and the all-"original" baseline), generator accuracy on masked
+    positions."""
+    model.eval()
+    torch.manual_seed(seed)
+    correct_d = scored = correct_g = masked = original = 0
+    with torch.no_grad():
+        for inputs, labels in batches:
+            out = model(input_ids=inputs, labels=labels)
+            keep = out.discriminator_labels != -100
+            correct_d += ((out.logits[keep] > 0).float() == out.discriminator_labels[keep]).sum().item()
+            scored += keep.sum().item()
+            original += (out.discriminator_labels[keep] == 0).sum().item()
+            correct_g += (out.generator_logits.argmax(-1) == labels[labels != -100]).sum().item()
+            masked += (labels != -100).sum().item()
+    model.train()
+    return correct_d / scored, original / scored, correct_g / masked
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--crop", type=int, default=256)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    with tempfile.TemporaryDirectory() as scratch:
+        prepare_genome([FASTA], scratch, log=lambda *_: None)
+        store = GenomeStore(scratch)
+        kwargs = dict(window_length=args.crop + 32, overlap=0, crop_length=args.crop, validation_fraction=0.1)
+        train, validation = GenomeWindows(store, **kwargs), GenomeWindows(store, split="validation", **kwargs)
+        rng = torch.Generator().manual_seed(0)
+        order = torch.randperm(len(train), generator=rng).tolist()
+        batches = []
+        for step in range(args.steps):
+            ids = torch.stack([train[order[(step * args.batch_size + i) % len(order)]]["input_ids"]
+                               for i in range(args.batch_size)])
+            batches.append(uniform_mask(ids, 0.15, generator=rng))
+        held_out = []
+        for start in range(0, min(len(validation), 512), 64):
+            ids = torch.stack([validation[i]["input_ids"] for i in range(start, min(start + 64, len(validation)))])
+            held_out.append(uniform_mask(ids, 0.15, generator=rng))
+
+        print(f"\nhg38 chr2 slice, {args.steps} steps x {args.batch_size} x {args.crop + 2} tokens, "
+              f"{sum(len(b[0]) for b in held_out)} held-out windows\n")
+        print("| share_embeddings | trainable params | disc. accuracy | all-original baseline | gen. accuracy | "
+              "step (ms) |")
+        print("|---|---|---|---|---|---|")
+        for share in (False, True):
+            config = NucELConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
+                                 generator_hidden_size=64, generator_num_hidden_layers=2,
+                                 generator_num_attention_heads=2, generator_intermediate_size=128,
+                                 share_embeddings=share)
+            torch.manual_seed(0)
+            model = NucELForPreTraining(config)
+            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)
+            start = time.perf_counter()
+            for inputs, labels in batches:
+                model(input_ids=inputs, labels=labels).loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            step_ms = (time.perf_counter() - start) / len(batches) * 1e3
+            disc_acc, baseline, gen_acc = evaluate(model, held_out)
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            print(f"| {share} | {trainable:,} | {disc_acc:.4f} | {baseline:.4f} | {gen_acc:.4f} | {step_ms:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
