@@ -25,11 +25,14 @@ FASTA = os.path.join(_bootstrap.SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")
 
 
 def evaluate(model, batches, seed=123):
-    """Discriminator accuracy on scored positions (and the all-"original" baseline), generator accuracy on masked
-    positions."""
+    """Discriminator accuracy and ROC AUC on scored positions (and the all-"original" accuracy baseline), generator
+    accuracy on masked positions."""
+    from sklearn.metrics import roc_auc_score
+
     model.eval()
     torch.manual_seed(seed)
     correct_d = scored = correct_g = masked = original = 0
+    all_logits, all_labels = [], []
     with torch.no_grad():
         for inputs, labels in batches:
             out = model(input_ids=inputs, labels=labels)
@@ -37,10 +40,13 @@ def evaluate(model, batches, seed=123):
             correct_d += ((out.logits[keep] > 0).float() == out.discriminator_labels[keep]).sum().item()
             scored += keep.sum().item()
             original += (out.discriminator_labels[keep] == 0).sum().item()
+            all_logits.append(out.logits[keep])
+            all_labels.append(out.discriminator_labels[keep])
             correct_g += (out.generator_logits.argmax(-1) == labels[labels != -100]).sum().item()
             masked += (labels != -100).sum().item()
     model.train()
-    return correct_d / scored, original / scored, correct_g / masked
+    auc = roc_auc_score(torch.cat(all_labels).numpy(), torch.cat(all_logits).numpy())
+    return correct_d / scored, original / scored, auc, correct_g / masked
 
 
 def main():
@@ -70,9 +76,9 @@ def main():
 
         print(f"\nhg38 chr2 slice, {args.steps} steps x {args.batch_size} x {args.crop + 2} tokens, "
               f"{sum(len(b[0]) for b in held_out)} held-out windows\n")
-        print("| share_embeddings | trainable params | disc. accuracy | all-original baseline | gen. accuracy | "
-              "step (ms) |")
-        print("|---|---|---|---|---|---|")
+        print("| share_embeddings | trainable params | disc. accuracy | all-original baseline | disc. AUC | "
+              "gen. accuracy | step (ms) |")
+        print("|---|---|---|---|---|---|---|")
         for share in (False, True):
             config = NucELConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
                                  generator_hidden_size=64, generator_num_hidden_layers=2,
@@ -88,9 +94,10 @@ def main():
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             step_ms = (time.perf_counter() - start) / len(batches) * 1e3
-            disc_acc, baseline, gen_acc = evaluate(model, held_out)
+            disc_acc, baseline, auc, gen_acc = evaluate(model, held_out)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            print(f"| {share} | {trainable:,} | {disc_acc:.4f} | {baseline:.4f} | {gen_acc:.4f} | {step_ms:.0f} |")
+            print(f"| {share} | {trainable:,} | {disc_acc:.4f} | {baseline:.4f} | {auc:.4f} | {gen_acc:.4f} | "
+                  f"{step_ms:.0f} |")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def test_truncated_gzip(tmp_path):
     data = gzip.compress((">chr1\n" + "ACGT" * 50_000 + "\n").encode())
     path = tmp_path / "cut.fa.gz"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=r"cut\.fa\.gz: truncated or corrupt gzip stream"):
+    with pytest.raises(ValueError, match=r"cut\.fa\.gz:\d+: truncated or corrupt gzip stream"):
         list(read_fasta(str(path)))
 
 

@@ -33,14 +33,18 @@ def _open(path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+class _BrokenStream(Exception):
+    pass
+
+
 def _blocks(path):
-    """Decompressed blocks; a truncated or corrupt gzip stream becomes a ValueError naming the file."""
+    """Decompressed blocks; a truncated or corrupt gzip stream raises _BrokenStream (scan_fasta adds the line)."""
     with _open(path) as handle:
         while True:
             try:
                 block = handle.read(BLOCK_BYTES)
             except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
-                raise ValueError(f"{path}: truncated or corrupt gzip stream ({error})") from None
+                raise _BrokenStream(str(error)) from None
             if not block:
                 return
             yield block
@@ -70,7 +74,16 @@ def scan_fasta(path):
         if record is not None and not record_has_sequence:
             warnings.warn(f"{path}:{record.line}: record '{record.name}' is empty", stacklevel=3)
 
-    for block in _blocks(path):
+    blocks = _blocks(path)
+    while True:
+        try:
+            block = next(blocks, None)
+        except _BrokenStream as error:
+            last_line = line_no + carry.count(b"\n")
+            raise ValueError(f"{path}:{last_line}: truncated or corrupt gzip stream, readable up to this line "
+                             f"({error})") from None
+        if block is None:
+            break
         data = carry + block
         cut = data.rfind(b"\n") + 1
         carry, data = data[cut:], data[:cut]
