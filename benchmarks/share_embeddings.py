@@ -3,7 +3,7 @@
 Trains the same tiny ELECTRA twice on real human DNA (hg38 chr2 slice) with identical batches, masks and seeds,
 sharing on and off, then scores held-out windows. Prints a table.
 
-    python benchmarks/share_embeddings.py [--steps 300]
+    python benchmarks/share_embeddings.py [--steps 600]
 """
 
 import _bootstrap  # noqa: F401  (first: fixes sys.path)
@@ -51,7 +51,7 @@ def evaluate(model, batches, seed=123):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--crop", type=int, default=256)
     args = parser.parse_args()

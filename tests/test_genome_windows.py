@@ -33,6 +33,8 @@ def test_windows_cover_records_with_overlap_and_drop_n(store):
     rec0_kept = [s for s in rec0_all if max(0, min(s + 1_000, 5_000) - max(s, 3_000)) <= 100]
     assert starts == {(0, s) for s in rec0_kept} | {(1, 0), (1, 900)}
     assert windows.candidates == len(rec0_all) + 2 and windows.dropped_n == len(rec0_all) - len(rec0_kept)
+    assert windows.summary() == {"split": "train", "windows": len(starts), "candidates": windows.candidates,
+                                 "dropped_for_n": windows.dropped_n, "tokens_per_window": 802}
 
 
 def test_items_are_crops_with_specials_and_rc(store):

@@ -86,6 +86,14 @@ def test_overlapping_kmer_keeps_length_and_every_n(text):
     assert all(d == "N" for d, t in zip(decoded, text) if t == "N")
 
 
+@many
+@given(dna)
+def test_kmer_remote_code_restates_the_alphabet_faithfully(text):
+    """tokenization_kmer.py must stand alone (remote code), so it restates the specials and normalisation."""
+    assert OVERLAPPING.normalize(text) == normalised(text)
+    assert tuple(OVERLAPPING.convert_ids_to_tokens(list(alphabet.SPECIAL_IDS))) == alphabet.SPECIAL_TOKENS
+
+
 def test_kmer_vocabulary_sizes():
     assert len(OVERLAPPING) == 4 ** 6 + 5 == 4101
     non_overlapping = load_tokenizer("kmer", k=6, stride=6)
