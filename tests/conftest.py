@@ -43,6 +43,18 @@ def dna_batch(batch=3, length=80, lengths=None, seed=0):
     return input_ids, attention_mask
 
 
+def write_fasta(path, records, width=60):
+    """A gzip FASTA of (name, sequence) records, `width` bases per line."""
+    import gzip
+
+    with gzip.open(path, "wt") as handle:
+        for name, sequence in records:
+            handle.write(f">{name}\n")
+            for i in range(0, len(sequence), width):
+                handle.write(sequence[i:i + width] + "\n")
+    return str(path)
+
+
 @pytest.fixture
 def padded_batch():
     """Rows of 80, 50 and 12 real tokens padded to 80: longer than the 16-token window, with heavy padding."""

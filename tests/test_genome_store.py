@@ -1,5 +1,3 @@
-import gzip
-import json
 import os
 import shutil
 import subprocess
@@ -8,21 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, SHARED_DATA
+from conftest import REPO_ROOT, SHARED_DATA, write_fasta
 from tokenization import alphabet, encode_sequence, read_fasta
 from tokenization.genome_store import GenomeStore
 from tokenization.prepare_genome import prepare_genome
 
 GENOMES = os.path.join(SHARED_DATA, "genomes")
-
-
-def write_fasta(path, records):
-    with gzip.open(path, "wt") as handle:
-        for name, sequence in records:
-            handle.write(f">{name}\n")
-            for i in range(0, len(sequence), 60):
-                handle.write(sequence[i:i + 60] + "\n")
-    return str(path)
 
 
 def test_store_holds_exactly_the_encoded_records(tmp_path):

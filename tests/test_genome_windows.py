@@ -1,9 +1,8 @@
-import gzip
-
 import numpy as np
 import pytest
 import torch
 
+from conftest import write_fasta
 from tokenization import alphabet, reverse_complement
 from tokenization.genome_store import GenomeStore
 from tokenization.prepare_genome import prepare_genome
@@ -18,10 +17,8 @@ def store(tmp_path_factory):
     rec0 = "".join(rng.choice(list("ACGT"), 10_000))
     rec0 = rec0[:3_000] + "N" * 2_000 + rec0[5_000:]
     rec1 = "".join(rng.choice(list("ACGT"), 2_500))
-    with gzip.open(root / "g.fa.gz", "wt") as handle:
-        for name, sequence in (("rec0", rec0), ("rec1", rec1), ("rec2", "ACGT" * 12 + "AC")):
-            handle.write(f">{name}\n{sequence}\n")
-    prepare_genome([str(root / "g.fa.gz")], root / "store", log=lambda *_: None)
+    fasta = write_fasta(root / "g.fa.gz", [("rec0", rec0), ("rec1", rec1), ("rec2", "ACGT" * 12 + "AC")])
+    prepare_genome([fasta], root / "store", log=lambda *_: None)
     return GenomeStore(root / "store")
 
 

@@ -51,11 +51,12 @@ def load_index(output_dir):
         return json.load(handle)
 
 
-def is_up_to_date(index, sources):
+def is_up_to_date(index, sources, tokens_path):
     """Same format, alphabet and input checksums (paths may move), and a complete tokens file."""
     return (index is not None and index.get("format_version") == FORMAT_VERSION
             and index.get("vocabulary") == list(alphabet.VOCABULARY)
-            and [s["sha256"] for s in index["sources"]] == [s["sha256"] for s in sources])
+            and [s["sha256"] for s in index["sources"]] == [s["sha256"] for s in sources]
+            and os.path.exists(tokens_path) and os.path.getsize(tokens_path) == index["total_length"])
 
 
 def prepare_genome(fasta_paths, output_dir, log=print):
@@ -66,8 +67,7 @@ def prepare_genome(fasta_paths, output_dir, log=print):
     os.makedirs(output_dir, exist_ok=True)
     tokens_path = os.path.join(output_dir, TOKENS_FILE)
     existing = load_index(output_dir)
-    if (is_up_to_date(existing, sources) and os.path.exists(tokens_path)
-            and os.path.getsize(tokens_path) == existing["total_length"]):
+    if is_up_to_date(existing, sources, tokens_path):
         log(f"genome store {output_dir}: up to date ({existing['total_length']:,} bp, "
             f"{len(existing['records'])} records)")
         return existing

@@ -125,8 +125,14 @@ class GenomeWindows(torch.utils.data.Dataset):
         fingerprint = "-".join(str(part) for part in (
             "nucel-windows", self.store.checksum, self.split, self.window_length, self.stride, self.crop_length,
             len(self), self.reverse_complement_prob, self.seed, epoch))
-        self.set_epoch(epoch)
-        rows = (lambda: ({"input_ids": self[i]["input_ids"].tolist()} for i in range(len(self))))
+        def rows():
+            current, self.epoch = self.epoch, epoch
+            try:
+                for i in range(len(self)):
+                    yield {"input_ids": self[i]["input_ids"].tolist()}
+            finally:
+                self.epoch = current
+
         features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("uint8"))})
         return datasets.Dataset.from_generator(rows, features=features, cache_dir=cache_dir, fingerprint=fingerprint)
 
