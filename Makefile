@@ -9,7 +9,14 @@ PYTEST_ARGS ?=
 # Tests that import only torch, transformers and this repo, so they also run under transformers 4.48.
 COMPAT_TESTS := tests/test_remote_code.py tests/test_tokenizer_remote_code.py
 
-.PHONY: test test-compat benchmark clean
+# The demo genome: a 2.3-Mbp slice of hg38 chr2 and a 22-Mbp slice of hg19 chr22 (read in place, never copied).
+GENOMES := ../shared/data/genomes
+DEMO_FASTA := $(GENOMES)/hg38_chr2_1-2333275.fa.gz $(GENOMES)/hg19_chr22_1-22000000.fa.gz
+DEMO_DIR := runs/demo
+# One process, settings given so accelerate asks nothing; the pretraining config picks bf16 when CUDA is there.
+LAUNCH := $(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
+
+.PHONY: test test-compat demo benchmark clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -32,8 +39,15 @@ test-compat: $(VENV)/.installed $(VENV_COMPAT)/.installed
 	$(OFFLINE) NUCEL_OTHER_PYTHON=$(abspath $(VENV_COMPAT))/bin/python $(VENV)/bin/python -m pytest -q $(COMPAT_TESTS)
 	$(OFFLINE) NUCEL_OTHER_PYTHON=$(abspath $(VENV))/bin/python $(VENV_COMPAT)/bin/python -m pytest -q $(COMPAT_TESTS)
 
+# Pretrain tiny ELECTRA on the demo genome (~5 min on 2 cores), print validation metrics and the exported models.
+# --resume: an interrupted demo continues; a finished one only re-exports. `rm -rf runs/demo` starts over.
+demo: $(VENV)/.installed
+	$(OFFLINE) $(LAUNCH) training/pretrain.py --config training/configs/tiny.yaml --fasta $(DEMO_FASTA) \
+		--output-dir $(DEMO_DIR) --resume
+
 benchmark: $(VENV)/.installed
 	$(OFFLINE) $(VENV)/bin/python benchmarks/train_step.py
+	$(OFFLINE) $(VENV)/bin/python benchmarks/pretrain_throughput.py
 
 clean:
 	rm -rf $(VENV) $(VENV_COMPAT) .pytest_cache

@@ -1,0 +1,68 @@
+"""Masked pretraining batches: genome windows -> per-sample deterministic masking -> stacked tensors.
+
+Item k of `MaskedWindowBatches` is this rank's k-th micro-batch. Which windows it holds and how they are masked
+depend only on (seed, epoch, window index) and the optimizer step, never on the process count or on what ran
+before, so:
+- a resumed run starting at micro-batch k sees exactly the batches an uninterrupted run would;
+- N processes with per-device batch B see, at every step, the same global batch as one process with batch N x B.
+"""
+
+import numpy as np
+import torch
+
+
+def sample_generator(seed, *keys):
+    """A torch.Generator seeded from (seed, *keys) through numpy's SeedSequence (well mixed, order-sensitive)."""
+    state = np.random.SeedSequence((seed, *keys)).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def mask_windows(windows, indices, masker, step, seed, stream):
+    """Stack `windows[i]` for `indices` and mask each sample with its own generator (seed, stream, epoch, i)."""
+    inputs, labels = [], []
+    for index in indices:
+        ids = windows[int(index)]["input_ids"]
+        masked, label = masker(ids, step, sample_generator(seed, stream, windows.epoch, int(index)))
+        inputs.append(masked)
+        labels.append(label)
+    return {"input_ids": torch.stack(inputs), "labels": torch.stack(labels)}
+
+
+class MaskedWindowBatches(torch.utils.data.Dataset):
+    """Map-style: item k = micro-batch k of `rank` (k counts across epochs). Use with
+    `DataLoader(dataset, batch_size=None, sampler=range(first, last))` so workers build batches ahead."""
+
+    TRAIN_STREAM = 0
+
+    def __init__(self, windows, masker, batch_size, accumulation_steps, total_steps, rank=0, world_size=1, seed=0):
+        per_step = batch_size * world_size * accumulation_steps
+        self.batches_per_epoch = len(windows) // per_step * accumulation_steps
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"training windows: {len(windows)} windows are fewer than one global batch of "
+                             f"{per_step}; use more sequence or a smaller global_batch_size")
+        self.windows, self.masker, self.batch_size = windows, masker, batch_size
+        self.accumulation_steps, self.total_steps = accumulation_steps, total_steps
+        self.rank, self.world_size, self.seed = rank, world_size, seed
+        self._order_epoch, self._order = None, None
+
+    def __len__(self):
+        return self.total_steps * self.accumulation_steps
+
+    def __getitem__(self, k):
+        epoch, position = divmod(k, self.batches_per_epoch)
+        if epoch != self._order_epoch:  # one permutation per epoch (per worker)
+            self._order = self.windows.epoch_order(epoch, self.rank, self.world_size)
+            self._order_epoch = epoch
+            self.windows.set_epoch(epoch)
+        indices = self._order[position * self.batch_size:(position + 1) * self.batch_size]
+        return mask_windows(self.windows, indices, self.masker, k // self.accumulation_steps, self.seed,
+                            self.TRAIN_STREAM)
+
+
+def validation_batches(windows, masker, batch_size, num_batches, step, seed):
+    """A fixed validation subset: `num_batches` batches of windows spread evenly over the whole split, masked the
+    same way at every evaluation (`step` only matters for the RandomMask curriculum)."""
+    count = min(len(windows), batch_size * num_batches)
+    indices = np.unique(np.linspace(0, len(windows) - 1, count).round().astype(np.int64))
+    return [mask_windows(windows, indices[i:i + batch_size], masker, step, seed, stream=1)
+            for i in range(0, len(indices), batch_size)]

@@ -1,0 +1,55 @@
+"""`metrics.jsonl`: one JSON object per logged step (training lines) or evaluation (lines with "eval_" keys),
+appended and flushed as they happen; truncated back to the checkpoint on resume; drawn as a PNG of the curves."""
+
+import json
+import os
+
+
+class MetricsLog:
+    def __init__(self, path):
+        self.path = path
+
+    def write(self, record):
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def read(self):
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    def truncate_after(self, step):
+        """Drop lines logged after `step` (a resumed run writes them again, identically)."""
+        kept = [record for record in self.read() if record["step"] <= step]
+        with open(self.path + ".tmp", "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(record) + "\n" for record in kept)
+        os.replace(self.path + ".tmp", self.path)
+
+    def plot(self, png_path):
+        """Training losses (left) and validation metrics (right) against step."""
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
+        records = self.read()
+        train = [r for r in records if "loss" in r]
+        evals = [r for r in records if any(key.startswith("eval_") for key in r)]
+        figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+        for key in ("loss", "generator_loss", "discriminator_loss"):
+            points = [(r["step"], r[key]) for r in train if r.get(key) is not None]
+            if points:
+                left.plot(*zip(*points), label=key)
+        left.set(xlabel="step", ylabel="training loss", yscale="log", title="training")
+        for key in sorted({k for r in evals for k in r if k.startswith("eval_") and "loss" not in k}):
+            points = [(r["step"], r[key]) for r in evals if r.get(key) is not None]
+            right.plot(*zip(*points), marker="o", label=key[len("eval_"):])
+        right.set(xlabel="step", ylabel="validation", title="validation")
+        for axis in (left, right):
+            if axis.lines:
+                axis.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(png_path + ".tmp.png", dpi=100)
+        plt.close(figure)
+        os.replace(png_path + ".tmp.png", png_path)
