@@ -13,6 +13,8 @@ import yaml
 
 from modeling_nucel import NucELConfig
 
+from .masking import STRATEGIES
+
 OBJECTIVES = ("electra", "mlm")
 # Keys that may change when resuming: they do not change what the model computes or which data it sees.
 RESUMABLE_CHANGES = frozenset({
@@ -77,7 +79,6 @@ class PretrainConfig:
 
         if self.objective not in OBJECTIVES:
             fail("objective", " or ".join(OBJECTIVES))
-        from .masking import STRATEGIES  # noqa: PLC0415  (masking imports torch; keep config import light)
         if self.masking not in STRATEGIES:
             fail("masking", "one of " + ", ".join(STRATEGIES))
         if self.report_to not in ("none", "tensorboard"):
