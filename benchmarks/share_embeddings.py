@@ -9,6 +9,7 @@ sharing on and off, then scores held-out windows. Prints a table.
 import _bootstrap  # noqa: F401  (first: fixes sys.path)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -20,33 +21,9 @@ from tokenization.genome_store import GenomeStore  # noqa: E402
 from tokenization.prepare_genome import prepare_genome  # noqa: E402
 from training.genome_windows import GenomeWindows  # noqa: E402
 from training.masking import uniform_mask  # noqa: E402
+from training.pretrain import evaluate  # noqa: E402
 
 FASTA = os.path.join(_bootstrap.SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")
-
-
-def evaluate(model, batches, seed=123):
-    """Discriminator accuracy and ROC AUC on scored positions (and the all-"original" accuracy baseline), generator
-    accuracy on masked positions."""
-    from sklearn.metrics import roc_auc_score
-
-    model.eval()
-    torch.manual_seed(seed)
-    correct_d = scored = correct_g = masked = original = 0
-    all_logits, all_labels = [], []
-    with torch.no_grad():
-        for inputs, labels in batches:
-            out = model(input_ids=inputs, labels=labels)
-            keep = out.discriminator_labels != -100
-            correct_d += ((out.logits[keep] > 0).float() == out.discriminator_labels[keep]).sum().item()
-            scored += keep.sum().item()
-            original += (out.discriminator_labels[keep] == 0).sum().item()
-            all_logits.append(out.logits[keep])
-            all_labels.append(out.discriminator_labels[keep])
-            correct_g += (out.generator_logits.argmax(-1) == labels[labels != -100]).sum().item()
-            masked += (labels != -100).sum().item()
-    model.train()
-    auc = roc_auc_score(torch.cat(all_labels).numpy(), torch.cat(all_logits).numpy())
-    return correct_d / scored, original / scored, auc, correct_g / masked
 
 
 def main():
@@ -72,10 +49,10 @@ def main():
         held_out = []
         for start in range(0, min(len(validation), 512), 64):
             ids = torch.stack([validation[i]["input_ids"] for i in range(start, min(start + 64, len(validation)))])
-            held_out.append(uniform_mask(ids, 0.15, generator=rng))
+            held_out.append(dict(zip(("input_ids", "labels"), uniform_mask(ids, 0.15, generator=rng))))
 
         print(f"\nhg38 chr2 slice, {args.steps} steps x {args.batch_size} x {args.crop + 2} tokens, "
-              f"{sum(len(b[0]) for b in held_out)} held-out windows\n")
+              f"{sum(len(b['input_ids']) for b in held_out)} held-out windows\n")
         print("| share_embeddings | trainable params | disc. accuracy | all-original baseline | disc. AUC | "
               "gen. accuracy | step (ms) |")
         print("|---|---|---|---|---|---|---|")
@@ -94,7 +71,9 @@ def main():
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             step_ms = (time.perf_counter() - start) / len(batches) * 1e3
-            disc_acc, baseline, auc, gen_acc = evaluate(model, held_out)
+            scores = evaluate(model, held_out, "electra", torch.device("cpu"), 123, contextlib.nullcontext())
+            disc_acc, baseline, auc, gen_acc = (scores[f"eval_{key}"] for key in (
+                "discriminator_accuracy", "all_original_accuracy", "discriminator_auc", "generator_accuracy"))
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             print(f"| {share} | {trainable:,} | {disc_acc:.4f} | {baseline:.4f} | {auc:.4f} | {gen_acc:.4f} | "
                   f"{step_ms:.0f} |")
