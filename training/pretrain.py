@@ -13,7 +13,6 @@ Hub-ready folders with config (auto_map), safetensors, tokenizer files and the r
 import argparse
 import contextlib
 import json
-import math
 import os
 import shutil
 import sys
