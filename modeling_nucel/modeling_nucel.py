@@ -11,7 +11,7 @@ This file is also Hub remote code: it imports only torch, transformers, the stan
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -175,6 +175,14 @@ def build_attention_masks(implementation, attention_mask, seq_len, half_window, 
     return {"full_attention": keys | diagonal, "sliding_attention": (keys & band) | diagonal}
 
 
+def linear(in_features, out_features, init_role, bias=False):
+    """nn.Linear tagged with its initialisation rule: "in" (inputs), "out" (residual outputs, scaled by depth) or
+    "final_out" (classifiers)."""
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    layer.init_role = init_role
+    return layer
+
+
 class NucELAttention(nn.Module):
     """Multi-head self-attention with RoPE; local layers see a centred window of `local_attention` tokens."""
 
@@ -186,8 +194,8 @@ class NucELAttention(nn.Module):
         self.is_local = config.layer_types[layer_idx] == "sliding_attention"
         self.half_window = config.local_attention // 2 if self.is_local else None
         self.is_causal = False
-        self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
-        self.Wo = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.Wqkv = linear(config.hidden_size, 3 * config.hidden_size, "in")
+        self.Wo = linear(config.hidden_size, config.hidden_size, "out")
         self.out_drop = nn.Dropout(config.attention_dropout) if config.attention_dropout > 0 else nn.Identity()
 
     def forward(self, hidden_states, cos, sin, mask, output_attentions=False):
@@ -230,10 +238,10 @@ class NucELMLP(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.Wi = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.Wi = linear(config.hidden_size, 2 * config.intermediate_size, "in")
         self.act = ACT2FN[config.hidden_activation]
         self.drop = nn.Dropout(config.mlp_dropout)
-        self.Wo = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.Wo = linear(config.intermediate_size, config.hidden_size, "out")
 
     def forward(self, hidden_states):
         activation, gate = self.Wi(hidden_states).chunk(2, dim=-1)
@@ -265,7 +273,7 @@ class NucELPredictionHead(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.dense = linear(config.hidden_size, config.hidden_size, "out")
         self.act = ACT2FN[config.classifier_activation]
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
 
@@ -291,36 +299,20 @@ class NucELPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """ModernBERT's scheme: truncated normals, residual outputs scaled by depth, LayerNorm weights at one."""
-        config = getattr(module, "config", self.config)
+        """ModernBERT's scheme: truncated normals, residual outputs scaled by depth, LayerNorm weights at one.
+
+        Rules sit on the leaf modules (each Linear carries its `init_role`): transformers 5.x initialises custom-code
+        modules only where they hold parameters themselves, so a rule on a parent module would never run.
+        """
+        config = self.config
         cutoff = config.initializer_cutoff_factor or 3.0
         std = {"in": config.initializer_range,
                "out": config.initializer_range / (2.0 * config.num_hidden_layers) ** 0.5,
-               "final_out": config.hidden_size ** -0.5}
-
-        def truncated_normal(linear, kind):
-            init.trunc_normal_(linear.weight, mean=0.0, std=std[kind], a=-cutoff * std[kind], b=cutoff * std[kind])
-            if getattr(linear, "bias", None) is not None:
-                init.zeros_(linear.bias)
-
-        if isinstance(module, NucELEmbeddings):
-            truncated_normal(module.tok_embeddings, "in")
-        elif isinstance(module, NucELMLP):
-            truncated_normal(module.Wi, "in")
-            truncated_normal(module.Wo, "out")
-        elif isinstance(module, NucELAttention):
-            truncated_normal(module.Wqkv, "in")
-            truncated_normal(module.Wo, "out")
-        elif isinstance(module, NucELPredictionHead):
-            truncated_normal(module.dense, "out")
-        elif isinstance(module, NucELForMaskedLM):
-            truncated_normal(module.decoder, "out")
-        elif isinstance(module, (NucELForSequenceClassification, NucELForTokenClassification)):
-            truncated_normal(module.classifier, "final_out")
-        elif isinstance(module, NucELForPreTraining):
-            truncated_normal(module.discriminator_classifier, "final_out")
-            if module.embedding_projection is not None:
-                truncated_normal(module.embedding_projection, "in")
+               "final_out": config.hidden_size ** -0.5}[getattr(module, "init_role", "in")]
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            init.trunc_normal_(module.weight, mean=0.0, std=std, a=-cutoff * std, b=cutoff * std)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
 
@@ -465,7 +457,7 @@ class NucELForMaskedLM(NucELPreTrainedModel):
         super().__init__(config)
         self.model = NucELModel(config)
         self.head = NucELPredictionHead(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=config.decoder_bias)
+        self.decoder = linear(config.hidden_size, config.vocab_size, "out", bias=config.decoder_bias)
         self.post_init()
 
     def get_output_embeddings(self):
@@ -525,7 +517,7 @@ class NucELForSequenceClassification(NucELPreTrainedModel):
         self.model = NucELModel(config)
         self.head = NucELPredictionHead(config)
         self.drop = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = linear(config.hidden_size, config.num_labels, "final_out", bias=True)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
@@ -556,7 +548,7 @@ class NucELForTokenClassification(NucELPreTrainedModel):
         self.model = NucELModel(config)
         self.head = NucELPredictionHead(config)
         self.drop = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = linear(config.hidden_size, config.num_labels, "final_out", bias=True)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
@@ -612,12 +604,12 @@ class NucELForPreTraining(NucELPreTrainedModel):
         self.generator = NucELForMaskedLM(config.generator_config())
         self.discriminator = NucELModel(config)
         self.discriminator_head = NucELPredictionHead(config)
-        self.discriminator_classifier = nn.Linear(config.hidden_size, 1)
+        self.discriminator_classifier = linear(config.hidden_size, 1, "final_out", bias=True)
         self.embedding_projection = None
         if config.share_embeddings:
             # The generator reads the discriminator's table through a projection; its own table is unused
             # (frozen, so DDP sees no parameter without a gradient) until export writes the projected table into it.
-            self.embedding_projection = nn.Linear(config.hidden_size, config.generator_hidden_size, bias=False)
+            self.embedding_projection = linear(config.hidden_size, config.generator_hidden_size, "in")
             self.generator.model.embeddings.tok_embeddings.weight.requires_grad_(False)
         self.post_init()
 

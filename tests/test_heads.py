@@ -84,3 +84,47 @@ def test_hidden_states_one_per_layer_plus_embeddings(make_config, padded_batch):
     out = model(*padded_batch, output_hidden_states=True)
     assert len(out.hidden_states) == model.config.num_hidden_layers + 1
     assert not model(*padded_batch, return_dict=False)[0].isnan().any()
+
+
+def truncated_std(std, cutoff):
+    """Standard deviation of a normal(0, std) truncated at ±cutoff·std."""
+    from scipy import stats
+
+    return std * stats.truncnorm(-cutoff, cutoff).std()
+
+
+def test_fresh_weights_follow_the_modernbert_init(make_config):
+    torch.manual_seed(0)
+    config = make_config(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_labels=3)
+    model = NucELForSequenceClassification(config)
+    cutoff, layers = config.initializer_cutoff_factor, config.num_hidden_layers
+    expected = {
+        model.model.embeddings.tok_embeddings.weight: config.initializer_range,
+        model.model.layers[1].attn.Wqkv.weight: config.initializer_range,
+        model.model.layers[1].mlp.Wi.weight: config.initializer_range,
+        model.model.layers[1].attn.Wo.weight: config.initializer_range / (2 * layers) ** 0.5,
+        model.model.layers[1].mlp.Wo.weight: config.initializer_range / (2 * layers) ** 0.5,
+        model.head.dense.weight: config.initializer_range / (2 * layers) ** 0.5,
+        model.classifier.weight: config.hidden_size ** -0.5,
+    }
+    for weight, std in expected.items():
+        assert weight.abs().max() <= cutoff * std + 1e-6
+        assert weight.std().item() == pytest.approx(truncated_std(std, cutoff), rel=0.1)
+    assert torch.equal(model.classifier.bias, torch.zeros(3))
+    assert torch.equal(model.model.layers[1].mlp_norm.weight, torch.ones(config.hidden_size))
+
+
+@pytest.mark.parametrize("head", [NucELForSequenceClassification, NucELForTokenClassification, NucELForMaskedLM])
+def test_heads_missing_from_a_checkpoint_are_initialised(make_config, tmp_path, head):
+    """An encoder checkpoint loaded into a head: the new weights follow the init, never uninitialised memory."""
+    torch.manual_seed(0)
+    encoder = NucELModel(make_config())
+    encoder.save_pretrained(tmp_path)
+    model = head.from_pretrained(tmp_path, num_labels=2)
+    torch.testing.assert_close(model.model.layers[1].attn.Wo.weight, encoder.layers[1].attn.Wo.weight)
+    new = [model.head.dense.weight] + ([model.classifier.weight] if head is not NucELForMaskedLM else [])
+    for weight in new:
+        assert torch.isfinite(weight).all()
+        assert 0 < weight.std() < 0.2
+    bias = model.classifier.bias if head is not NucELForMaskedLM else model.decoder.bias
+    assert torch.equal(bias, torch.zeros_like(bias))
