@@ -42,11 +42,22 @@ test-compat: $(VENV)/.installed $(VENV_COMPAT)/.installed
 	$(OFFLINE) NUCEL_OTHER_PYTHON=$(abspath $(VENV_COMPAT))/bin/python $(VENV)/bin/python -m pytest -q $(COMPAT_TESTS)
 	$(OFFLINE) NUCEL_OTHER_PYTHON=$(abspath $(VENV))/bin/python $(VENV_COMPAT)/bin/python -m pytest -q $(COMPAT_TESTS)
 
-# Pretrain tiny ELECTRA on the demo genome (~5 min on 2 cores), print validation metrics and the exported models.
-# --resume: an interrupted demo continues; a finished one only re-exports. `rm -rf runs/demo` starts over.
+DEMO_TASK := ../shared/data/gue/prom_core_tata
+DEMO_MODELS := $(DEMO_DIR)/discriminator random-init:$(DEMO_DIR)/discriminator onehot-cnn
+DEMO_RESULTS := $(DEMO_DIR)/finetune/prom_core_tata/runs_demo_discriminator/results.json
+
+# 1. Pretrain tiny ELECTRA on the demo genome (~5 min on 2 cores) and export discriminator/ + generator/.
+# 2. Fine-tune the discriminator on GUE prom_core_tata beside random-init and the one-hot CNN; print the table.
+# 3. Assemble a Hub folder for the discriminator (card with the fine-tuning results), checked in a fresh process.
+# Re-running continues: pretraining resumes (or only re-exports) and finished fine-tuning cells are reused.
+# `rm -rf runs/demo` starts over.
 demo: $(VENV)/.installed
 	$(OFFLINE) $(LAUNCH) training/pretrain.py --config training/configs/tiny.yaml --fasta $(DEMO_FASTA) \
 		--output-dir $(DEMO_DIR) --resume
+	$(OFFLINE) $(VENV)/bin/python training/benchmark.py --tasks $(DEMO_TASK) --models $(DEMO_MODELS) \
+		--output-dir $(DEMO_DIR)/finetune --seeds 42 43 44 --quiet
+	$(OFFLINE) $(VENV)/bin/python training/publish.py --model $(DEMO_DIR)/discriminator --output-dir $(DEMO_DIR)/hub \
+		--repo-id nucel/nucel-demo --results $(DEMO_RESULTS)
 
 benchmark: $(VENV)/.installed
 	$(OFFLINE) $(VENV)/bin/python benchmarks/train_step.py

@@ -62,17 +62,7 @@ def padded_batch():
 
 
 # ----------------------------------------------------------------------------------------- fresh-process loading
-# Source prepended to every fresh-process loader: the saved folder must stand alone, so this repo is unimportable.
-BLOCK_REPO_IMPORTS = r"""
-import sys
-
-class BlockRepoPackages:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("modeling_nucel", "tokenization", "training", "hub_cards"):
-            raise ImportError("blocked import of " + name)
-
-sys.meta_path.insert(0, BlockRepoPackages())
-"""
+from training.fresh_process import run_isolated  # noqa: E402  (standard library only)
 
 
 def interpreters():
@@ -85,11 +75,77 @@ def interpreters():
 
 def run_fresh(python, loader_source, args, workdir):
     """Run `loader_source` in a new offline process that cannot import this repo; returns its stdout."""
-    import subprocess
-
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(workdir / "modules"))
-    result = subprocess.run([python, "-c", BLOCK_REPO_IMPORTS + loader_source, *map(str, args)], cwd=workdir,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = run_isolated(loader_source, args, workdir, python, env={"HF_MODULES_CACHE": str(workdir / "modules")},
+                          timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
+
+
+# ----------------------------------------------------------------------------------------- benchmark task folders
+MOTIF = "TATAAA"
+
+
+def write_task(directory, splits, gzipped=True, header=("sequence", "label")):
+    """A task folder: {split: [(sequence, label), ...]} written as <split>.csv(.gz) with `header`."""
+    import csv
+    import gzip
+    import io
+
+    os.makedirs(directory, exist_ok=True)
+    for split, rows in splits.items():
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(header)
+        writer.writerows(rows)
+        path = os.path.join(directory, f"{split}.csv" + (".gz" if gzipped else ""))
+        with (gzip.open(path, "wt") if gzipped else open(path, "w")) as handle:
+            handle.write(text.getvalue())
+    return str(directory)
+
+
+def motif_rows(count, length=40, seed=0, label_type="multi-class"):
+    """Random DNA; multi-class: 1 when TATAAA is planted; multi-label: `TATA`/`GC` for TATAAA / GGGCGG planted;
+    regression: the number of planted TATAAA copies (0-2) plus 0.1 x GC fraction."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        bases = [rng.choice("ACGT") for _ in range(length)]
+        tata, gc = rng.random() < 0.5, rng.random() < 0.5
+        copies = rng.randint(0, 2) if label_type == "regression" else int(tata)
+        for copy in range(copies):
+            start = 2 + copy * 18 + rng.randint(0, 6)
+            bases[start:start + 6] = MOTIF
+        if label_type == "multi-label" and gc:
+            start = rng.randint(26, length - 8)
+            bases[start:start + 6] = "GGGCGG"
+        sequence = "".join(bases)
+        if label_type == "multi-class":
+            label = str(int(tata))
+        elif label_type == "multi-label":
+            label = ";".join(name for name, on in (("TATA", tata), ("GC", gc)) if on) or "none"
+        else:
+            label = f"{copies + 0.1 * sum(b in 'GC' for b in sequence) / length:.4f}"
+        rows.append((sequence, label))
+    return rows
+
+
+def motif_task(directory, label_type="multi-class", sizes=(192, 64, 64), length=40):
+    return write_task(directory, {split: motif_rows(n, length, seed, label_type)
+                                  for seed, (split, n) in enumerate(zip(("train", "dev", "test"), sizes))})
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """A pretraining-run-like folder with discriminator/ and generator/ exports of a tiny NucEL (+ tokenizer)."""
+    from modeling_nucel import NucELForPreTraining
+    from tokenization.hf_tokenizers import load_tokenizer, save_tokenizer
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny-export")
+    config = tiny_config()
+    paths = NucELForPreTraining(config).save_components(str(root))
+    for path in paths.values():
+        save_tokenizer(load_tokenizer("nucleotide", model_max_length=config.max_position_embeddings), path)
+    return root

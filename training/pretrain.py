@@ -31,6 +31,7 @@ from modeling_nucel import NucELForMaskedLM, NucELForPreTraining  # noqa: E402
 from tokenization.genome_store import GenomeStore  # noqa: E402
 from tokenization.hf_tokenizers import load_tokenizer, save_tokenizer  # noqa: E402
 from tokenization.prepare_genome import prepare_genome  # noqa: E402
+from training.cli import one_line_errors  # noqa: E402
 from training.batches import MaskedWindowBatches, validation_batches  # noqa: E402
 from training.compute import flops_per_token, peak_flops, run_estimate  # noqa: E402
 from training.config import OBJECTIVES, incompatible_change, load_config  # noqa: E402
@@ -404,12 +405,7 @@ def main(argv=None):
     accelerator.end_training()
 
 
-def cli(argv=None):
-    """Entry point: bad input ends the run with one `error: ...` line (exit status 1) before any training."""
-    try:
-        main(argv)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+cli = one_line_errors(main)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,187 @@
+"""Render a NucEL model folder (plus what is known of its training and evaluation) into a Hub model card.
+
+The card is a `huggingface_hub.ModelCard`: YAML metadata (library, pipeline tag per head, tags, license, datasets,
+widget examples with real DNA, a `model-index` of results) checked against `hub_cards.metadata`, then a body with
+usage, model shape, training details, evaluation and limitations.
+"""
+
+import json
+import os
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .metadata import check_metadata
+
+TAGS = ["biology", "genomics", "dna", "electra", "modernbert"]
+PIPELINE_TAG_BY_CLASS = {
+    "NucELModel": "feature-extraction",
+    "NucELForPreTraining": "feature-extraction",
+    "NucELForMaskedLM": "fill-mask",
+    "NucELForSequenceClassification": "text-classification",
+    "NucELForTokenClassification": "token-classification",
+}
+AUTO_CLASS_BY_TAG = {"feature-extraction": "AutoModel", "fill-mask": "AutoModelForMaskedLM",
+                     "text-classification": "AutoModelForSequenceClassification",
+                     "token-classification": "AutoModelForTokenClassification"}
+# A real human core promoter with a TATA box (GUE prom_core_tata, test split, a positive example), 70 bp.
+PROMOTER = "GTCTATAAATAGAGCAGCCAGTTGCAGGGCTCCATTCTGCTTTCCAACTGCCTGACTGCTTGTTCGTCTC"
+# sklearn-named metrics in results.json -> Hub metric ids (https://hf.co/metrics).
+HUB_METRIC = {"mcc": "matthews_correlation", "accuracy": "accuracy", "f1": "f1", "precision": "precision",
+              "recall": "recall", "pearson": "pearsonr", "spearman": "spearmanr", "mse": "mse"}
+
+
+def pipeline_tag_for(config):
+    architectures = getattr(config, "architectures", None) or ["NucELModel"]
+    if architectures[0] not in PIPELINE_TAG_BY_CLASS:
+        raise ValueError(f"config.json: architecture {architectures[0]!r} is not a NucEL head "
+                         f"({', '.join(PIPELINE_TAG_BY_CLASS)})")
+    return PIPELINE_TAG_BY_CLASS[architectures[0]]
+
+
+def widget_examples(pipeline_tag, mask_token="[MASK]"):
+    """Real DNA for the Hub's inference widget; the fill-mask example hides the first A of the TATA box."""
+    if pipeline_tag == "fill-mask":
+        return [{"text": PROMOTER[:6] + mask_token + PROMOTER[7:], "example_title": "TATA-box promoter, one base masked"}]
+    return [{"text": PROMOTER, "example_title": "human core promoter (TATA box)"}]
+
+
+def eval_results(all_results):
+    """`EvalResult`s (-> the card's model-index) from finetune results.json dicts: every metric, test mean."""
+    entries = []
+    for results in all_results:
+        seeds = len(results["seeds"])
+        probe = (results.get("config") or {}).get("probe")
+        how = f"{probe} probe, " if probe else ""
+        for metric, summary in results["test"].items():
+            entries.append(EvalResult(
+                task_type="text-classification", dataset_type=results["task"], dataset_name=results["task"],
+                dataset_split="test", metric_type=HUB_METRIC.get(metric, metric), metric_value=summary["mean"],
+                metric_name=f"test {metric} ({how}mean of {seeds} seed{'s' if seeds > 1 else ''})"))
+    return entries
+
+
+def _usage(pipeline_tag, repo_id):
+    auto = AUTO_CLASS_BY_TAG[pipeline_tag]
+    example = widget_examples(pipeline_tag)[0]["text"]
+    return "\n".join([
+        "```python",
+        f"from transformers import AutoTokenizer, {auto}, pipeline",
+        "",
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)',
+        f'model = {auto}.from_pretrained("{repo_id}", trust_remote_code=True)',
+        f'inputs = tokenizer("{example}", return_tensors="pt")',
+        "outputs = model(**inputs)",
+        "",
+        f'pipe = pipeline("{pipeline_tag}", model="{repo_id}", trust_remote_code=True)',
+        f'print(pipe("{example}"))',
+        "```",
+    ])
+
+
+def _model_table(config, parameters):
+    rows = [("parameters", f"{parameters / 1e6:.1f}M"),
+            ("hidden size x layers", f"{config.hidden_size} x {config.num_hidden_layers}"),
+            ("attention heads", config.num_attention_heads),
+            ("attention", f"local {config.local_attention}-token window, global every "
+                          f"{config.global_attn_every_n_layers} layers, RoPE theta {config.local_rope_theta:g} "
+                          f"(local) / {config.global_rope_theta:g} (global)"),
+            ("MLP", f"GeGLU, {config.intermediate_size}"),
+            ("max length", f"{config.max_position_embeddings} tokens ([CLS] + bases + [SEP])"),
+            ("tokens", "single nucleotides: A C G T N + 5 specials (16-entry vocabulary)")]
+    return "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+
+
+def _training_section(pretraining, finetuning):
+    lines = []
+    if pretraining:
+        config, compute = pretraining["config"], pretraining.get("compute_estimate") or {}
+        sources = ", ".join(f"`{os.path.basename(s['path'])}` (sha256 `{s['sha256'][:12]}…`)"
+                            for s in pretraining["genome"]["sources"])
+        lines += ["### Pretraining", "",
+                  f"- objective: {config['objective']} (masking `{config['masking']}`, rate {config['mask_rate']})",
+                  f"- data: {sources}; {pretraining['genome']['total_length']:,} bp, genome store checksum "
+                  f"`{pretraining['genome']['checksum']}`",
+                  f"- {pretraining['steps']:,} steps, {pretraining['tokens_seen']:,} tokens, global batch "
+                  f"{config['global_batch_size']}, crops of {config['crop_length']} bp, lr {config['learning_rate']}",
+                  ]
+        if compute:
+            lines.append(f"- compute of this run: {compute['tokens']:.3g} tokens x {compute['flops_per_token']:.3g} "
+                         f"FLOPs/token = {compute['flops']:.3g} FLOPs")
+        validation = {k: v for k, v in (pretraining.get("validation") or {}).items() if isinstance(v, float)}
+        if validation:
+            lines.append("- held-out validation: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(validation.items())))
+        lines.append("")
+    if finetuning:
+        config = finetuning["config"]
+        lines += ["### Fine-tuning", "",
+                  f"- task: `{finetuning['task']}` ({finetuning['label_type']}, labels "
+                  f"{', '.join(finetuning['label_names'])}), from `{finetuning['model']}`",
+                  "- splits: " + ", ".join(f"{name} {d['rows']:,} rows (sha256 `{d['sha256'][:12]}…`)"
+                                           for name, d in finetuning["data"].items()),
+                  f"- AdamW lr {config['lr']}, batch {config['batch_size']}, warmup {config['warmup_steps']}, "
+                  + (f"{config['max_steps']} steps" if config.get("max_steps") else f"{config['epochs']:g} epochs")
+                  + f"; best dev checkpoint (dev every {config['eval_steps']} steps); seeds "
+                  f"{', '.join(str(r['seed']) for r in finetuning['seeds'])}"
+                  + ("; LoRA" if config.get("lora") else ""), ""]
+    return "\n".join(lines) if lines else "Not recorded with this folder."
+
+
+def _evaluation_section(all_results):
+    if not all_results:
+        return "No evaluation recorded with this folder."
+    lines = ["| task | metric | test (mean ± sd) | seeds |", "|---|---|---|---|"]
+    for results in all_results:
+        primary = results["primary_metric"]
+        summary = results["test"][primary]
+        sd = f" ± {summary['sd']:.4f}" if summary["sd"] is not None else ""
+        lines.append(f"| {results['task']} | {primary} | {summary['mean']:.4f}{sd} | {summary['n']} |")
+    return "\n".join(lines)
+
+
+LIMITATIONS = """- Trained on the DNA listed above only: other species, organelle genomes or very different sequence
+  composition may be out of distribution.
+- Reads at most the max length above; longer sequences must be cut or tiled.
+- Soft-masked (lowercase) repeats are upper-cased and IUPAC ambiguity codes become `N`, so the model cannot tell
+  repeat annotation or ambiguity classes apart.
+- Not a clinical tool: predictions about regulatory function are research hypotheses, not diagnoses."""
+
+
+def render_card(config, parameters, repo_id, model_name=None, license="mit", results=(), pretraining=None,
+                finetuning=None, datasets=None, mask_token="[MASK]"):
+    """The ModelCard of a NucEL folder with `config` (NucELConfig) and `parameters` weights.
+
+    results: finetune results.json dicts for the model-index and evaluation table; pretraining: the run's
+    pretraining_summary.json; finetuning: the results.json this model itself came from.
+    """
+    pipeline_tag = pipeline_tag_for(config)
+    model_name = model_name or repo_id.split("/")[-1]
+    results = list(results)
+    if datasets is None:
+        datasets = sorted({f"GUE/{r['task']}" for r in results})
+    data = ModelCardData(
+        library_name="transformers", pipeline_tag=pipeline_tag, license=license, tags=list(TAGS),
+        datasets=datasets or None, model_name=model_name, eval_results=eval_results(results) or None,
+        widget=widget_examples(pipeline_tag, mask_token))
+    metadata = data.to_dict()
+    check_metadata(metadata, mask_token)
+    kind = {"feature-extraction": "the ELECTRA discriminator: an encoder whose per-nucleotide embeddings feed "
+                                  "downstream models",
+            "fill-mask": "a masked-nucleotide model (the ELECTRA generator, or the MLM baseline)",
+            "text-classification": "a sequence classifier fine-tuned from a NucEL encoder",
+            "token-classification": "a per-nucleotide classifier fine-tuned from a NucEL encoder"}[pipeline_tag]
+    body = "\n".join([
+        f"# {model_name}", "",
+        f"NucEL is an ELECTRA-style DNA language model on a ModernBERT backbone, with single-nucleotide tokens. "
+        f"This repository holds {kind}. The model code ships with the weights "
+        "(`configuration_nucel.py`, `modeling_nucel.py`): load it with `trust_remote_code=True`.", "",
+        "## Usage", "", _usage(pipeline_tag, repo_id), "",
+        "## Model", "", _model_table(config, parameters), "",
+        "## Training", "", _training_section(pretraining, finetuning), "",
+        "## Evaluation", "", _evaluation_section(results), "",
+        "## Limitations", "", LIMITATIONS, ""])
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

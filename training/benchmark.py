@@ -1,0 +1,123 @@
+"""Fine-tune a grid of models on a grid of tasks and print one markdown table (test metric per task, mean per model).
+
+    python training/benchmark.py --tasks ../shared/data/gue/prom_core_tata ../shared/data/gue/tf_0 \
+        --models runs/demo/discriminator random-init:runs/demo/discriminator onehot-cnn --seeds 42 43 --epochs 3
+
+Every other option goes to training/finetune.py unchanged (--epochs, --max-steps, --lr, --probe, --lora, ...).
+Each cell runs `finetune.main` into <output-dir>/<task>/<model>/; a cell whose results.json came from the same
+command is reused, so an interrupted grid continues where it stopped. For GUE tasks the published numbers
+(DNABERT-2 paper, Table 4) are printed beside ours. Writes <output-dir>/benchmark.md and benchmark.json.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+if __package__ in (None, ""):  # run as a script: make the repository's packages importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from training import finetune  # noqa: E402
+from training.cli import one_line_errors  # noqa: E402
+from training.metrics import format_mean_sd  # noqa: E402
+from training.tasks import SPLITS, split_path  # noqa: E402
+
+# Test MCC x100 on GUE, model selected on dev: Zhou et al., "DNABERT-2: Efficient Foundation Model and Benchmark
+# for Multi-Species Genome" (ICLR 2024), Table 4. Keys are the GUE task folder names.
+PUBLISHED_GUE_MCC = {
+    "DNABERT (3-mer)": {"prom_core_all": 70.92, "prom_core_notata": 69.82, "prom_core_tata": 78.15,
+                        "tf_0": 67.95, "tf_1": 70.90, "tf_2": 60.51, "tf_4": 69.76, "mouse_3": 55.40,
+                        "mouse_4": 41.97},
+    "NT-2500M-multi": {"prom_core_all": 70.33, "prom_core_notata": 71.58, "prom_core_tata": 72.97,
+                       "tf_0": 66.64, "tf_1": 70.28, "tf_2": 58.72, "tf_4": 69.34, "mouse_3": 69.44,
+                       "mouse_4": 47.07},
+    "DNABERT-2": {"prom_core_all": 69.37, "prom_core_notata": 68.04, "prom_core_tata": 74.17,
+                  "tf_0": 71.99, "tf_1": 76.06, "tf_2": 66.52, "tf_4": 77.43, "mouse_3": 66.47, "mouse_4": 52.66},
+}
+SCALE = 100  # the table shows metrics x100, as the GUE paper does
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", nargs="+", required=True, help="task folders (train/dev/test CSVs)")
+    parser.add_argument("--models", nargs="+", required=True, help="anything finetune.py --model accepts")
+    parser.add_argument("--output-dir", default="runs/benchmark")
+    return parser.parse_known_args(argv)
+
+
+def cell_directory(output_dir, task_dir, model):
+    """<output-dir>/<task>/<model>, the model spelled as a file name (runs/demo/discriminator -> runs_demo_...)."""
+    task = os.path.basename(os.path.normpath(task_dir))
+    return os.path.join(output_dir, task, re.sub(r"[^A-Za-z0-9.-]+", "_", model.strip("/")).strip("_"))
+
+
+def run_cell(task_dir, model, output_dir, finetune_args):
+    """results.json of one (task, model) cell: reused when it came from the same command, else trained."""
+    argv = ["--model", model, "--task-dir", task_dir, "--output-dir", output_dir, *finetune_args]
+    path = os.path.join(output_dir, "results.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            results = json.load(handle)
+        if results.get("command") == argv:
+            print(f"reusing {path}", flush=True)
+            return results
+    return finetune.main(argv)
+
+
+def markdown_table(results, tasks, models):
+    """Rows: our models, then the published ones for the GUE tasks among `tasks`. Cells: test metric x100."""
+    names = [os.path.basename(os.path.normpath(task)) for task in tasks]
+    metrics = {results[(task, models[0])]["primary_metric"] for task in tasks}
+    seeds = sorted({len(results[key]["seeds"]) for key in results})
+    header = ["model"] + [f"{name} ({results[(task, models[0])]['primary_metric']})" if len(metrics) > 1 else name
+                          for name, task in zip(names, tasks)] + ["mean"]
+    lines = [f"Test {'/'.join(sorted(metrics)).upper()} x{SCALE}, mean ± sd over {'/'.join(map(str, seeds))} "
+             "seed(s); checkpoint chosen on dev.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model in models:
+        cells = [results[(task, model)]["test"][results[(task, model)]["primary_metric"]] for task in tasks]
+        mean = sum(cell["mean"] for cell in cells) / len(cells) * SCALE
+        lines.append("| " + " | ".join([model] + [format_mean_sd(cell, SCALE) for cell in cells] + [f"{mean:.2f}"])
+                     + " |")
+    if any(name in PUBLISHED_GUE_MCC["DNABERT-2"] for name in names):
+        for reference, scores in PUBLISHED_GUE_MCC.items():
+            known = [scores.get(name) for name in names]
+            mean = f"{sum(known) / len(known):.2f}" if None not in known else "—"
+            lines.append("| " + " | ".join([f"{reference} (published)"]
+                                           + ["—" if value is None else f"{value:.2f}" for value in known]
+                                           + [mean]) + " |")
+        lines += ["", "Published: DNABERT-2 paper (Zhou et al., ICLR 2024), Table 4, test MCC x100; those models "
+                  "were trained far longer than these runs."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args, finetune_args = parse_args(argv)
+    for task in args.tasks:  # bad input stops the grid before its first cell trains
+        for split in SPLITS:
+            split_path(task, split)
+    for model in args.models:
+        finetune.resolve_model(model)
+    results = {}
+    for task in args.tasks:
+        for model in args.models:
+            results[(task, model)] = run_cell(task, model, cell_directory(args.output_dir, task, model),
+                                              finetune_args)
+    table = markdown_table(results, args.tasks, args.models)
+    os.makedirs(args.output_dir, exist_ok=True)
+    with open(os.path.join(args.output_dir, "benchmark.md"), "w", encoding="utf-8") as handle:
+        handle.write(table + "\n")
+    with open(os.path.join(args.output_dir, "benchmark.json"), "w", encoding="utf-8") as handle:
+        json.dump([{"task": task, "model": model, "results": os.path.join(cell_directory(args.output_dir, task,
+                                                                                          model), "results.json"),
+                    "test": results[(task, model)]["test"]} for task, model in results], handle, indent=1)
+    print("\n" + table, flush=True)
+    return table
+
+
+cli = one_line_errors(main)
+
+
+if __name__ == "__main__":
+    cli()

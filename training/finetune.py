@@ -1,0 +1,368 @@
+"""Fine-tune (or probe) a model on a benchmark task with `transformers.Trainer`; score test once, per seed.
+
+    python training/finetune.py --model runs/demo/discriminator --task-dir ../shared/data/gue/prom_core_tata \
+        --output-dir runs/ft/tata --seeds 42 43 44
+    python training/finetune.py --model onehot-cnn --task-dir T --output-dir O          # the one-hot CNN baseline
+    python training/finetune.py --model random-init:runs/demo/discriminator ...         # same shape, fresh weights
+    python training/finetune.py --model runs/demo/discriminator --probe linear ...      # frozen-embedding probe
+
+--model: a local NucEL folder (a pretraining export; a pretraining run folder means its discriminator/), a Hub id,
+`random-init[:FOLDER]` (NucEL with fresh weights: FOLDER's config, or the published 512 x 22 shape) or
+`onehot-cnn`. Defaults follow the GUE protocol: AdamW, lr 3e-5 (1e-3 for the CNN and probe heads, which start
+from scratch), batch 32, warmup 50 steps, dev evaluated every 200 steps, the best dev checkpoint kept and test
+scored once at the end.
+
+Writes to --output-dir: results.json (per seed and mean ± sd, with the exact config, data checksums and package
+versions), predictions.csv (test, every seed) and model/ (the best-dev seed's model with its tokenizer; for a probe
+the head only).
+"""
+
+import argparse
+import csv
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+
+if __package__ in (None, ""):  # run as a script: make the repository's packages importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from modeling_nucel import NucELConfig, NucELForSequenceClassification  # noqa: E402
+from tokenization.hf_tokenizers import load_tokenizer, save_tokenizer  # noqa: E402
+from tokenization.prepare_genome import file_sha256  # noqa: E402
+from training.baselines import (  # noqa: E402
+    PROBES,
+    FrozenEncoderProbe,
+    SequenceCNNConfig,
+    SequenceCNNForSequenceClassification,
+)
+from training.cli import one_line_errors  # noqa: E402
+from training.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics  # noqa: E402
+from training.tasks import LABEL_TYPES, load_task, tokenize_split  # noqa: E402
+
+BASELINES = ("onehot-cnn", "random-init")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+GUE_LEARNING_RATE, HEAD_LEARNING_RATE = 3e-5, 1e-3
+# Encoder Linear layers LoRA adapts in a NucEL (ModernBERT) backbone; the new head trains in full.
+NUCEL_LORA_TARGETS = ["Wqkv", "Wo", "Wi"]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="NucEL folder, Hub id, random-init[:FOLDER] or onehot-cnn")
+    parser.add_argument("--task-dir", required=True, help="folder with train/dev/test.csv(.gz): sequence,label")
+    parser.add_argument("--output-dir", required=True)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, default=None, help="training epochs (default 3)")
+    length.add_argument("--max-steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"peak learning rate (default {GUE_LEARNING_RATE}; {HEAD_LEARNING_RATE} for "
+                             "onehot-cnn and --probe, whose weights start from scratch)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--warmup-steps", type=int, default=50)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--eval-steps", type=int, default=200, help="evaluate dev (and checkpoint) every N steps")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
+    parser.add_argument("--label-type", choices=LABEL_TYPES, default=None,
+                        help="override the label type detected from the training labels")
+    parser.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of every weight")
+    parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--probe", choices=PROBES, default=None,
+                        help="freeze the encoder; train a linear head or a CNN on its embeddings (Tang & Koo)")
+    parser.add_argument("--probe-layer", type=int, default=-1, help="layer the probe reads (-1: the last)")
+    parser.add_argument("--pooling", choices=("mean", "cls"), default="mean",
+                        help="sequence pooling of the NucEL classifier (ELECTRA never trains [CLS] on its own)")
+    parser.add_argument("--truncate", action="store_true", help="cut sequences longer than the model's maximum")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if args.epochs is None and args.max_steps is None:
+        args.epochs = 3.0
+    for name in ("batch_size", "eval_steps", "lora_rank"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
+    if args.max_steps is not None and args.max_steps < 1 or args.epochs is not None and args.epochs <= 0:
+        raise ValueError("--epochs / --max-steps: expected a positive number")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise ValueError(f"--seeds {args.seeds}: a seed is repeated")
+    return args
+
+
+# ----------------------------------------------------------------------------------------------- the model
+def resolve_model(name):
+    """(kind, location): kind is onehot-cnn | random-init | pretrained; location a folder, Hub id or None."""
+    if name == "onehot-cnn":
+        return "onehot-cnn", None
+    if name == "random-init" or name.startswith("random-init:"):
+        location = name.partition(":")[2] or None
+        return "random-init", (resolve_model(location)[1] if location else None)
+    if os.path.isdir(name):
+        for candidate in (name, os.path.join(name, "discriminator"), os.path.join(name, "mlm")):
+            if os.path.isfile(os.path.join(candidate, "config.json")):
+                return "pretrained", candidate
+        raise ValueError(f"--model {name}: a folder without config.json (expected a NucEL export such as "
+                         "runs/demo/discriminator, or a pretraining run folder holding discriminator/)")
+    if HUB_ID.match(name) and not os.path.exists(name):
+        return "pretrained", name
+    raise ValueError(f"--model {name!r}: neither a folder, a Hub id (org/name), nor a baseline "
+                     f"({', '.join(BASELINES)}[:FOLDER])")
+
+
+def load_model_config(location):
+    try:
+        return AutoConfig.from_pretrained(location, trust_remote_code=True)
+    except (OSError, ValueError) as failure:
+        first_line = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
+        raise ValueError(f"--model {location}: could not load its config ({first_line}); offline, a Hub id "
+                         "loads only from the local cache") from None
+
+
+def build_tokenizer(location):
+    if location is None:  # the baselines and the default random-init read single nucleotides
+        return load_tokenizer("nucleotide")
+    try:
+        return AutoTokenizer.from_pretrained(location, trust_remote_code=True)
+    except (OSError, ValueError) as failure:
+        raise ValueError(f"--model {location}: no loadable tokenizer ({str(failure).splitlines()[0]})") from None
+
+
+def max_tokens(kind, config, tokenizer):
+    """The longest input (specials included) the model takes; None: any length (convolutions)."""
+    if kind == "onehot-cnn":
+        return None
+    limit = getattr(config, "max_position_embeddings", None) or tokenizer.model_max_length
+    return limit if limit < 1e9 else None  # transformers' "no limit" sentinel is a huge integer
+
+
+def build_model(args, kind, location, task):
+    """A fresh model for one seed: classifier, probe, or baseline, labelled with the task's classes."""
+    labels = {"num_labels": task.num_labels, "problem_type": task.problem_type,
+              "id2label": dict(enumerate(task.label_names)),
+              "label2id": {name: i for i, name in enumerate(task.label_names)}}
+    if kind == "onehot-cnn":
+        return SequenceCNNForSequenceClassification(SequenceCNNConfig(**labels))
+    if kind == "random-init":
+        config = load_model_config(location) if location else NucELConfig()
+        config = NucELConfig.from_dict({**config.to_dict(), **labels, "classifier_pooling": args.pooling})
+        return NucELForSequenceClassification(config)
+    if args.probe:
+        encoder = AutoModel.from_pretrained(location, trust_remote_code=True)
+        return FrozenEncoderProbe(encoder, args.probe, task.num_labels, task.problem_type, args.probe_layer)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        location, trust_remote_code=True, classifier_pooling=args.pooling, **labels)
+    if args.lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        nucel = isinstance(model, NucELForSequenceClassification) or model.config.model_type == "nucel"
+        model = get_peft_model(model, LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=args.lora_rank, lora_alpha=2 * args.lora_rank, lora_dropout=0.05,
+            target_modules=NUCEL_LORA_TARGETS if nucel else "all-linear",
+            modules_to_save=["head", "classifier"] if nucel else None))
+    return model
+
+
+def save_model(model, tokenizer, directory, args):
+    """The model users load again: LoRA merged into the weights; for a probe, the head and what it reads."""
+    shutil.rmtree(directory, ignore_errors=True)
+    if isinstance(model, FrozenEncoderProbe):
+        os.makedirs(directory)
+        save_file({k: v.contiguous() for k, v in model.head.state_dict().items()},
+                  os.path.join(directory, "probe_head.safetensors"))
+        with open(os.path.join(directory, "probe.json"), "w", encoding="utf-8") as handle:
+            json.dump({"encoder": args.model, "probe": model.probe, "layer": model.layer,
+                       "num_labels": model.config.num_labels, "problem_type": model.config.problem_type}, handle,
+                      indent=1)
+        return directory
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(directory)
+    save_tokenizer(tokenizer, directory)
+    return directory
+
+
+# ----------------------------------------------------------------------------------------------- the data
+def build_datasets(task, tokenizer, limit, truncate):
+    """One `datasets.Dataset` per split: input_ids ([CLS] ... [SEP]) and labels."""
+    datasets = {}
+    for name, split in task.splits.items():
+        input_ids = tokenize_split(split, tokenizer, limit or float("inf"), truncate)
+        datasets[name] = Dataset.from_dict({"input_ids": input_ids, "labels": split.labels.tolist()})
+    return datasets
+
+
+# ----------------------------------------------------------------------------------------------- one seed
+def training_arguments(args, seed, output_dir, total_steps, primary):
+    eval_steps = min(args.eval_steps, total_steps)
+    cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=output_dir, seed=seed, data_seed=seed, learning_rate=args.lr,
+        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=2 * args.batch_size,
+        num_train_epochs=args.epochs or 1, max_steps=args.max_steps or -1, warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay, lr_scheduler_type="linear",
+        eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
+        save_only_model=True, save_total_limit=1, load_best_model_at_end=True,
+        metric_for_best_model=primary, greater_is_better=True,
+        logging_strategy="steps", logging_steps=eval_steps, report_to="none", disable_tqdm=args.quiet,
+        bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda, dataloader_num_workers=0)
+
+
+def total_optimizer_steps(args, train_rows):
+    if args.max_steps:
+        return args.max_steps
+    return max(1, int(np.ceil(args.epochs * np.ceil(train_rows / args.batch_size))))
+
+
+def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir):
+    """Train one seed, keep its best dev checkpoint, score dev and test with it."""
+    set_seed(seed)
+    model = build_model(args, kind, location, task)
+    primary = PRIMARY_METRIC[task.label_type]
+    total_steps = total_optimizer_steps(args, len(datasets["train"]))
+    trainer = Trainer(model=model, args=training_arguments(args, seed, work_dir, total_steps, primary),
+                      train_dataset=datasets["train"], eval_dataset=datasets["dev"],
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=trainer_metrics(task.label_type))
+    frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()} if args.probe else None
+    started = time.time()
+    trainer.train()
+    runtime = time.time() - started
+    if frozen is not None and any(not torch.equal(frozen[k], v) for k, v in model.encoder.state_dict().items()):
+        raise RuntimeError("probe: an encoder weight changed during training")  # a bug, never bad input
+
+    history = [{"step": entry["step"], primary: entry[f"eval_{primary}"]}
+               for entry in trainer.state.log_history if f"eval_{primary}" in entry]
+    best_step = int(re.search(r"checkpoint-(\d+)", trainer.state.best_model_checkpoint).group(1))
+    dev = trainer.predict(datasets["dev"])
+    test = trainer.predict(datasets["test"])
+    record = {"seed": seed, "steps": trainer.state.global_step, "best_step": best_step,
+              "dev_history": history, "train_runtime_s": round(runtime, 2),
+              "dev": score(task.label_type, dev.label_ids, dev.predictions),
+              "test": score(task.label_type, test.label_ids, test.predictions)}
+    return record, trainer.model, test.predictions
+
+
+# ----------------------------------------------------------------------------------------------- outputs
+def versions():
+    found = {"python": platform.python_version()}
+    for package in ("nucel", "torch", "transformers", "accelerate", "datasets", "peft", "scikit-learn", "numpy"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def describe_model(kind, location, model):
+    described = {"kind": kind, "location": location, "class": type(model).__name__,
+                 "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                 "parameters": sum(p.numel() for p in model.parameters())}
+    weights = os.path.join(location, "model.safetensors") if location and os.path.isdir(location) else None
+    if weights and os.path.isfile(weights):
+        described["weights_sha256"] = file_sha256(weights)
+    return described
+
+
+def prediction_rows(task, seed, logits):
+    """predictions.csv rows of one seed: the label and prediction as in the CSV, plus per-class scores."""
+    split, label_type = task.splits["test"], task.label_type
+    predictions = predicted_labels(label_type, logits)
+    if label_type == "multi-class":
+        scores = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), -1).numpy()
+    elif label_type == "multi-label":
+        scores = torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()
+    for row, (sequence, label) in enumerate(zip(split.sequences, split.raw_labels)):
+        if label_type == "regression":
+            yield [seed, row, sequence, label, f"{predictions[row]:.6g}"]
+            continue
+        if label_type == "multi-label":
+            predicted = ";".join(name for name, on in zip(task.label_names, predictions[row]) if on)
+        else:
+            predicted = task.label_names[predictions[row]]
+        yield [seed, row, sequence, label, predicted] + [f"{value:.6g}" for value in scores[row]]
+
+
+def write_predictions(path, task, per_seed_logits):
+    header = ["seed", "row", "sequence", "label", "prediction"]
+    if task.label_type != "regression":
+        header += [f"score_{name}" for name in task.label_names]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for seed, logits in per_seed_logits:
+            writer.writerows(prediction_rows(task, seed, logits))
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main(argv=None):
+    args = parse_args(argv)
+    kind, location = resolve_model(args.model)
+    if (args.probe or args.lora) and kind != "pretrained":
+        raise ValueError(f"--{'probe' if args.probe else 'lora'} needs a pretrained model, not {args.model}")
+    if args.probe and args.lora:
+        raise ValueError("--probe and --lora exclude each other (a probe trains no encoder weight)")
+    if args.lr is None:
+        args.lr = HEAD_LEARNING_RATE if kind == "onehot-cnn" or args.probe else GUE_LEARNING_RATE
+
+    task = load_task(args.task_dir, args.label_type)
+    model_config = load_model_config(location) if location else None
+    tokenizer = build_tokenizer(location)
+    limit = max_tokens(kind, model_config or NucELConfig(), tokenizer)
+    datasets = build_datasets(task, tokenizer, limit, args.truncate)
+    print(f"{task.name}: {task.label_type}, {task.num_labels} label(s), "
+          f"{', '.join(f'{n} {len(s)}' for n, s in task.splits.items())}; model {args.model} ({kind})", flush=True)
+
+    os.makedirs(args.output_dir, exist_ok=True)
+    records, logits, best = [], [], None
+    primary = PRIMARY_METRIC[task.label_type]
+    for seed in args.seeds:
+        work_dir = os.path.join(args.output_dir, "checkpoints", f"seed-{seed}")
+        record, model, test_logits = run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir)
+        records.append(record)
+        logits.append((seed, test_logits))
+        if best is None or record["dev"][primary] > best["dev"][primary]:
+            best = record
+            save_model(model, tokenizer, os.path.join(args.output_dir, "model"), args)
+            described = describe_model(kind, location, model)
+        shutil.rmtree(work_dir)  # the best checkpoint is loaded and saved; the rest is scratch
+        print(f"seed {seed}: dev {primary} {record['dev'][primary]:.4f} (best step {record['best_step']}), "
+              f"test {primary} {record['test'][primary]:.4f}", flush=True)
+    shutil.rmtree(os.path.join(args.output_dir, "checkpoints"), ignore_errors=True)
+
+    results = {"task": task.name, "task_dir": task.directory, "label_type": task.label_type,
+               "label_names": task.label_names, "primary_metric": primary, "model": args.model,
+               "model_info": described, "saved_model": {"path": "model", "seed": best["seed"]},
+               "command": list(argv if argv is not None else sys.argv[1:]), "config": vars(args),
+               "data": task.describe_data(), "versions": versions(), "seeds": records,
+               "dev": aggregate([r["dev"] for r in records]), "test": aggregate([r["test"] for r in records])}
+    with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1)
+    write_predictions(os.path.join(args.output_dir, "predictions.csv"), task, logits)
+    test = results["test"][primary]
+    print(f"{task.name} / {args.model}: test {primary} {test['mean']:.4f}"
+          + (f" ± {test['sd']:.4f}" if test["sd"] is not None else "") + f" over {len(records)} seed(s); "
+          f"wrote {args.output_dir}/results.json, predictions.csv, model/", flush=True)
+    return results
+
+
+cli = one_line_errors(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,172 @@
+"""Assemble a Hub-ready folder from a NucEL model folder, prove it loads in a fresh process, then (optionally) push.
+
+    python training/publish.py --model runs/demo/discriminator --output-dir runs/demo/hub \
+        --results runs/demo/finetune/prom_core_tata/runs_demo_discriminator/results.json
+    python training/publish.py --model runs/ft/tata/model --output-dir runs/ft/tata/hub --repo-id org/nucel-tata --push
+
+The folder holds model.safetensors, config.json (auto_map for every head), the remote-code .py files, tokenizer
+files and README.md (the card: `hub_cards`). Training details are read from beside the model: a pretraining
+export's ../pretraining_summary.json, a fine-tuned model's ../results.json (which also enters the model-index,
+with every --results file). Before anything is pushed, a fresh Python process that cannot import this package
+loads the folder with the Auto classes and runs `transformers.pipeline` on the card's widget example.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+if __package__ in (None, ""):  # run as a script: make the repository's packages importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import huggingface_hub  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
+
+import modeling_nucel  # noqa: E402
+from hub_cards import render_card  # noqa: E402
+from hub_cards.card import read_json  # noqa: E402
+from modeling_nucel import NucELConfig  # noqa: E402
+from tokenization.hf_tokenizers import save_tokenizer  # noqa: E402
+from training.cli import one_line_errors  # noqa: E402
+from training.fresh_process import run_isolated  # noqa: E402
+
+# Run in a fresh interpreter: this repository's packages are unimportable there, so only the folder's own files
+# (remote code) can make it load. Prints one JSON line describing what loaded and what the pipeline returned.
+FRESH_PROCESS_CHECK = r"""
+import json
+import sys
+
+import transformers
+from huggingface_hub import ModelCard
+
+folder = sys.argv[1]
+card = ModelCard.load(folder + "/README.md")
+tag, text = card.data.pipeline_tag, card.data.widget[0]["text"]
+auto = {"feature-extraction": "AutoModel", "fill-mask": "AutoModelForMaskedLM",
+        "text-classification": "AutoModelForSequenceClassification",
+        "token-classification": "AutoModelForTokenClassification"}[tag]
+model = getattr(transformers, auto).from_pretrained(folder, trust_remote_code=True)
+tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+output = transformers.pipeline(tag, model=model, tokenizer=tokenizer)(text)
+if tag == "feature-extraction":
+    preview = {"shape": [len(output), len(output[0]), len(output[0][0])]}
+elif tag == "fill-mask":
+    preview = [{"token_str": o["token_str"], "score": round(o["score"], 4)} for o in output[:4]]
+else:
+    preview = output if isinstance(output, list) else [output]
+    preview = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in o.items()} for o in preview[:4]]
+print(json.dumps({"auto_class": auto, "model_class": type(model).__name__, "pipeline_tag": tag,
+                  "widget_text": text, "output": preview}))
+"""
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="a NucEL model folder (pretraining export or fine-tuned)")
+    parser.add_argument("--output-dir", required=True, help="where the Hub folder is assembled")
+    parser.add_argument("--repo-id", default=None, help="ORG/NAME on the Hub (the card's usage snippet uses it)")
+    parser.add_argument("--results", nargs="*", default=[], help="finetune results.json files for the model-index")
+    parser.add_argument("--license", default="mit")
+    parser.add_argument("--datasets", nargs="*", default=None, help="Hub dataset ids for the card metadata")
+    parser.add_argument("--push", action="store_true", help="upload the folder with huggingface_hub.upload_folder")
+    parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    return parser.parse_args(argv)
+
+
+def check_push_possible(args):
+    """Fail before any work when a push cannot happen: no repo id, offline mode, or no token."""
+    if not args.push:
+        return
+    if not args.repo_id:
+        raise ValueError("--push needs --repo-id ORG/NAME")
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        raise ValueError(f"--push: HF_HUB_OFFLINE is set, so nothing can be uploaded to {args.repo_id}; "
+                         "unset it on a machine that reaches huggingface.co (the folder is still assembled without "
+                         "--push)")
+    if not huggingface_hub.get_token():
+        raise ValueError("--push: no Hugging Face token; run `hf auth login` or set HF_TOKEN")
+
+
+def load_model(model_dir):
+    """The NucEL model saved in `model_dir`, as the class its config names."""
+    if os.path.isfile(os.path.join(model_dir, "probe.json")):
+        raise ValueError(f"--model {model_dir}: a frozen-probe head, not a Hub model (publish the encoder instead)")
+    if not os.path.isfile(os.path.join(model_dir, "config.json")):
+        raise ValueError(f"--model {model_dir}: no config.json (expected a NucEL export or a fine-tuned model/)")
+    config = read_json(os.path.join(model_dir, "config.json"))
+    if config.get("model_type") != NucELConfig.model_type:
+        raise ValueError(f"--model {model_dir}: config.json has model_type {config.get('model_type')!r}; only "
+                         "NucEL models (model_type 'nucel') are published by this script")
+    model_class = getattr(modeling_nucel, (config.get("architectures") or ["NucELModel"])[0])
+    return model_class.from_pretrained(model_dir)
+
+
+def training_context(model_dir):
+    """(pretraining summary, finetuning results) found beside the model folder, each or both None."""
+    parent = os.path.dirname(os.path.abspath(model_dir))
+    pretraining = os.path.join(parent, "pretraining_summary.json")
+    finetuning = os.path.join(parent, "results.json")
+    return (read_json(pretraining) if os.path.isfile(pretraining) else None,
+            read_json(finetuning) if os.path.isfile(finetuning) else None)
+
+
+def assemble(args):
+    """Write the Hub folder and its card; returns the card."""
+    model = load_model(args.model)
+    pretraining, finetuning = training_context(args.model)
+    results = [read_json(path) for path in args.results] + ([finetuning] if finetuning else [])
+    os.makedirs(args.output_dir, exist_ok=True)
+    model.save_pretrained(args.output_dir)  # safetensors + config with auto_map for every head + remote code
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=True)
+    except (OSError, ValueError) as failure:
+        raise ValueError(f"--model {args.model}: no loadable tokenizer ({str(failure).splitlines()[0]})") from None
+    save_tokenizer(tokenizer, args.output_dir)
+    repo_id = args.repo_id or f"your-org/{os.path.basename(os.path.abspath(args.output_dir))}"
+    card = render_card(model.config, model.num_parameters(), repo_id, license=args.license, results=results,
+                       pretraining=pretraining, finetuning=finetuning, datasets=args.datasets,
+                       mask_token=tokenizer.mask_token)
+    card.save(os.path.join(args.output_dir, "README.md"))
+    return card
+
+
+def verify_in_fresh_process(folder):
+    """Load `folder` the way Hub users will, in a new interpreter; returns what it printed (a dict)."""
+    with tempfile.TemporaryDirectory() as scratch:  # cwd away from the repository, so nothing leaks in
+        done = run_isolated(FRESH_PROCESS_CHECK, [os.path.abspath(folder)], scratch)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"{folder}: the assembled folder does not load in a fresh process: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def push(folder, repo_id, private):
+    try:
+        huggingface_hub.create_repo(repo_id, private=private, exist_ok=True)
+        return huggingface_hub.upload_folder(folder_path=folder, repo_id=repo_id,
+                                             commit_message="Upload NucEL model with training/publish.py")
+    except Exception as failure:  # network, auth and Hub errors all end the same way: one line, no traceback
+        first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+        raise ValueError(f"--push to {repo_id} failed: {first}") from None
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_push_possible(args)
+    card = assemble(args)
+    loaded = verify_in_fresh_process(args.output_dir)
+    print(f"assembled {args.output_dir}: pipeline_tag {card.data.pipeline_tag}, "
+          f"{len(card.data.eval_results or [])} model-index result(s)")
+    print(f"fresh-process check: {loaded['auto_class']} -> {loaded['model_class']}; "
+          f"pipeline('{loaded['pipeline_tag']}') on the widget text -> {json.dumps(loaded['output'])}", flush=True)
+    if args.push:
+        print(f"pushed: {push(args.output_dir, args.repo_id, args.private)}")
+    return loaded
+
+
+cli = one_line_errors(main)
+
+
+if __name__ == "__main__":
+    cli()
