@@ -13,6 +13,7 @@ from sklearn import metrics as sk
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import REPO_ROOT, SHARED_DATA, motif_task, write_task
+from tokenization.prepare_genome import file_sha256
 from training import finetune
 from training.baselines import FrozenEncoderProbe, SequenceCNNConfig, SequenceCNNForSequenceClassification
 from training.metrics import aggregate, score
@@ -48,9 +49,7 @@ def test_results_json_records_config_data_and_versions(classified):
     assert saved["task"] == "task" and saved["label_type"] == "multi-class" and saved["primary_metric"] == "mcc"
     assert saved["config"]["lr"] == 1e-3 and saved["config"]["seeds"] == [1, 2] and saved["config"]["max_steps"] == 120
     assert {split: d["rows"] for split, d in saved["data"].items()} == {"train": 192, "dev": 64, "test": 64}
-    import hashlib
-    with open(os.path.join(task, "train.csv.gz"), "rb") as handle:
-        assert saved["data"]["train"]["sha256"] == hashlib.sha256(handle.read()).hexdigest()
+    assert saved["data"]["train"]["sha256"] == file_sha256(os.path.join(task, "train.csv.gz"))
     assert saved["versions"]["transformers"] and saved["versions"]["torch"]
     assert saved["model_info"]["kind"] == "pretrained" and len(saved["model_info"]["weights_sha256"]) == 64
     assert saved["model_info"]["trainable_parameters"] == saved["model_info"]["parameters"]

@@ -104,12 +104,9 @@ def test_push_without_token_fails_with_one_line(tmp_path, tiny_export):
     assert code == 1 and lines == ["error: --push: no Hugging Face token; run `hf auth login` or set HF_TOKEN"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--push"], "--push needs --repo-id ORG/NAME"),
-])
-def test_push_needs_a_repo_id(tmp_path, tiny_export, argv, message):
-    with pytest.raises(ValueError, match=message):
-        publish.main(["--model", str(tiny_export / "discriminator"), "--output-dir", str(tmp_path / "o"), *argv])
+def test_push_needs_a_repo_id(tmp_path, tiny_export):
+    with pytest.raises(ValueError, match="--push needs --repo-id ORG/NAME"):
+        publish.main(["--model", str(tiny_export / "discriminator"), "--output-dir", str(tmp_path / "o"), "--push"])
 
 
 def test_publish_refuses_what_is_not_a_nucel_model(tmp_path, fine_tuned):

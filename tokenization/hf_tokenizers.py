@@ -5,7 +5,7 @@ import json
 import os
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from . import alphabet
 from .tokenization_kmer import OverlappingKmerTokenizer
@@ -59,6 +59,14 @@ def load_tokenizer(kind="nucleotide", k=6, stride=None, model_max_length=DEFAULT
     kmers = ["".join(p) for p in itertools.product("ACGT", repeat=k)]
     vocabulary = alphabet.pad_vocabulary(list(alphabet.SPECIAL_TOKENS) + list(alphabet.NUCLEOTIDES) + kmers)
     return _build(vocabulary, f"[ACGT]{{{k}}}|.", model_max_length)
+
+
+def load_saved_tokenizer(location):
+    """The tokenizer saved with a model (a folder or Hub id, remote code allowed); a clear ValueError if none loads."""
+    try:
+        return AutoTokenizer.from_pretrained(location, trust_remote_code=True)
+    except (OSError, ValueError) as failure:
+        raise ValueError(f"--model {location}: no loadable tokenizer ({str(failure).splitlines()[0]})") from None
 
 
 def save_tokenizer(tokenizer, save_directory):

@@ -39,7 +39,6 @@ from transformers import (  # noqa: E402
     AutoConfig,
     AutoModel,
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     DataCollatorWithPadding,
     Trainer,
     TrainingArguments,
@@ -47,7 +46,7 @@ from transformers import (  # noqa: E402
 )
 
 from modeling_nucel import NucELConfig, NucELForSequenceClassification  # noqa: E402
-from tokenization.hf_tokenizers import load_tokenizer, save_tokenizer  # noqa: E402
+from tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer  # noqa: E402
 from tokenization.prepare_genome import file_sha256  # noqa: E402
 from training.baselines import (  # noqa: E402
     PROBES,
@@ -138,10 +137,7 @@ def load_model_config(location):
 def build_tokenizer(location):
     if location is None:  # the baselines and the default random-init read single nucleotides
         return load_tokenizer("nucleotide")
-    try:
-        return AutoTokenizer.from_pretrained(location, trust_remote_code=True)
-    except (OSError, ValueError) as failure:
-        raise ValueError(f"--model {location}: no loadable tokenizer ({str(failure).splitlines()[0]})") from None
+    return load_saved_tokenizer(location)
 
 
 def max_tokens(kind, config, tokenizer):

@@ -6,7 +6,6 @@ its logit is > 0. Regression: Pearson, Spearman, MSE. Where a correlation is und
 labels) it is 0, the convention sklearn uses for MCC.
 """
 
-import math
 import statistics
 
 import numpy as np
@@ -71,6 +70,6 @@ def aggregate(per_seed):
 def format_mean_sd(entry, scale=1.0, digits=2):
     """`mean ± sd` (or just the mean for one seed), scaled, for tables."""
     mean = entry["mean"] * scale
-    if entry["sd"] is None or math.isnan(entry["sd"]):
+    if entry["sd"] is None:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {entry['sd'] * scale:.{digits}f}"

@@ -21,13 +21,12 @@ if __package__ in (None, ""):  # run as a script: make the repository's packages
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import huggingface_hub  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
 
 import modeling_nucel  # noqa: E402
 from hub_cards import render_card  # noqa: E402
-from hub_cards.card import read_json  # noqa: E402
+from hub_cards.card import AUTO_CLASS_BY_TAG, read_json  # noqa: E402
 from modeling_nucel import NucELConfig  # noqa: E402
-from tokenization.hf_tokenizers import save_tokenizer  # noqa: E402
+from tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
 from training.fresh_process import run_isolated  # noqa: E402
 
@@ -43,9 +42,7 @@ from huggingface_hub import ModelCard
 folder = sys.argv[1]
 card = ModelCard.load(folder + "/README.md")
 tag, text = card.data.pipeline_tag, card.data.widget[0]["text"]
-auto = {"feature-extraction": "AutoModel", "fill-mask": "AutoModelForMaskedLM",
-        "text-classification": "AutoModelForSequenceClassification",
-        "token-classification": "AutoModelForTokenClassification"}[tag]
+auto = json.loads(sys.argv[2])[tag]  # hub_cards.card.AUTO_CLASS_BY_TAG
 model = getattr(transformers, auto).from_pretrained(folder, trust_remote_code=True)
 tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
 output = transformers.pipeline(tag, model=model, tokenizer=tokenizer)(text)
@@ -118,10 +115,7 @@ def assemble(args):
     results = [read_json(path) for path in args.results] + ([finetuning] if finetuning else [])
     os.makedirs(args.output_dir, exist_ok=True)
     model.save_pretrained(args.output_dir)  # safetensors + config with auto_map for every head + remote code
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=True)
-    except (OSError, ValueError) as failure:
-        raise ValueError(f"--model {args.model}: no loadable tokenizer ({str(failure).splitlines()[0]})") from None
+    tokenizer = load_saved_tokenizer(args.model)
     save_tokenizer(tokenizer, args.output_dir)
     repo_id = args.repo_id or f"your-org/{os.path.basename(os.path.abspath(args.output_dir))}"
     card = render_card(model.config, model.num_parameters(), repo_id, license=args.license, results=results,
@@ -134,7 +128,7 @@ def assemble(args):
 def verify_in_fresh_process(folder):
     """Load `folder` the way Hub users will, in a new interpreter; returns what it printed (a dict)."""
     with tempfile.TemporaryDirectory() as scratch:  # cwd away from the repository, so nothing leaks in
-        done = run_isolated(FRESH_PROCESS_CHECK, [os.path.abspath(folder)], scratch)
+        done = run_isolated(FRESH_PROCESS_CHECK, [os.path.abspath(folder), json.dumps(AUTO_CLASS_BY_TAG)], scratch)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeError(f"{folder}: the assembled folder does not load in a fresh process: {last}")
