@@ -182,6 +182,42 @@ def render_card(config, parameters, repo_id, model_name=None, license="mit", res
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
-def read_json(path):
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+def read_json(path, required=(), kind="JSON file"):
+    """A JSON object from `path` holding every `required` key; one clear ValueError naming the file otherwise."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as failure:
+        raise ValueError(f"{path}: unreadable {kind} ({failure})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object ({kind})")
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise ValueError(f"{path}: {kind} without the key(s) {missing}")
+    return data
+
+
+# What the card reads from training/finetune.py's results.json and training/pretrain.py's summary.
+RESULTS_KEYS = ("task", "label_type", "label_names", "primary_metric", "model", "config", "data", "seeds", "test")
+RESULTS_CONFIG_KEYS = ("lr", "batch_size", "warmup_steps", "eval_steps")
+PRETRAINING_KEYS = ("config", "genome", "steps", "tokens_seen")
+
+
+def read_results(path):
+    """A fine-tuning results.json with everything the card and the benchmark table use."""
+    kind = "fine-tuning results (the results.json training/finetune.py writes)"
+    results = read_json(path, RESULTS_KEYS, kind)
+    summary = results["test"].get(results["primary_metric"]) if isinstance(results["test"], dict) else None
+    if not isinstance(summary, dict) or not {"mean", "sd", "n"} <= set(summary):
+        raise ValueError(f"{path}: {kind} without test.{results['primary_metric']} (mean, sd, n)")
+    missing = [key for key in RESULTS_CONFIG_KEYS if key not in (results["config"] or {})]
+    if missing or not isinstance(results["seeds"], list) or not results["seeds"]:
+        raise ValueError(f"{path}: {kind} without config key(s) {missing} or per-seed records")
+    return results
+
+
+def read_pretraining_summary(path):
+    summary = read_json(path, PRETRAINING_KEYS, "pretraining summary (training/pretrain.py)")
+    if not isinstance(summary["genome"], dict) or not {"sources", "total_length", "checksum"} <= set(summary["genome"]):
+        raise ValueError(f"{path}: pretraining summary without genome sources, total_length and checksum")
+    return summary

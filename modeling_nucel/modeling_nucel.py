@@ -361,6 +361,25 @@ def _return(return_dict, config, output):
 
 
 # ----------------------------------------------------------------------------------------------- the encoder
+def check_inputs(input_ids, attention_mask, batch, seq_len, vocab_size):
+    """One clear error instead of an index error (CPU), a device assert (CUDA) or NaN outputs (an empty row)."""
+    if input_ids is not None:
+        outside = (input_ids < 0) | (input_ids >= vocab_size)
+        if bool(outside.any()):
+            bad = int(input_ids[outside][0])
+            raise ValueError(f"NucELModel.forward: input_ids holds token id {bad}, outside the vocabulary of "
+                             f"{vocab_size} (ids 0..{vocab_size - 1})")
+    if attention_mask is not None:
+        if tuple(attention_mask.shape) != (batch, seq_len):
+            raise ValueError(f"NucELModel.forward: attention_mask shape {tuple(attention_mask.shape)} != "
+                             f"(batch, sequence) = {(batch, seq_len)}")
+        empty = ~attention_mask.bool().any(-1)
+        if bool(empty.any()):
+            rows = empty.nonzero().flatten().tolist()
+            raise ValueError(f"NucELModel.forward: attention_mask row(s) {rows[:10]} are all zeros; every sequence "
+                             "needs at least one real token (an empty row has no defined output)")
+
+
 class NucELModel(NucELPreTrainedModel):
     """The ModernBERT encoder: embeddings -> layers (global every n-th, local otherwise) -> final norm."""
 
@@ -391,6 +410,7 @@ class NucELModel(NucELPreTrainedModel):
             raise ValueError(f"NucELModel.forward: sequence of {seq_len} tokens is longer than "
                              f"max_position_embeddings={self.config.max_position_embeddings}")
         device = (input_ids if input_ids is not None else inputs_embeds).device
+        check_inputs(input_ids, attention_mask, batch, seq_len, self.config.vocab_size)
         if position_ids is None:
             position_ids = torch.arange(seq_len, device=device).unsqueeze(0)
 

@@ -32,7 +32,7 @@ def test_published_folder_loads_in_a_fresh_process(tmp_path, tiny_export, fine_t
     out = tmp_path / "hub"
     loaded = publish.main(["--model", str(model_dir), "--output-dir", str(out), "--repo-id", "org/nucel-test"])
     assert loaded["pipeline_tag"] == tag and loaded["auto_class"] == auto_class
-    assert sorted(os.listdir(out)) == ["README.md", "config.json", "configuration_nucel.py", "model.safetensors",
+    assert sorted(name for name in os.listdir(out) if not name.startswith(".")) == ["README.md", "config.json", "configuration_nucel.py", "model.safetensors",
                                        "modeling_nucel.py", "tokenizer.json", "tokenizer_config.json"]
     config = json.loads((out / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForPreTraining",
@@ -60,7 +60,8 @@ def test_pretraining_summary_enters_the_card(tmp_path, tiny_export):
                           "crop_length": 256, "learning_rate": 1e-3},
                "compute_estimate": {"tokens": 4.9e6, "flops": 1.2e15, "flops_per_token": 2.4e8}}
     (run / "pretraining_summary.json").write_text(json.dumps(summary))
-    publish.assemble(publish.parse_args(["--model", str(run / "discriminator"), "--output-dir", str(tmp_path / "o")]))
+    args = publish.parse_args(["--model", str(run / "discriminator"), "--output-dir", str(tmp_path / "o")])
+    publish.assemble(args, *publish.read_inputs(args))
     text = (tmp_path / "o" / "README.md").read_text()
     assert "### Pretraining" in text and "1,200 steps, 4,953,600 tokens" in text and "`hg38.fa.gz`" in text
     assert "eval_discriminator_auc 0.5800" in text and "1.2e+15 FLOPs" in text

@@ -1,11 +1,16 @@
 """Genome-speed encoding and reverse complement over the alphabet's id table."""
 
+import re
+
 import numpy as np
 
-from .alphabet import BYTE_TO_ID, COMPLEMENT_CHARS, COMPLEMENT_ID, WHITESPACE
+from .alphabet import BYTE_TO_ID, COMPLEMENT_CHARS, COMPLEMENT_ID, SPECIAL_TOKENS, TOKEN_TO_ID, WHITESPACE
 
 _ENCODE_TABLE = BYTE_TO_ID.tobytes()
 _WHITESPACE_BYTES = WHITESPACE.encode()
+# Special tokens written in the text ("AC[MASK]GT") are those tokens, exactly as the HF tokenizer reads them.
+_SPECIAL = re.compile(b"(" + b"|".join(re.escape(token.encode()) for token in SPECIAL_TOKENS) + b")")
+_SPECIAL_IDS = {token.encode(): bytes([TOKEN_TO_ID[token]]) for token in SPECIAL_TOKENS}
 
 
 def encode_sequence(sequence):
@@ -13,12 +18,20 @@ def encode_sequence(sequence):
 
     One C-level `bytes.translate` pass maps every byte through a 256-entry table and deletes whitespace.
     A non-ASCII character of a str becomes one [UNK], as in the HF tokenizer; raw bytes map byte by byte.
+    The special tokens written out (`[PAD] [UNK] [CLS] [SEP] [MASK]`, exact case) become those tokens, as in the
+    HF tokenizer, so `AC[MASK]GT` is four bases and a mask in both; FASTA text never holds `[`.
     """
     if isinstance(sequence, str):
         sequence = sequence.encode("ascii", errors="replace")  # one '?' (-> [UNK]) per non-ASCII character
     elif not isinstance(sequence, (bytes, bytearray, memoryview)):
         raise TypeError(f"encode_sequence: expected str or bytes, got {type(sequence).__name__}")
-    return np.frombuffer(bytearray(translate_bytes(bytes(sequence))), dtype=np.uint8)
+    sequence = bytes(sequence)
+    if b"[" not in sequence:
+        return np.frombuffer(bytearray(translate_bytes(sequence)), dtype=np.uint8)
+    pieces = _SPECIAL.split(sequence)  # text, special, text, special, ...
+    encoded = b"".join(_SPECIAL_IDS[piece] if index % 2 else translate_bytes(piece)
+                       for index, piece in enumerate(pieces))
+    return np.frombuffer(bytearray(encoded), dtype=np.uint8)
 
 
 def translate_bytes(raw):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import alphabet
-from .prepare_genome import INDEX_FILE, TOKENS_FILE, load_index
+from .prepare_genome import INDEX_FILE, TOKENS_FILE, load_index, sources_checksum
 
 
 class GenomeStore:
@@ -33,7 +33,7 @@ class GenomeStore:
     @property
     def checksum(self):
         """Identifies the store's content (the sources' SHA-256 in order)."""
-        return "-".join(source["sha256"][:16] for source in self.index["sources"])
+        return sources_checksum(self.index["sources"])
 
     def record_tokens(self, record_id):
         record = self.records[record_id]

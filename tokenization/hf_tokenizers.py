@@ -61,12 +61,58 @@ def load_tokenizer(kind="nucleotide", k=6, stride=None, model_max_length=DEFAULT
     return _build(vocabulary, f"[ACGT]{{{k}}}|.", model_max_length)
 
 
-def load_saved_tokenizer(location):
-    """The tokenizer saved with a model (a folder or Hub id, remote code allowed); a clear ValueError if none loads."""
+# The one tokenizer class this package ships as remote code; folders that name it get this package's own class.
+PACKAGE_TOKENIZERS = {"tokenization_kmer.OverlappingKmerTokenizer": OverlappingKmerTokenizer}
+
+
+def saved_tokenizer_config(location):
+    """`tokenizer_config.json` of a folder or (cached) Hub id as a dict; {} where there is none."""
+    from transformers.utils import cached_file  # noqa: PLC0415
+
     try:
-        return AutoTokenizer.from_pretrained(location, trust_remote_code=True)
+        path = (os.path.join(location, "tokenizer_config.json") if os.path.isdir(location)
+                else cached_file(location, "tokenizer_config.json", _raise_exceptions_for_missing_entries=False))
+    except OSError:
+        return {}
+    if not path or not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
     except (OSError, ValueError) as failure:
-        raise ValueError(f"--model {location}: no loadable tokenizer ({str(failure).splitlines()[0]})") from None
+        raise ValueError(f"{path}: unreadable tokenizer config ({failure})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return config
+
+
+def load_saved_tokenizer(location, trust_remote_code=False):
+    """The tokenizer saved with a model (a folder or Hub id), with no code from that folder run.
+
+    A plain `tokenizer.json` loads through transformers' own classes (trust_remote_code=False); a folder whose
+    `auto_map` names this package's overlapping k-mer tokenizer gets this package's class. Any other tokenizer
+    code is refused (the nucleotide tokenizer needs none) unless the caller passes `trust_remote_code=True` for a
+    non-NucEL model the user chose to trust. A clear ValueError if nothing loads."""
+    auto_map = saved_tokenizer_config(location).get("auto_map") or {}
+    references = auto_map.get("AutoTokenizer", auto_map) if isinstance(auto_map, dict) else auto_map
+    references = [ref for ref in (references if isinstance(references, (list, tuple)) else [references]) if ref]
+    try:
+        if references:
+            known = [PACKAGE_TOKENIZERS[ref.split("--")[-1]] for ref in references
+                     if ref.split("--")[-1] in PACKAGE_TOKENIZERS]
+            if not known and trust_remote_code:
+                return AutoTokenizer.from_pretrained(location, trust_remote_code=True)
+            if not known:
+                raise ValueError(f"--model {location}: its tokenizer needs custom code ({', '.join(references)}); "
+                                 "NucEL runs no code from model folders (its own tokenizers need none) unless you pass "
+                                 "--trust-remote-code")
+            return known[0].from_pretrained(location)
+        return AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+    except (OSError, ValueError) as failure:
+        message = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
+        if message.startswith(f"--model {location}"):
+            raise
+        raise ValueError(f"--model {location}: no loadable tokenizer ({message})") from None
 
 
 def save_tokenizer(tokenizer, save_directory):

@@ -35,20 +35,49 @@ def file_sha256(path, block=8 << 20):
 
 
 def describe_sources(fasta_paths):
-    sources = []
+    """Path, size and SHA-256 of every FASTA file; the same content given twice is refused (it would silently
+    count twice in the store)."""
+    sources, seen = [], {}
     for path in fasta_paths:
         if not os.path.isfile(path):
             raise ValueError(f"{path}: FASTA file not found")
-        sources.append({"path": os.path.abspath(path), "bytes": os.path.getsize(path), "sha256": file_sha256(path)})
+        try:
+            digest = file_sha256(path)
+        except OSError as failure:
+            raise ValueError(f"{path}: unreadable FASTA file ({failure.strerror})") from None
+        if digest in seen:
+            same = "is given twice" if os.path.abspath(path) == os.path.abspath(seen[digest]) else \
+                f"has the same content as {seen[digest]}"
+            raise ValueError(f"{path}: {same} (sha256 {digest[:16]}...); give each genome once")
+        seen[digest] = path
+        sources.append({"path": os.path.abspath(path), "bytes": os.path.getsize(path), "sha256": digest})
     return sources
 
 
+def sources_checksum(sources):
+    """Identifies a store's content: its sources' SHA-256, in order."""
+    return "-".join(source["sha256"][:16] for source in sources)
+
+
+INDEX_KEYS = ("format_version", "vocabulary", "sources", "records", "total_length")
+
+
 def load_index(output_dir):
+    """The store's index.json, or None where there is none; a corrupt one is named in one line."""
     path = os.path.join(output_dir, INDEX_FILE)
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            index = json.load(handle)
+    except (OSError, ValueError) as failure:
+        raise ValueError(f"{path}: corrupt genome-store index ({failure}); delete the store folder and prepare it "
+                         "again") from None
+    missing = [key for key in INDEX_KEYS if not isinstance(index, dict) or key not in index]
+    if missing:
+        raise ValueError(f"{path}: genome-store index without {missing}; delete the store folder and prepare it "
+                         "again")
+    return index
 
 
 def is_up_to_date(index, sources, tokens_path):
@@ -64,9 +93,15 @@ def prepare_genome(fasta_paths, output_dir, log=print):
     if not fasta_paths:
         raise ValueError("prepare_genome: no FASTA files given")
     sources = describe_sources(fasta_paths)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"{output_dir}: exists and is not a directory (the genome store is a folder)")
     os.makedirs(output_dir, exist_ok=True)
     tokens_path = os.path.join(output_dir, TOKENS_FILE)
-    existing = load_index(output_dir)
+    try:
+        existing = load_index(output_dir)
+    except ValueError as corrupt:  # this store's own index: rebuilt below
+        log(f"warning: {corrupt}; rebuilding")
+        existing = None
     if is_up_to_date(existing, sources, tokens_path):
         log(f"genome store {output_dir}: up to date ({existing['total_length']:,} bp, "
             f"{len(existing['records'])} records)")
@@ -119,6 +154,8 @@ def main(argv=None):
         prepare_genome(args.fasta, args.output)
     except ValueError as error:
         sys.exit(f"error: {error}")
+    except OSError as error:  # an unwritable or misplaced --output: the path and the reason, no traceback
+        sys.exit(f"error: {error.filename or args.output}: {error.strerror or error}")
 
 
 if __name__ == "__main__":

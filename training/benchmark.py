@@ -4,12 +4,15 @@
         --models runs/demo/discriminator random-init:runs/demo/discriminator onehot-cnn --seeds 42 43 --epochs 3
 
 Every other option goes to training/finetune.py unchanged (--epochs, --max-steps, --lr, --probe, --lora, ...).
-Each cell runs `finetune.main` into <output-dir>/<task>/<model>/; a cell whose results.json came from the same
-command is reused, so an interrupted grid continues where it stopped. For GUE tasks the published numbers
+Each cell runs `finetune.main` into <output-dir>/<task>/<model>-<hash>/ (the hash of the resolved model, so two
+spellings of one folder share a cell and two folders never do); a cell is reused when its results.json came from
+the same command, the same split files (SHA-256) and the same model weights, so an interrupted grid continues
+where it stopped and a changed task or model is trained again. For GUE tasks the published numbers
 (DNABERT-2 paper, Table 4) are printed beside ours. Writes <output-dir>/benchmark.md and benchmark.json.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -18,9 +21,12 @@ import sys
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from hub_cards.card import read_results  # noqa: E402
+from tokenization.prepare_genome import file_sha256  # noqa: E402
 from training import finetune  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
 from training.metrics import format_mean_sd  # noqa: E402
+from training.run_directory import claim_output_directory  # noqa: E402
 from training.tasks import SPLITS, split_path  # noqa: E402
 
 # Test MCC x100 on GUE, model selected on dev: Zhou et al., "DNABERT-2: Efficient Foundation Model and Benchmark
@@ -46,22 +52,54 @@ def parse_args(argv=None):
     return parser.parse_known_args(argv)
 
 
+def resolved_model(model):
+    """The model a --models entry names, independent of how it is spelled: baselines and Hub ids as given, folders
+    as the absolute path of the folder finetune.py would load (random-init:FOLDER likewise)."""
+    kind, location = finetune.resolve_model(model)
+    if location and os.path.isdir(location):
+        location = os.path.realpath(location)
+    return kind if location is None else f"{kind}:{location}"
+
+
 def cell_directory(output_dir, task_dir, model):
-    """<output-dir>/<task>/<model>, the model spelled as a file name (runs/demo/discriminator -> runs_demo_...)."""
+    """<output-dir>/<task>/<model as a file name>-<8 hex of the resolved model>: readable and never shared."""
     task = os.path.basename(os.path.normpath(task_dir))
-    return os.path.join(output_dir, task, re.sub(r"[^A-Za-z0-9.-]+", "_", model.strip("/")).strip("_"))
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", model.strip("/")).strip("_")[:80]
+    digest = hashlib.sha256(resolved_model(model).encode()).hexdigest()[:8]
+    return os.path.join(output_dir, task, f"{readable}-{digest}")
+
+
+def stale_reason(results, argv, task_dir, model):
+    """Why a cell's results.json cannot be reused (None: it can): another command, changed split files, or
+    changed model weights since it was written."""
+    if results.get("command") != argv:
+        return "it came from another command"
+    for split in SPLITS:
+        recorded = (results.get("data") or {}).get(split, {}).get("sha256")
+        if recorded != file_sha256(split_path(task_dir, split)):
+            return f"the {split} split changed"
+    kind, location = finetune.resolve_model(model)
+    recorded = (results.get("model_info") or {}).get("weights_sha256")
+    weights = os.path.join(location, "model.safetensors") if kind == "pretrained" and location else None
+    if weights and os.path.isfile(weights) and recorded != file_sha256(weights):
+        return "the model's weights changed"
+    return None
 
 
 def run_cell(task_dir, model, output_dir, finetune_args):
-    """results.json of one (task, model) cell: reused when it came from the same command, else trained."""
+    """results.json of one (task, model) cell: reused when nothing it depends on changed, else trained."""
     argv = ["--model", model, "--task-dir", task_dir, "--output-dir", output_dir, *finetune_args]
     path = os.path.join(output_dir, "results.json")
     if os.path.isfile(path):
-        with open(path, encoding="utf-8") as handle:
-            results = json.load(handle)
-        if results.get("command") == argv:
+        try:
+            results = read_results(path)
+            reason = stale_reason(results, argv, task_dir, model)
+        except ValueError as unreadable:
+            reason = str(unreadable)
+        if reason is None:
             print(f"reusing {path}", flush=True)
             return results
+        print(f"not reusing {path}: {reason}; training again", flush=True)
     return finetune.main(argv)
 
 
@@ -94,18 +132,32 @@ def markdown_table(results, tasks, models):
 
 def main(argv=None):
     args, finetune_args = parse_args(argv)
+    names = {}
     for task in args.tasks:  # bad input stops the grid before its first cell trains
         for split in SPLITS:
             split_path(task, split)
+        names.setdefault(os.path.basename(os.path.normpath(task)), []).append(task)
+    for name, tasks in names.items():
+        if len(tasks) > 1:
+            raise ValueError(f"--tasks {' and '.join(tasks)}: two tasks named {name!r} (cells and the table name "
+                             "tasks by folder name); give each task once, in folders with distinct names")
+    resolved = {}
     for model in args.models:
-        finetune.resolve_model(model)
+        resolved.setdefault(resolved_model(model), []).append(model)
+    repeated = [names for names in resolved.values() if len(names) > 1]
+    if repeated:
+        raise ValueError(f"--models {' and '.join(repeated[0])}: the same model twice; give each model once")
+    with claim_output_directory(args.output_dir, "benchmark"):
+        return run_grid(args, finetune_args)
+
+
+def run_grid(args, finetune_args):
     results = {}
     for task in args.tasks:
         for model in args.models:
             results[(task, model)] = run_cell(task, model, cell_directory(args.output_dir, task, model),
                                               finetune_args)
     table = markdown_table(results, args.tasks, args.models)
-    os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "benchmark.md"), "w", encoding="utf-8") as handle:
         handle.write(table + "\n")
     with open(os.path.join(args.output_dir, "benchmark.json"), "w", encoding="utf-8") as handle:

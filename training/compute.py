@@ -1,4 +1,5 @@
-"""Training compute: FLOPs per token of a NucEL objective, the whole-run estimate, and MFU on known GPUs.
+"""Training compute: FLOPs per token of a NucEL objective, the whole-run estimate, MFU on known GPUs, and a
+lower bound of the memory a run needs (checked against the machine before training starts).
 
 FLOPs per trained token = 6 x (weights of every matmul a token passes through) + 12 x sum over layers of
 (hidden x attended context): forward 2 FLOPs per multiply-add, backward twice the forward. Local layers attend to
@@ -49,3 +50,66 @@ def peak_flops(device):
         return None
     name = torch.cuda.get_device_name(device)
     return next((peak for key, peak in PEAK_BF16_FLOPS.items() if key in name), None)
+
+
+# Bytes per parameter held through training: fp32 weights, gradients and AdamW's two moments.
+BYTES_PER_PARAMETER = 16
+GIB = 1024 ** 3
+
+
+def training_parameters(config, objective):
+    from modeling_nucel import NucELForMaskedLM, NucELForPreTraining  # noqa: PLC0415
+
+    with torch.device("meta"):
+        model = NucELForMaskedLM(config) if objective == "mlm" else NucELForPreTraining(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def encoder_activation_bytes(config, sequence_length, bytes_per_value, dense_scores):
+    """Activations one sequence keeps for the backward pass, counted low: per token and layer the attention input,
+    q/k/v and output (6 x hidden) and the GeGLU's input and product (3 x intermediate); where attention runs
+    unfused (CPU), half of the local layers' (heads x L x L) score matrices."""
+    per_layer = sequence_length * (6 * config.hidden_size + 3 * config.intermediate_size) * bytes_per_value
+    total = per_layer * config.num_hidden_layers
+    if dense_scores:
+        local = sum(kind == "sliding_attention" for kind in config.layer_types)
+        total += local * config.num_attention_heads * sequence_length ** 2 * 4 // 2
+    return total
+
+
+def memory_estimate(config, device_type, mixed_precision):
+    """A lower bound of the bytes one training process needs: (static, activations), from a PretrainConfig."""
+    model = config.model_config()
+    sequence_length = config.crop_length + 2
+    static = BYTES_PER_PARAMETER * training_parameters(model, config.objective)
+    bytes_per_value = 2 if mixed_precision in ("bf16", "fp16") else 4
+    dense = device_type == "cpu"
+    per_sequence = encoder_activation_bytes(model, sequence_length, bytes_per_value, dense)
+    if config.objective == "electra":
+        per_sequence += encoder_activation_bytes(model.generator_config(), sequence_length, bytes_per_value, dense)
+    return static, per_sequence * config.per_device_batch_size
+
+
+def available_memory(device):
+    """Bytes free for this process: device memory on CUDA, the machine's available RAM otherwise."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    import psutil  # noqa: PLC0415  (a dependency of accelerate)
+
+    return psutil.virtual_memory().available
+
+
+def check_memory(config, device, mixed_precision, processes_sharing=1):
+    """Refuse, before anything is written, a run whose lower-bound memory exceeds what the machine has."""
+    static, activations = memory_estimate(config, device.type, mixed_precision)
+    needed = (static + activations) * processes_sharing
+    available = available_memory(device)
+    if needed > available:
+        raise ValueError(
+            f"config: this run needs at least {needed / GIB:.1f} GiB ({static / GIB:.1f} GiB of weights, gradients "
+            f"and AdamW states + {activations / GIB:.1f} GiB of activations for a micro-batch of "
+            f"{config.per_device_batch_size} x {config.crop_length + 2} tokens"
+            + (f", x {processes_sharing} processes" if processes_sharing > 1 else "")
+            + f"), but {device.type} has {available / GIB:.1f} GiB available; lower per_device_batch_size "
+            "(global_batch_size is kept by gradient accumulation), crop_length or the model size")
+    return needed

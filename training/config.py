@@ -6,16 +6,23 @@ be overridden on the command line as `--key value` (dashes or underscores), mode
 """
 
 import dataclasses
+import math
 import os
+import typing
 from typing import Optional
 
 import yaml
 
 from modeling_nucel import NucELConfig
+from tokenization import alphabet
 
-from .masking import STRATEGIES
+from .masking import STRATEGIES, expected_mask_fraction
 
 OBJECTIVES = ("electra", "mlm")
+ATTENTION_CHOICES = ("auto", "eager", "sdpa", "flex_attention", "flash_attention_2")
+# A masking that reaches less than this share of `mask_rate` in the configured crops (spans cut at the crop's
+# ends) is refused: the run would silently train on another recipe.
+MIN_MASK_RATE_SHARE = 0.9
 # Keys that may change when resuming: they do not change what the model computes or which data it sees.
 RESUMABLE_CHANGES = frozenset({
     "max_steps", "output_dir", "resume", "logging_steps", "eval_steps", "eval_batches", "save_steps",
@@ -85,17 +92,69 @@ class PretrainConfig:
             fail("report_to", "none or tensorboard")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             fail("mixed_precision", "auto, no, bf16 or fp16")
+        if self.attn_implementation not in ATTENTION_CHOICES:
+            fail("attn_implementation", "one of " + ", ".join(ATTENTION_CHOICES))
+        from transformers import SchedulerType  # noqa: PLC0415
+
+        if self.lr_scheduler not in {item.value for item in SchedulerType}:
+            fail("lr_scheduler", "a transformers.get_scheduler name, e.g. linear, cosine, constant_with_warmup")
         for field in ("max_steps", "global_batch_size", "per_device_batch_size", "logging_steps", "eval_steps",
-                      "save_steps", "eval_batches", "crop_length"):
-            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
+                      "save_steps", "save_total_limit", "eval_batches", "crop_length", "window_length",
+                      "randommask_phases", "randommask_min_span"):
+            if getattr(self, field) < 1:
                 fail(field, "a positive integer")
+        for field in ("window_overlap", "warmup_steps", "num_workers", "randommask_growth"):
+            if getattr(self, field) < 0:
+                fail(field, "an integer >= 0")
+        if self.window_overlap >= self.window_length:
+            fail("window_overlap", f"less than window_length={self.window_length}")
+        if self.crop_length > self.window_length:
+            fail("crop_length", f"at most window_length={self.window_length}")
+        if not 0.0 < self.mask_rate < 1.0:
+            fail("mask_rate", "a fraction in (0, 1)")
+        for field in ("reverse_complement_prob", "max_n_fraction"):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                fail(field, "a probability in [0, 1]")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            fail("validation_fraction", "a fraction in [0, 1)")
+        if self.learning_rate <= 0:
+            fail("learning_rate", "a positive number")
+        for field in ("weight_decay", "max_grad_norm", "adam_epsilon"):
+            if getattr(self, field) < 0:
+                fail(field, "a number >= 0")
+        for field in ("adam_beta1", "adam_beta2"):
+            if not 0.0 <= getattr(self, field) < 1.0:
+                fail(field, "a number in [0, 1)")
+        if self.span_mean_length < 1:
+            fail("span_mean_length", "a number >= 1 (tokens)")
         if not self.fasta and not self.genome_store:
             fail("fasta", "one or more FASTA files (--fasta F ...) or a prepared genome_store")
         model = self.model_config()
         if self.crop_length + 2 > model.max_position_embeddings:
             fail("crop_length", f"at most max_position_embeddings - 2 = {model.max_position_embeddings - 2} "
                                 "([CLS] and [SEP] take two positions)")
+        if model.vocab_size < alphabet.VOCAB_SIZE:
+            raise ValueError(f"config model.vocab_size={model.vocab_size}: expected at least the nucleotide "
+                             f"alphabet's {alphabet.VOCAB_SIZE} tokens (tokenization.alphabet)")
+        self._check_masking_reaches_rate()
         return self
+
+    def _check_masking_reaches_rate(self):
+        """Spans cut at the crop's ends mask less than `mask_rate`; refuse a recipe that loses more than 10%."""
+        from .masking import Masker  # noqa: PLC0415
+
+        masker = Masker(self.masking, self.mask_rate, total_steps=self.max_steps,
+                        span_mean_length=self.span_mean_length, randommask_phases=self.randommask_phases,
+                        randommask_min_span=self.randommask_min_span, randommask_growth=self.randommask_growth)
+        for step, lengths in masker.span_length_distributions():
+            reached = expected_mask_fraction(self.mask_rate, lengths, self.crop_length)
+            if reached < MIN_MASK_RATE_SHARE * self.mask_rate:
+                longest = len(lengths)
+                raise ValueError(
+                    f"config masking={self.masking}: spans up to {longest} tokens in {self.crop_length}-token crops "
+                    f"mask {reached:.1%} of tokens at step {step}, not mask_rate={self.mask_rate:.0%} (spans are "
+                    "cut at the crop's ends); use shorter spans (randommask_min_span, randommask_growth, "
+                    "span_mean_length) or a longer crop_length")
 
     def model_config(self):
         """The NucELConfig this run trains (mask rate recorded in it, so exports document the recipe)."""
@@ -120,39 +179,125 @@ class PretrainConfig:
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(PretrainConfig)}
-MODEL_FIELDS = frozenset(NucELConfig().to_dict())
+FIELD_TYPES = typing.get_type_hints(PretrainConfig)
+MODEL_DEFAULTS = NucELConfig().to_dict()
+MODEL_FIELDS = frozenset(MODEL_DEFAULTS)
+
+
+def coerce(key, value, expected):
+    """`value` (from YAML or the command line) as the `expected` type, or a ValueError naming `key`.
+
+    YAML 1.1 reads `1e-3` (no dot) as a string and `5` as an int; both are meant as numbers here."""
+    optional = typing.get_origin(expected) is typing.Union and type(None) in typing.get_args(expected)
+    if optional:
+        if value is None:
+            return None
+        expected = next(arg for arg in typing.get_args(expected) if arg is not type(None))
+
+    def fail(what):
+        raise ValueError(f"config {key}={value!r}: expected {what}")
+
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "on", "off"):
+            return value.strip().lower() in ("true", "yes", "on")
+        fail("true or false")
+    if expected in (int, float):
+        if isinstance(value, bool):
+            fail("an integer" if expected is int else "a number")
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                fail("an integer" if expected is int else "a number")
+        if not isinstance(number, (int, float)) or not math.isfinite(number):
+            fail("an integer" if expected is int else "a finite number")
+        if expected is int:
+            if float(number) != int(number):
+                fail("an integer")
+            return int(number)
+        return float(number)
+    if expected is str:
+        if isinstance(value, str):
+            return value
+        fail("text")
+    if expected is list:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        fail("a list")
+    if expected is dict:
+        if isinstance(value, dict):
+            return value
+        fail("a mapping")
+    return value
+
+
+def coerce_model_value(key, value):
+    """A NucELConfig argument as the type of its default (numbers stay numbers, lists stay lists)."""
+    default = MODEL_DEFAULTS.get(key)
+    if value is None or default is None:
+        return value
+    for kind in (bool, int, float, str, list):  # bool before int: True is an int in Python
+        if isinstance(default, kind):
+            return coerce(f"model.{key}", value, kind)
+    return value
+
+
+def read_yaml(path):
+    """The mapping in a YAML config file; a syntax error names the file and line."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: config file not found")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle)
+    except yaml.YAMLError as failure:
+        mark = getattr(failure, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(failure, "problem", None) or str(failure).splitlines()[0]
+        raise ValueError(f"{path}{where}: YAML syntax error ({problem})") from None
+    except (OSError, UnicodeDecodeError) as failure:
+        raise ValueError(f"{path}: unreadable config file ({failure})") from None
+    if values is None:
+        raise ValueError(f"{path}: the config file is empty; start from a preset such as training/configs/tiny.yaml")
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys")
+    return values
 
 
 def load_config(path=None, overrides=()):
-    """`path` (YAML) then `overrides` (("key", "yaml value") pairs) on top of the defaults; validated."""
-    values = {}
-    if path is not None:
-        if not os.path.isfile(path):
-            raise ValueError(f"{path}: config file not found")
-        with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of config keys")
-    source = path or "config"
+    """`path` (YAML) then `overrides` (("key", "yaml value") pairs) on top of the defaults; typed and validated."""
+    if path is None:
+        raise ValueError("--config: required (a preset such as training/configs/tiny.yaml; the defaults alone "
+                         "are the published 92M-parameter shape)")
+    values = read_yaml(path)
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; expected keys of training.config.PretrainConfig")
+        raise ValueError(f"{path}: unknown key(s) {unknown}; expected keys of training.config.PretrainConfig")
+    if values.get("model") is not None and not isinstance(values["model"], dict):
+        raise ValueError(f"{path}: model: expected a mapping of NucELConfig arguments")
     values["model"] = dict(values.get("model") or {})
     unknown_model = sorted(set(values["model"]) - MODEL_FIELDS)
     if unknown_model:
-        raise ValueError(f"{source}: unknown model key(s) {unknown_model}; expected NucELConfig arguments")
+        raise ValueError(f"{path}: unknown model key(s) {unknown_model}; expected NucELConfig arguments")
     for key, text in overrides:
         name = key.lstrip("-").replace("-", "_")
-        value = yaml.safe_load(text) if isinstance(text, str) else text
+        try:
+            value = yaml.safe_load(text) if isinstance(text, str) else text
+        except yaml.YAMLError:
+            value = text  # not YAML (e.g. an unbalanced bracket): the plain string, typed below
         if name in FIELDS:
             values[name] = value
         elif name in MODEL_FIELDS:
             values["model"][name] = value
         else:
             raise ValueError(f"--{key.lstrip('-')}: not a key of the pretraining config or of NucELConfig")
-    if isinstance(values.get("fasta"), str):
-        values["fasta"] = [values["fasta"]]
-    return PretrainConfig(**values).validate()
+    typed = {name: coerce(name, value, FIELD_TYPES[name]) for name, value in values.items() if name != "model"}
+    typed["model"] = {name: coerce_model_value(name, value) for name, value in values["model"].items()}
+    return PretrainConfig(**typed).validate()
 
 
 def incompatible_change(saved, current):

@@ -26,6 +26,7 @@ import platform
 import re
 import shutil
 import sys
+import tempfile
 import time
 
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
@@ -36,7 +37,6 @@ import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from transformers import (  # noqa: E402
-    AutoConfig,
     AutoModel,
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
@@ -56,6 +56,8 @@ from training.baselines import (  # noqa: E402
 )
 from training.cli import one_line_errors  # noqa: E402
 from training.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics  # noqa: E402
+from training.run_directory import check_output_directory, claim_output_directory, kind_of  # noqa: E402
+from training.safe_loading import load_model_config, load_pretrained  # noqa: E402
 from training.tasks import LABEL_TYPES, load_task, tokenize_split  # noqa: E402
 
 BASELINES = ("onehot-cnn", "random-init")
@@ -91,6 +93,8 @@ def parse_args(argv=None):
     parser.add_argument("--pooling", choices=("mean", "cls"), default="mean",
                         help="sequence pooling of the NucEL classifier (ELECTRA never trains [CLS] on its own)")
     parser.add_argument("--truncate", action="store_true", help="cut sequences longer than the model's maximum")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a non-NucEL model folder or Hub id to run its own code (never needed for NucEL)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.epochs is None and args.max_steps is None:
@@ -125,19 +129,10 @@ def resolve_model(name):
                      f"({', '.join(BASELINES)}[:FOLDER])")
 
 
-def load_model_config(location):
-    try:
-        return AutoConfig.from_pretrained(location, trust_remote_code=True)
-    except (OSError, ValueError) as failure:
-        first_line = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
-        raise ValueError(f"--model {location}: could not load its config ({first_line}); offline, a Hub id "
-                         "loads only from the local cache") from None
-
-
-def build_tokenizer(location):
+def build_tokenizer(location, trust_remote_code=False):
     if location is None:  # the baselines and the default random-init read single nucleotides
         return load_tokenizer("nucleotide")
-    return load_saved_tokenizer(location)
+    return load_saved_tokenizer(location, trust_remote_code)
 
 
 def max_tokens(kind, config, tokenizer):
@@ -148,7 +143,7 @@ def max_tokens(kind, config, tokenizer):
     return limit if limit < 1e9 else None  # transformers' "no limit" sentinel is a huge integer
 
 
-def build_model(args, kind, location, task):
+def build_model(args, kind, location, task, model_config=None):
     """A fresh model for one seed: classifier, probe, or baseline, labelled with the task's classes."""
     labels = {"num_labels": task.num_labels, "problem_type": task.problem_type,
               "id2label": dict(enumerate(task.label_names)),
@@ -157,13 +152,18 @@ def build_model(args, kind, location, task):
         return SequenceCNNForSequenceClassification(SequenceCNNConfig(**labels))
     if kind == "random-init":
         config = load_model_config(location) if location else NucELConfig()
+        if config.model_type != NucELConfig.model_type:
+            raise ValueError(f"--model random-init:{location}: config.json has model_type {config.model_type!r}; "
+                             "random-init takes the shape of a NucEL folder")
         config = NucELConfig.from_dict({**config.to_dict(), **labels, "classifier_pooling": args.pooling})
         return NucELForSequenceClassification(config)
     if args.probe:
-        encoder = AutoModel.from_pretrained(location, trust_remote_code=True)
+        encoder, _ = load_pretrained(AutoModel, location, args.trust_remote_code)
         return FrozenEncoderProbe(encoder, args.probe, task.num_labels, task.problem_type, args.probe_layer)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        location, trust_remote_code=True, classifier_pooling=args.pooling, **labels)
+    model_config = model_config or load_model_config(location, args.trust_remote_code)
+    nucel = model_config.model_type == NucELConfig.model_type
+    model, _ = load_pretrained(AutoModelForSequenceClassification, location, args.trust_remote_code,
+                               **({"classifier_pooling": args.pooling} if nucel else {}), **labels)
     if args.lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
@@ -176,10 +176,22 @@ def build_model(args, kind, location, task):
 
 
 def save_model(model, tokenizer, directory, args):
-    """The model users load again: LoRA merged into the weights; for a probe, the head and what it reads."""
-    shutil.rmtree(directory, ignore_errors=True)
+    """The model users load again: LoRA merged into the weights; for a probe, the head and what it reads.
+    Written beside `directory` and swapped in, so a kill never leaves half a model; the one it replaces was
+    written by an earlier seed or run of this command (main() refuses a model/ it did not write)."""
+    staging = tempfile.mkdtemp(prefix=".model-", dir=os.path.dirname(directory))
+    try:
+        write_model(model, tokenizer, staging, args)
+        if os.path.isdir(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def write_model(model, tokenizer, directory, args):
     if isinstance(model, FrozenEncoderProbe):
-        os.makedirs(directory)
         save_file({k: v.contiguous() for k, v in model.head.state_dict().items()},
                   os.path.join(directory, "probe_head.safetensors"))
         with open(os.path.join(directory, "probe.json"), "w", encoding="utf-8") as handle:
@@ -191,7 +203,6 @@ def save_model(model, tokenizer, directory, args):
         model = model.merge_and_unload()
     model.save_pretrained(directory)
     save_tokenizer(tokenizer, directory)
-    return directory
 
 
 # ----------------------------------------------------------------------------------------------- the data
@@ -226,10 +237,10 @@ def total_optimizer_steps(args, train_rows):
     return max(1, int(np.ceil(args.epochs * np.ceil(train_rows / args.batch_size))))
 
 
-def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir):
+def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, model_config=None):
     """Train one seed, keep its best dev checkpoint, score dev and test with it."""
     set_seed(seed)
-    model = build_model(args, kind, location, task)
+    model = build_model(args, kind, location, task, model_config)
     primary = PRIMARY_METRIC[task.label_type]
     total_steps = total_optimizer_steps(args, len(datasets["train"]))
     trainer = Trainer(model=model, args=training_arguments(args, seed, work_dir, total_steps, primary),
@@ -265,11 +276,15 @@ def versions():
     return found
 
 
-def describe_model(kind, location, model):
+def describe_model(kind, location, model, model_config=None):
+    """What was trained, honestly: the class, its model_type, and the checksum of the weights it started from
+    (only for a pretrained model, whose backbone load_pretrained proved complete)."""
     described = {"kind": kind, "location": location, "class": type(model).__name__,
+                 "model_type": getattr(model_config or getattr(model, "config", None), "model_type", None),
                  "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
                  "parameters": sum(p.numel() for p in model.parameters())}
-    weights = os.path.join(location, "model.safetensors") if location and os.path.isdir(location) else None
+    weights = (os.path.join(location, "model.safetensors")
+               if kind == "pretrained" and location and os.path.isdir(location) else None)
     if weights and os.path.isfile(weights):
         described["weights_sha256"] = file_sha256(weights)
     return described
@@ -308,6 +323,11 @@ def write_predictions(path, task, per_seed_logits):
 # ----------------------------------------------------------------------------------------------- main
 def main(argv=None):
     args = parse_args(argv)
+    check_output_directory(args.output_dir, "finetune")  # every refusal before anything is written
+    if os.path.isdir(args.output_dir) and kind_of(args.output_dir)[0] != "finetune" \
+            and os.path.lexists(os.path.join(args.output_dir, "model")):
+        raise ValueError(f"--output-dir {args.output_dir}: holds a model/ that no fine-tuning run wrote; choose "
+                         "another --output-dir (nothing was written)")
     kind, location = resolve_model(args.model)
     if (args.probe or args.lora) and kind != "pretrained":
         raise ValueError(f"--{'probe' if args.probe else 'lora'} needs a pretrained model, not {args.model}")
@@ -317,29 +337,38 @@ def main(argv=None):
         args.lr = HEAD_LEARNING_RATE if kind == "onehot-cnn" or args.probe else GUE_LEARNING_RATE
 
     task = load_task(args.task_dir, args.label_type)
-    model_config = load_model_config(location) if location else None
-    tokenizer = build_tokenizer(location)
+    model_config = load_model_config(location, args.trust_remote_code) if location else None
+    tokenizer = build_tokenizer(location, args.trust_remote_code)
     limit = max_tokens(kind, model_config or NucELConfig(), tokenizer)
     datasets = build_datasets(task, tokenizer, limit, args.truncate)
     print(f"{task.name}: {task.label_type}, {task.num_labels} label(s), "
           f"{', '.join(f'{n} {len(s)}' for n, s in task.splits.items())}; model {args.model} ({kind})", flush=True)
 
-    os.makedirs(args.output_dir, exist_ok=True)
+    with claim_output_directory(args.output_dir, "finetune"):
+        return train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer)
+
+
+def train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer):
+    """Every seed in scratch checkpoints of our own, then results.json, predictions.csv and model/."""
     records, logits, best = [], [], None
     primary = PRIMARY_METRIC[task.label_type]
-    for seed in args.seeds:
-        work_dir = os.path.join(args.output_dir, "checkpoints", f"seed-{seed}")
-        record, model, test_logits = run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir)
-        records.append(record)
-        logits.append((seed, test_logits))
-        if best is None or record["dev"][primary] > best["dev"][primary]:
-            best = record
-            save_model(model, tokenizer, os.path.join(args.output_dir, "model"), args)
-            described = describe_model(kind, location, model)
-        shutil.rmtree(work_dir)  # the best checkpoint is loaded and saved; the rest is scratch
-        print(f"seed {seed}: dev {primary} {record['dev'][primary]:.4f} (best step {record['best_step']}), "
-              f"test {primary} {record['test'][primary]:.4f}", flush=True)
-    shutil.rmtree(os.path.join(args.output_dir, "checkpoints"), ignore_errors=True)
+    scratch = tempfile.mkdtemp(prefix=".checkpoints-", dir=args.output_dir)  # ours: removed at the end
+    try:
+        for seed in args.seeds:
+            work_dir = os.path.join(scratch, f"seed-{seed}")
+            record, model, test_logits = run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir,
+                                                  model_config)
+            records.append(record)
+            logits.append((seed, test_logits))
+            if best is None or record["dev"][primary] > best["dev"][primary]:
+                best = record
+                save_model(model, tokenizer, os.path.join(args.output_dir, "model"), args)
+                described = describe_model(kind, location, model, model_config)
+            shutil.rmtree(work_dir)  # the best checkpoint is loaded and saved; the rest is scratch
+            print(f"seed {seed}: dev {primary} {record['dev'][primary]:.4f} (best step {record['best_step']}), "
+                  f"test {primary} {record['test'][primary]:.4f}", flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     results = {"task": task.name, "task_dir": task.directory, "label_type": task.label_type,
                "label_names": task.label_names, "primary_metric": primary, "model": args.model,

@@ -75,6 +75,18 @@ def span_start_probability(rate, length_pmf):
     return (low + high) / 2
 
 
+def expected_mask_fraction(rate, length_pmf, sequence_length):
+    """The share of `sequence_length` maskable tokens that span masking at `rate` covers on average: below `rate`
+    because positions near the start can only be reached by spans that start inside the sequence."""
+    if isinstance(length_pmf, torch.Tensor):
+        length_pmf = tuple(length_pmf.tolist())
+    p = span_start_probability(rate, tuple(length_pmf))
+    survival = 1.0 - torch.cumsum(torch.tensor((0.0,) + tuple(length_pmf[:-1]), dtype=torch.float64), 0)
+    log_uncovered = torch.cumsum(torch.log1p(-p * survival), 0)  # position i: spans starting 0..i before it
+    positions = torch.arange(sequence_length).clamp_max(len(length_pmf) - 1)
+    return float(1.0 - torch.exp(log_uncovered[positions]).mean())
+
+
 def span_mask(input_ids, rate, span_lengths, generator=None, mask_id=alphabet.MASK_ID,
               unmaskable_ids=UNMASKABLE_IDS, bert_80_10_10=False, replace_ids=alphabet.NUCLEOTIDE_IDS):
     """Contiguous spans: a span starts at each maskable position with the probability that makes the expected
@@ -151,6 +163,16 @@ class Masker:
         self.geometric = geometric_lengths(span_mean_length) if strategy == "span" else None
         self.curriculum = RandomMaskCurriculum(total_steps, randommask_phases, randommask_min_span,
                                                randommask_growth) if strategy == "randommask" else None
+
+    def span_length_distributions(self):
+        """(first step, span-length pmf) of every distinct span distribution this masker uses; none for uniform."""
+        if self.strategy == "span":
+            return [(0, self.geometric)]
+        if self.strategy == "randommask":
+            total, phases = self.curriculum.total_steps, self.curriculum.phases
+            firsts = sorted(step for step in {-(-phase * total // phases) for phase in range(phases)} if step < total)
+            return [(step, uniform_lengths(*self.curriculum.span_range(step))) for step in firsts]
+        return []
 
     def __call__(self, input_ids, step=0, generator=None):
         if self.strategy == "uniform":

@@ -14,10 +14,24 @@ class MetricsLog:
             handle.write(json.dumps(record) + "\n")
 
     def read(self):
+        """The records; a half-written last line (where a kill interrupted a write) is skipped, a broken line
+        before it is an error naming the file and line."""
         if not os.path.exists(self.path):
             return []
-        with open(self.path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        with open(self.path, encoding="utf-8", errors="replace") as handle:
+            lines = [(number, line) for number, line in enumerate(handle, start=1) if line.strip()]
+        records = []
+        for position, (number, line) in enumerate(lines):
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or "step" not in record:
+                    raise ValueError("not a record with a step")
+            except ValueError as failure:
+                if position == len(lines) - 1 and not line.endswith("\n"):
+                    break  # the interrupted last write: a resumed run writes it again
+                raise ValueError(f"{self.path}:{number}: corrupt metrics line ({failure})") from None
+            records.append(record)
+        return records
 
     def truncate_after(self, step):
         """Drop lines logged after `step` (a resumed run writes them again, identically)."""

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import sys
 import time
 
@@ -30,17 +29,16 @@ from transformers import get_scheduler  # noqa: E402
 from modeling_nucel import NucELForMaskedLM, NucELForPreTraining  # noqa: E402
 from tokenization.genome_store import GenomeStore  # noqa: E402
 from tokenization.hf_tokenizers import load_tokenizer, save_tokenizer  # noqa: E402
-from tokenization.prepare_genome import prepare_genome  # noqa: E402
-from training.cli import one_line_errors  # noqa: E402
+from tokenization.prepare_genome import describe_sources, load_index, prepare_genome, sources_checksum  # noqa: E402
 from training.batches import MaskedWindowBatches, validation_batches  # noqa: E402
-from training.compute import flops_per_token, peak_flops, run_estimate  # noqa: E402
+from training.checkpoints import checkpoint_directories, load_checkpoint, read_progress, save_checkpoint  # noqa: E402
+from training.cli import one_line_errors  # noqa: E402
+from training.compute import check_memory, flops_per_token, peak_flops, run_estimate  # noqa: E402
 from training.config import OBJECTIVES, incompatible_change, load_config  # noqa: E402
 from training.genome_windows import GenomeWindows  # noqa: E402
 from training.masking import STRATEGIES, Masker  # noqa: E402
 from training.metrics_log import MetricsLog  # noqa: E402
-
-CHECKPOINTS = "checkpoints"
-PROGRESS_FILE = "progress.json"
+from training.run_directory import check_output_directory, claim_output_directory  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------- configuration
@@ -74,21 +72,66 @@ def resolve_runtime(config):
             attention = "flash_attention_2" if cuda else "sdpa"
         except ImportError:
             attention = "sdpa"
+    if attention == "flex_attention" and not cuda:
+        raise ValueError("config attn_implementation=flex_attention: PyTorch has no FlexAttention backward pass on "
+                         "CPU, so it cannot train here; use sdpa (or auto)")
+    if attention == "flash_attention_2" and not cuda:
+        raise ValueError("config attn_implementation=flash_attention_2: flash-attn runs on CUDA GPUs only; use sdpa "
+                         "(or auto)")
     return precision, attention
 
 
 # ------------------------------------------------------------------------------------------------------ data
-def build_data(config, accelerator):
-    """Genome store (built once, by the main process) -> train and validation windows."""
-    error = None
-    if accelerator.is_main_process and config.fasta:
+def planned_genome_checksum(config):
+    """The checksum the run's genome store will have, from the FASTA files (or a prepared store), read-only."""
+    if config.fasta:
+        return sources_checksum(describe_sources(config.fasta))
+    index = load_index(config.store_directory)
+    if index is None:
+        raise ValueError(f"config genome_store={config.store_directory}: no prepared store there (index.json)")
+    return sources_checksum(index["sources"])
+
+
+def on_main_process(accelerator, work):
+    """`work()` on the main process only; a ValueError there stops every rank with the same message (none
+    hangs). Returns its result on the main process, None elsewhere."""
+    result, error, failure = None, None, None
+    if accelerator.is_main_process:
         try:
-            prepare_genome(config.fasta, config.store_directory, log=accelerator.print)
-        except ValueError as failure:
-            error = str(failure)
-    error = broadcast_object_list([error])[0]  # every rank stops on the main process's error, none hangs
-    if error:
+            result = work()
+        except Exception as caught:  # noqa: BLE001  (broadcast first, so the other ranks never wait forever)
+            failure, error = caught, str(caught)
+    error = broadcast_object_list([error])[0]
+    if failure is not None:
+        raise failure
+    if error is not None:
         raise ValueError(error)
+    return result
+
+
+def open_run(config, accelerator, precision):
+    """Every refusal first, with nothing written (output directory, inputs, resume point, memory); then the
+    directory is claimed (created, locked, marked) and the genome store built. Main process only; returns
+    (lock, resume checkpoint or None, its progress or None)."""
+    check_output_directory(config.output_dir, "pretrain")
+    genome_checksum = planned_genome_checksum(config)
+    find_resume_point(config, genome_checksum)
+    check_memory(config, accelerator.device, precision,
+                 processes_sharing=int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+                 if accelerator.device.type == "cpu" else 1)
+    lock = claim_output_directory(config.output_dir, "pretrain")
+    try:
+        resume_from, progress = find_resume_point(config, genome_checksum)  # again, now under the lock
+        if config.fasta:
+            prepare_genome(config.fasta, config.store_directory, log=accelerator.print)
+    except BaseException:
+        lock.release()
+        raise
+    return lock, resume_from, progress
+
+
+def build_data(config):
+    """Train and validation windows over the run's genome store."""
     store = GenomeStore(config.store_directory)
     source = ", ".join(config.fasta) or config.store_directory
     splits = {}
@@ -203,37 +246,9 @@ def describe(evaluation):
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
-def checkpoint_directories(output_dir):
-    """Complete checkpoints, oldest first. A save is complete once renamed from `.partial-*`, so a kill during
-    a save leaves only a partial directory that is never picked."""
-    root = os.path.join(output_dir, CHECKPOINTS)
-    if not os.path.isdir(root):
-        return []
-    found = [name for name in os.listdir(root)
-             if name.startswith("step-") and os.path.exists(os.path.join(root, name, PROGRESS_FILE))]
-    return [os.path.join(root, name) for name in sorted(found, key=lambda name: int(name.split("-")[1]))]
-
-
-def save_checkpoint(accelerator, config, step, progress):
-    root = os.path.join(config.output_dir, CHECKPOINTS)
-    partial, final = os.path.join(root, f".partial-step-{step:08d}"), os.path.join(root, f"step-{step:08d}")
-    if accelerator.is_main_process:
-        shutil.rmtree(partial, ignore_errors=True)
-        os.makedirs(root, exist_ok=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(partial)
-    if accelerator.is_main_process:
-        with open(os.path.join(partial, PROGRESS_FILE), "w", encoding="utf-8") as handle:
-            json.dump({**progress, "step": step, "config": config.to_dict()}, handle, indent=1)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(partial, final)  # the commit point
-        for old in checkpoint_directories(config.output_dir)[:-config.save_total_limit]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def find_resume_point(config, store):
-    """The latest complete checkpoint and its progress, after checking it belongs to this run; or (None, None)."""
+def find_resume_point(config, genome_checksum):
+    """The latest complete checkpoint and its progress, after checking it belongs to this run; or (None, None).
+    Read-only, so it runs before anything is written."""
     found = checkpoint_directories(config.output_dir)
     if not config.resume:
         if found:
@@ -242,16 +257,15 @@ def find_resume_point(config, store):
         return None, None
     if not found:
         return None, None
-    with open(os.path.join(found[-1], PROGRESS_FILE), encoding="utf-8") as handle:
-        progress = json.load(handle)
+    progress = read_progress(found[-1])
     change = incompatible_change(progress["config"], config.to_dict())
     if change:
         key, saved, current = change
         raise ValueError(f"--resume: {found[-1]} was trained with {key}={saved!r}, this run has {key}={current!r}; "
                          "resume with the same config or choose another --output-dir")
-    if progress["genome_checksum"] != store.checksum:
+    if progress["genome_checksum"] != genome_checksum:
         raise ValueError(f"--resume: {found[-1]} was trained on a different genome (store checksum "
-                         f"{progress['genome_checksum']} != {store.checksum}); resume with the same FASTA files")
+                         f"{progress['genome_checksum']} != {genome_checksum}); resume with the same FASTA files")
     return found[-1], progress
 
 
@@ -279,22 +293,34 @@ def main(argv=None):
     accelerator = Accelerator(mixed_precision=precision, project_dir=config.output_dir,
                               log_with="tensorboard" if config.report_to == "tensorboard" else None)
     accumulation = config.gradient_accumulation_steps(accelerator.num_processes)
-    os.makedirs(config.output_dir, exist_ok=True)
+    opened = on_main_process(accelerator, lambda: open_run(config, accelerator, precision))
+    lock, resume_from, progress = opened or (None, None, None)
+    resume_from, progress = broadcast_object_list([resume_from, progress])
+    if config.resume and resume_from is None:
+        accelerator.print(f"warning: --resume: {config.output_dir} holds no complete checkpoint; starting at step 0",
+                          file=sys.stderr)
+    try:
+        train(config, accelerator, precision, attention, accumulation, resume_from, progress)
+    finally:
+        if lock is not None:
+            lock.release()
 
-    store, train_windows, validation_windows = build_data(config, accelerator)
-    resume_from, progress = find_resume_point(config, store)
+
+def train(config, accelerator, precision, attention, accumulation, resume_from, progress):
+    """The run itself, in a claimed output directory with its genome store built."""
+    store, train_windows, validation_windows = build_data(config)
     masker = build_masker(config)
 
     set_seed(config.seed)
     model = build_model(config, attention)
     optimizer, scheduler = build_optimizer(config, model)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)  # stepped by us once per optimizer step, not prepared
+    model, optimizer = accelerator.prepare(model, optimizer)  # the scheduler is stepped by us, saved as JSON
 
     metrics = MetricsLog(os.path.join(config.output_dir, "metrics.jsonl"))
     start_step, interval = 0, torch.zeros(4)  # interval: summed loss, gen, disc over `steps` since the last log
     if resume_from:
-        accelerator.load_state(resume_from)  # model, optimizer, scheduler and every RNG, per process
+        # model, optimizer, schedule and this process's RNG state, every file checked before it is read
+        load_checkpoint(accelerator, resume_from, scheduler, progress.get("num_processes", 1))
         start_step, interval = progress["step"], torch.tensor(progress["interval"])
         accelerator.print(f"resuming from {resume_from} (step {start_step})")
     if accelerator.is_main_process:
@@ -380,9 +406,10 @@ def main(argv=None):
             interval_start = time.perf_counter()  # evaluation time is not training throughput
 
         if step % config.save_steps == 0 or step == config.max_steps:
-            save_checkpoint(accelerator, config, step, {
+            save_checkpoint(accelerator, config.output_dir, step, {
                 "interval": interval.tolist(), "genome_checksum": store.checksum,
-                "num_processes": accelerator.num_processes})
+                "num_processes": accelerator.num_processes, "config": config.to_dict()}, scheduler,
+                config.save_total_limit)
             interval_start = time.perf_counter()
     bar.close()
 

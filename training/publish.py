@@ -12,6 +12,7 @@ loads the folder with the Auto classes and runs `transformers.pipeline` on the c
 """
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -24,11 +25,14 @@ import huggingface_hub  # noqa: E402
 
 import modeling_nucel  # noqa: E402
 from hub_cards import render_card  # noqa: E402
-from hub_cards.card import AUTO_CLASS_BY_TAG, read_json  # noqa: E402
+from hub_cards.card import AUTO_CLASS_BY_TAG, read_json, read_pretraining_summary, read_results  # noqa: E402
 from modeling_nucel import NucELConfig  # noqa: E402
+from tokenization import tokenization_kmer  # noqa: E402
 from tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
 from training.fresh_process import run_isolated  # noqa: E402
+from training.run_directory import MARKER, LOCK, check_output_directory, claim_output_directory  # noqa: E402
+from training.safe_loading import check_weight_files  # noqa: E402
 
 # Run in a fresh interpreter: this repository's packages are unimportable there, so only the folder's own files
 # (remote code) can make it load. Prints one JSON line describing what loaded and what the pipeline returned.
@@ -91,12 +95,16 @@ def load_model(model_dir):
         raise ValueError(f"--model {model_dir}: a frozen-probe head, not a Hub model (publish the encoder instead)")
     if not os.path.isfile(os.path.join(model_dir, "config.json")):
         raise ValueError(f"--model {model_dir}: no config.json (expected a NucEL export or a fine-tuned model/)")
-    config = read_json(os.path.join(model_dir, "config.json"))
+    config = read_json(os.path.join(model_dir, "config.json"), kind="model config")
     if config.get("model_type") != NucELConfig.model_type:
         raise ValueError(f"--model {model_dir}: config.json has model_type {config.get('model_type')!r}; only "
                          "NucEL models (model_type 'nucel') are published by this script")
-    model_class = getattr(modeling_nucel, (config.get("architectures") or ["NucELModel"])[0])
-    return model_class.from_pretrained(model_dir)
+    architecture = (config.get("architectures") or ["NucELModel"])[0]
+    if architecture not in modeling_nucel.__all__ or not architecture.startswith("NucEL"):
+        raise ValueError(f"--model {model_dir}: config.json names architecture {architecture!r}; expected one of "
+                         "this package's NucEL classes")
+    check_weight_files(model_dir)
+    return getattr(modeling_nucel, architecture).from_pretrained(model_dir)  # this package's class: no folder code
 
 
 def training_context(model_dir):
@@ -104,18 +112,53 @@ def training_context(model_dir):
     parent = os.path.dirname(os.path.abspath(model_dir))
     pretraining = os.path.join(parent, "pretraining_summary.json")
     finetuning = os.path.join(parent, "results.json")
-    return (read_json(pretraining) if os.path.isfile(pretraining) else None,
-            read_json(finetuning) if os.path.isfile(finetuning) else None)
+    return (read_pretraining_summary(pretraining) if os.path.isfile(pretraining) else None,
+            read_results(finetuning) if os.path.isfile(finetuning) else None)
 
 
-def assemble(args):
-    """Write the Hub folder and its card; returns the card."""
+def package_code():
+    """SHA-256 of every code file this package writes into a Hub folder: the remote code it ships."""
+    sources = [os.path.join(os.path.dirname(os.path.abspath(modeling_nucel.__file__)), name)
+               for name in modeling_nucel.modeling_nucel.REMOTE_CODE_FILES] + [tokenization_kmer.__file__]
+    digests = {}
+    for path in sources:
+        with open(path, "rb") as handle:
+            digests[os.path.basename(path)] = hashlib.sha256(handle.read()).hexdigest()
+    return digests
+
+
+def check_code_files(folder):
+    """Refuse a Hub folder holding any code file that is not byte-identical to this package's own: it would be
+    uploaded and run by everyone who loads the model with trust_remote_code=True."""
+    known = package_code()
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            if not name.endswith((".py", ".pyc", ".so", ".pyd", ".sh", ".ipynb")):
+                continue
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()
+            if known.get(name) != digest:
+                raise ValueError(f"{path}: a code file that is not this package's own; a Hub folder carries only "
+                                 "NucEL's remote code (remove it, or publish into a new --output-dir)")
+
+
+def read_inputs(args):
+    """Everything publish reads, checked before anything is written: (model, tokenizer, pretraining summary,
+    fine-tuning results beside the model, every results.json for the model-index)."""
+    if os.path.abspath(args.output_dir) == os.path.abspath(args.model):
+        raise ValueError(f"--output-dir {args.output_dir}: is the --model folder; assemble the Hub folder elsewhere")
+    check_output_directory(args.output_dir, "publish")
     model = load_model(args.model)
+    tokenizer = load_saved_tokenizer(args.model)  # no code from the folder runs (hf_tokenizers)
     pretraining, finetuning = training_context(args.model)
-    results = [read_json(path) for path in args.results] + ([finetuning] if finetuning else [])
-    os.makedirs(args.output_dir, exist_ok=True)
+    results = [read_results(path) for path in args.results] + ([finetuning] if finetuning else [])
+    return model, tokenizer, pretraining, finetuning, results
+
+
+def assemble(args, model, tokenizer, pretraining, finetuning, results):
+    """Write the Hub folder and its card; returns the card."""
     model.save_pretrained(args.output_dir)  # safetensors + config with auto_map for every head + remote code
-    tokenizer = load_saved_tokenizer(args.model)
     save_tokenizer(tokenizer, args.output_dir)
     repo_id = args.repo_id or f"your-org/{os.path.basename(os.path.abspath(args.output_dir))}"
     card = render_card(model.config, model.num_parameters(), repo_id, license=args.license, results=results,
@@ -139,7 +182,8 @@ def push(folder, repo_id, private):
     try:
         huggingface_hub.create_repo(repo_id, private=private, exist_ok=True)
         return huggingface_hub.upload_folder(folder_path=folder, repo_id=repo_id,
-                                             commit_message="Upload NucEL model with training/publish.py")
+                                             commit_message="Upload NucEL model with training/publish.py",
+                                             ignore_patterns=[MARKER, LOCK])
     except Exception as failure:  # network, auth and Hub errors all end the same way: one line, no traceback
         first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
         raise ValueError(f"--push to {repo_id} failed: {first}") from None
@@ -148,7 +192,14 @@ def push(folder, repo_id, private):
 def main(argv=None):
     args = parse_args(argv)
     check_push_possible(args)
-    card = assemble(args)
+    inputs = read_inputs(args)
+    with claim_output_directory(args.output_dir, "publish"):
+        return publish(args, *inputs)
+
+
+def publish(args, *inputs):
+    card = assemble(args, *inputs)
+    check_code_files(args.output_dir)
     loaded = verify_in_fresh_process(args.output_dir)
     print(f"assembled {args.output_dir}: pipeline_tag {card.data.pipeline_tag}, "
           f"{len(card.data.eval_results or [])} model-index result(s)")

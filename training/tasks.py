@@ -14,7 +14,9 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import math
 import os
+import zlib
 
 import numpy as np
 
@@ -72,24 +74,34 @@ def split_path(task_dir, split):
 
 def read_split(path):
     """The rows of one split file; its checksum is of the bytes on disk."""
-    with open(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as failure:
+        raise ValueError(f"{path}: unreadable ({failure.strerror})") from None
     try:
         text = (gzip.decompress(raw) if path.endswith(".gz") else raw).decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as failure:
-        raise ValueError(f"{path}: not a readable {'gzip ' if path.endswith('.gz') else ''}UTF-8 CSV ({failure})")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as failure:
+        kind = "gzip " if path.endswith(".gz") else ""
+        raise ValueError(f"{path}: not a readable {kind}UTF-8 CSV, truncated or corrupt ({failure})") from None
     reader = csv.DictReader(io.StringIO(text))
-    missing = [column for column in ("sequence", "label") if column not in (reader.fieldnames or [])]
-    if missing:
-        raise ValueError(f"{path}: no column {' or '.join(missing)} in the header {reader.fieldnames}; "
-                         "expected the columns sequence,label")
-    sequences, labels = [], []
-    for line, row in enumerate(reader, start=2):
-        sequence, label = (row["sequence"] or "").strip(), (row["label"] or "").strip()
-        if not sequence or not label:
-            raise ValueError(f"{path}, line {line}: empty {'sequence' if not sequence else 'label'}")
-        sequences.append(sequence)
-        labels.append(label)
+    try:
+        missing = [column for column in ("sequence", "label") if column not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: no column {' or '.join(missing)} in the header {reader.fieldnames}; "
+                             "expected the columns sequence,label")
+        sequences, labels = [], []
+        for line, row in enumerate(reader, start=2):
+            sequence, label = (row["sequence"] or "").strip(), (row["label"] or "").strip()
+            if not sequence or not label:
+                raise ValueError(f"{path}, line {line}: empty {'sequence' if not sequence else 'label'}")
+            if _is_number(label) and not math.isfinite(float(label)):
+                raise ValueError(f"{path}, line {line}: label {label!r} is not a finite number (a class name "
+                                 "or a finite score is expected)")
+            sequences.append(sequence)
+            labels.append(label)
+    except csv.Error as failure:
+        raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({failure})") from None
     if not sequences:
         raise ValueError(f"{path}: the split is empty (a header and no rows)")
     return Split(path=path, sequences=sequences, raw_labels=labels, sha256=hashlib.sha256(raw).hexdigest())

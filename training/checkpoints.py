@@ -1,0 +1,123 @@
+"""Pretraining checkpoints: written atomically, found, checked, and loaded without running code from them.
+
+A checkpoint is `<output-dir>/checkpoints/step-N/`: accelerate's state (model.safetensors, optimizer.bin,
+random_states_<rank>.pkl), the learning-rate schedule as `scheduler.json`, and `progress.json` (step, config,
+genome checksum). It is written as `.partial-step-N` and renamed when complete, so a kill during a save never
+leaves a checkpoint that `--resume` would pick.
+
+Before anything is loaded every file is checked: the safetensors header must cover the file, and every pickle
+(optimizer, RNG states) must load with `torch.load(weights_only=True)`, which builds tensors and plain data only
+and refuses any other object; a crafted file is refused with one line and nothing in it runs. Checkpoints
+written before `scheduler.json` existed hold the schedule in accelerate's `custom_checkpoint_0.pkl`, which is
+read the same safe way.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+from .safe_loading import check_safetensors, load_plain_data
+
+CHECKPOINTS = "checkpoints"
+PROGRESS_FILE = "progress.json"
+SCHEDULER_FILE = "scheduler.json"
+LEGACY_SCHEDULER_FILE = "custom_checkpoint_0.pkl"
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.bin"
+
+
+def random_states_file(process_index):
+    return f"random_states_{process_index}.pkl"
+
+
+def checkpoint_directories(output_dir):
+    """Complete checkpoints, oldest first (a save is complete once renamed from `.partial-*`)."""
+    root = os.path.join(output_dir, CHECKPOINTS)
+    if not os.path.isdir(root):
+        return []
+    found = [name for name in os.listdir(root) if name.startswith("step-") and name[5:].isdigit()
+             and os.path.exists(os.path.join(root, name, PROGRESS_FILE))]
+    return [os.path.join(root, name) for name in sorted(found, key=lambda name: int(name[5:]))]
+
+
+def save_checkpoint(accelerator, output_dir, step, progress, scheduler, keep):
+    """Write checkpoint `step` atomically and keep the newest `keep` checkpoints."""
+    root = os.path.join(output_dir, CHECKPOINTS)
+    partial, final = os.path.join(root, f".partial-step-{step:08d}"), os.path.join(root, f"step-{step:08d}")
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)  # our own leftover from a save that was killed
+        os.makedirs(root, exist_ok=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(partial)
+    if accelerator.is_main_process:
+        with open(os.path.join(partial, SCHEDULER_FILE), "w", encoding="utf-8") as handle:
+            json.dump(scheduler.state_dict(), handle)
+        with open(os.path.join(partial, PROGRESS_FILE), "w", encoding="utf-8") as handle:
+            json.dump({**progress, "step": step}, handle, indent=1)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)  # the commit point
+        for old in checkpoint_directories(output_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def read_progress(directory):
+    path = os.path.join(directory, PROGRESS_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            progress = json.load(handle)
+    except (OSError, ValueError) as failure:
+        raise ValueError(f"{path}: unreadable checkpoint progress ({failure})") from None
+    missing = [key for key in ("step", "config", "genome_checksum", "interval") if key not in progress]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {missing}; not a checkpoint written by training/pretrain.py")
+    return progress
+
+
+def verify_checkpoint(directory, process_index, saved_processes):
+    """Check every file `directory` holds for this process before anything is loaded; returns the scheduler
+    state. A rank that the saving run did not have (more processes now) has no RNG state to restore."""
+    check_safetensors(os.path.join(directory, MODEL_FILE))
+    load_plain_data(os.path.join(directory, OPTIMIZER_FILE))
+    if process_index < saved_processes:
+        states = load_plain_data(os.path.join(directory, random_states_file(process_index)))
+        if not isinstance(states, dict) or "torch_manual_seed" not in states:
+            raise ValueError(f"{os.path.join(directory, random_states_file(process_index))}: not an RNG state file "
+                             "written by accelerate")
+    scheduler_path = os.path.join(directory, SCHEDULER_FILE)
+    if os.path.isfile(scheduler_path):
+        try:
+            with open(scheduler_path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError) as failure:
+            raise ValueError(f"{scheduler_path}: unreadable ({failure})") from None
+    legacy = os.path.join(directory, LEGACY_SCHEDULER_FILE)
+    if os.path.isfile(legacy):
+        return load_plain_data(legacy)
+    raise ValueError(f"{scheduler_path}: missing (the learning-rate schedule of this checkpoint)")
+
+
+class _CheckedLegacyState:
+    """Stands in for the scheduler while accelerate re-reads a legacy `custom_checkpoint_0.pkl` (it insists on one
+    registered object per such file); the file was proven to be plain data by `verify_checkpoint` first, and its
+    state is applied from that safe read."""
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def load_checkpoint(accelerator, directory, scheduler, saved_processes):
+    """Restore model, optimizer, schedule and this process's RNG state from a verified checkpoint."""
+    scheduler_state = verify_checkpoint(directory, accelerator.process_index, saved_processes)
+    if os.path.isfile(os.path.join(directory, LEGACY_SCHEDULER_FILE)):
+        accelerator.register_for_checkpointing(_CheckedLegacyState())
+    accelerator.load_state(directory)
+    scheduler.load_state_dict(scheduler_state)
+    if accelerator.process_index >= saved_processes:
+        print(f"warning: {directory} was written by {saved_processes} process(es); process "
+              f"{accelerator.process_index} starts with a fresh RNG state, so ELECTRA's sampling differs from an "
+              "uninterrupted run (the batches do not)", file=sys.stderr, flush=True)

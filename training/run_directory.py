@@ -1,0 +1,168 @@
+"""Who owns an output directory: a marker naming the kind of run that made it, and a lock held while one writes.
+
+Every command that writes a run directory (pretrain, finetune, benchmark, publish) first checks it
+(`check_output_directory`, read-only: a file in the way, a directory of another kind of run) and then claims it
+(`claim_output_directory`: created if missing, an exclusive lock taken, the marker written). A second command on
+the same directory while the first runs is refused with one line naming the holder; a lock left by a dead process
+is taken over. Folders written before markers existed are recognised by the files each kind leaves.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+
+MARKER = ".nucel-run.json"
+LOCK = ".nucel-run.lock"
+# The files that identify a kind of run in a directory without a marker (written before markers existed).
+SIGNATURES = {
+    "pretrain": ("pretraining_summary.json", "metrics.jsonl", "genome-store", "checkpoints"),
+    "finetune": ("results.json", "predictions.csv"),
+    "benchmark": ("benchmark.json", "benchmark.md"),
+    "model": ("config.json", "model.safetensors"),  # a saved model folder: never an output directory
+}
+KIND_NAMES = {"pretrain": "a pretraining run", "finetune": "a fine-tuning run", "benchmark": "a benchmark grid",
+              "publish": "a Hub folder", "model": "a saved model"}
+
+
+def read_marker(directory):
+    path = os.path.join(directory, MARKER)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            marker = json.load(handle)
+    except (OSError, ValueError) as failure:
+        raise ValueError(f"{path}: unreadable run marker ({failure}); expected the JSON a NucEL command writes") \
+            from None
+    if not isinstance(marker, dict) or not isinstance(marker.get("kind"), str):
+        raise ValueError(f"{path}: run marker without a 'kind'; expected the JSON a NucEL command writes")
+    return marker
+
+
+def kind_of(directory):
+    """(kind, evidence) of an existing directory: from its marker, else from the files it holds; (None, None)."""
+    marker = read_marker(directory)
+    if marker:
+        return marker["kind"], MARKER
+    names = set(os.listdir(directory))
+    if "README.md" in names and "config.json" in names:  # an assembled Hub folder (publish.py, before markers)
+        return "publish", "README.md + config.json"
+    for kind, files in SIGNATURES.items():
+        found = [name for name in files if name in names]
+        if found:
+            return kind, found[0]
+    return None, None
+
+
+def check_output_directory(directory, kind, option="--output-dir"):
+    """Refuse, without writing anything, a directory this `kind` of command must not write into."""
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise ValueError(f"{option} {directory}: exists and is not a directory")
+    if not os.path.isdir(directory):
+        parent = os.path.dirname(os.path.abspath(directory))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"{option} {directory}: cannot be created ({parent} is not a writable directory)")
+        return
+    if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {directory}: not readable and writable by this user")
+    found, evidence = kind_of(directory)
+    if found is not None and found != kind:
+        raise ValueError(f"{option} {directory}: holds {KIND_NAMES.get(found, found)} ({evidence}), not "
+                         f"{KIND_NAMES[kind]}; choose another {option} (nothing was written)")
+
+
+class RunLock:
+    """An exclusive `flock` on `<directory>/.nucel-run.lock`, held until `release()` or the process ends (the
+    kernel drops it when its holder dies, so a lock left by a killed run is never stale). The file records the
+    holder's pid, host and start time for the refusal message; where the file system has no `flock`, those
+    decide instead: a lock from this host whose pid is gone is taken over."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, LOCK)
+        self.handle = None
+
+    def holder(self):
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return {}
+
+    def _refuse(self, holder):
+        described = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} since "
+                     f"{holder.get('started', '?')}") if holder else "another process"
+        raise ValueError(f"{os.path.dirname(self.path)}: in use by another NucEL run ({described}); wait for it "
+                         f"to finish or choose another --output-dir")
+
+    def acquire(self):
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as failure:
+            if failure.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                handle.close()
+                self._refuse(self.holder())
+            if not self._stale_or_free(self.holder()):  # no flock on this file system: decide by pid and host
+                handle.close()
+                self._refuse(self.holder())
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+        handle.flush()
+        self.handle = handle
+        return self
+
+    @staticmethod
+    def _stale_or_free(holder):
+        if not holder or holder.get("pid") == os.getpid():
+            return True
+        if holder.get("host") != socket.gethostname():
+            return False  # another machine's process cannot be checked from here
+        return not pid_alive(holder.get("pid"))
+
+    def release(self):
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def pid_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_output_directory(directory, kind, option="--output-dir"):
+    """Check, create if missing, lock and mark `directory` for this `kind`; returns the held `RunLock`."""
+    check_output_directory(directory, kind, option)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as failure:
+        raise ValueError(f"{option} {directory}: cannot be created ({failure.strerror})") from None
+    lock = RunLock(directory).acquire()
+    try:
+        check_output_directory(directory, kind, option)  # again, now that no other run can change it
+        if read_marker(directory) is None:
+            with open(os.path.join(directory, MARKER), "w", encoding="utf-8") as handle:
+                json.dump({"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, handle)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
