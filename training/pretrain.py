@@ -47,7 +47,7 @@ def parse_config(argv=None):
     parser.add_argument("--config", help="YAML preset, e.g. training/configs/tiny.yaml")
     parser.add_argument("--fasta", nargs="+", help="one or more FASTA files (.fa, .fa.gz); species may be mixed")
     parser.add_argument("--output-dir")
-    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--max-steps", help="optimizer steps (an integer; 1e3 works)")
     parser.add_argument("--objective", choices=OBJECTIVES)
     parser.add_argument("--masking", choices=STRATEGIES)
     parser.add_argument("--resume", action="store_true", default=None,

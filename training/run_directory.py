@@ -9,6 +9,7 @@ is taken over. Folders written before markers existed are recognised by the file
 
 import errno
 import fcntl
+import glob
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ MARKER = ".nucel-run.json"
 LOCK = ".nucel-run.lock"
 # The files that identify a kind of run in a directory without a marker (written before markers existed).
 SIGNATURES = {
-    "pretrain": ("pretraining_summary.json", "metrics.jsonl", "genome-store", "checkpoints"),
+    "pretrain": ("pretraining_summary.json", "metrics.jsonl", "genome-store", "checkpoints/step-*"),
     "finetune": ("results.json", "predictions.csv"),
     "benchmark": ("benchmark.json", "benchmark.md"),
     "model": ("config.json", "model.safetensors"),  # a saved model folder: never an output directory
@@ -47,11 +48,13 @@ def kind_of(directory):
     marker = read_marker(directory)
     if marker:
         return marker["kind"], MARKER
-    names = set(os.listdir(directory))
-    if "README.md" in names and "config.json" in names:  # an assembled Hub folder (publish.py, before markers)
+    def holds(pattern):
+        return bool(glob.glob(os.path.join(glob.escape(directory), pattern)))
+
+    if holds("README.md") and holds("config.json"):  # an assembled Hub folder (publish.py, before markers)
         return "publish", "README.md + config.json"
-    for kind, files in SIGNATURES.items():
-        found = [name for name in files if name in names]
+    for kind, patterns in SIGNATURES.items():
+        found = [pattern for pattern in patterns if holds(pattern)]
         if found:
             return kind, found[0]
     return None, None
