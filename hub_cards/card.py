@@ -5,10 +5,11 @@ widget examples with real DNA, a `model-index` of results) checked against `hub_
 usage, model shape, training details, evaluation and limitations.
 """
 
-import json
 import os
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from tokenization.json_files import read_json_object
 
 from .metadata import check_metadata
 
@@ -183,18 +184,7 @@ def render_card(config, parameters, repo_id, model_name=None, license="mit", res
 
 
 def read_json(path, required=(), kind="JSON file"):
-    """A JSON object from `path` holding every `required` key; one clear ValueError naming the file otherwise."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as failure:
-        raise ValueError(f"{path}: unreadable {kind} ({failure})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object ({kind})")
-    missing = [key for key in required if key not in data]
-    if missing:
-        raise ValueError(f"{path}: {kind} without the key(s) {missing}")
-    return data
+    return read_json_object(path, kind, required)
 
 
 # What the card reads from training/finetune.py's results.json and training/pretrain.py's summary.

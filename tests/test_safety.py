@@ -16,7 +16,7 @@ from conftest import REPO_ROOT, dna_batch, motif_task, tiny_config, write_fasta
 from test_pretrain import planted_motif_genome, read_metrics, run, write_config
 from training import benchmark, finetune, pretrain, publish
 from training.config import load_config
-from training.run_directory import LOCK, RunLock, claim_output_directory
+from training.run_directory import LOCK, RunLock
 
 CONFIGS = os.path.join(REPO_ROOT, "training", "configs")
 
@@ -397,7 +397,7 @@ def test_corrupt_inputs_are_one_line_naming_the_file(tmp_path, fasta, finished_r
 
     store = copy_run(finished_run, tmp_path / "run2") / "genome-store"
     (store / "index.json").write_text('{"format_version": 1, "recor')
-    with pytest.raises(ValueError, match="genome-store/index.json: corrupt genome-store index"):
+    with pytest.raises(ValueError, match="genome-store/index.json: unreadable or corrupt genome-store index"):
         GenomeStore(str(store))
 
 

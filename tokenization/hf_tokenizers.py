@@ -8,6 +8,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from . import alphabet
+from .json_files import read_json_object
 from .tokenization_kmer import OverlappingKmerTokenizer
 
 DEFAULT_MAX_LENGTH = 2048  # NucELConfig.max_position_embeddings
@@ -76,14 +77,7 @@ def saved_tokenizer_config(location):
         return {}
     if not path or not os.path.isfile(path):
         return {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError) as failure:
-        raise ValueError(f"{path}: unreadable tokenizer config ({failure})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return config
+    return read_json_object(path, "tokenizer config")
 
 
 def load_saved_tokenizer(location, trust_remote_code=False):

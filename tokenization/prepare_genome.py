@@ -19,6 +19,7 @@ import warnings
 from . import alphabet
 from .encoding import translate_bytes
 from .fasta import FastaRecord, scan_fasta
+from .json_files import read_json_object
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
@@ -67,17 +68,8 @@ def load_index(output_dir):
     path = os.path.join(output_dir, INDEX_FILE)
     if not os.path.exists(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            index = json.load(handle)
-    except (OSError, ValueError) as failure:
-        raise ValueError(f"{path}: corrupt genome-store index ({failure}); delete the store folder and prepare it "
-                         "again") from None
-    missing = [key for key in INDEX_KEYS if not isinstance(index, dict) or key not in index]
-    if missing:
-        raise ValueError(f"{path}: genome-store index without {missing}; delete the store folder and prepare it "
-                         "again")
-    return index
+    return read_json_object(path, "genome-store index", INDEX_KEYS,
+                            hint="delete the store folder and prepare it again")
 
 
 def is_up_to_date(index, sources, tokens_path):

@@ -15,6 +15,8 @@ import os
 import socket
 import time
 
+from tokenization.json_files import read_json_object
+
 MARKER = ".nucel-run.json"
 LOCK = ".nucel-run.lock"
 # The files that identify a kind of run in a directory without a marker (written before markers existed).
@@ -32,13 +34,8 @@ def read_marker(directory):
     path = os.path.join(directory, MARKER)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            marker = json.load(handle)
-    except (OSError, ValueError) as failure:
-        raise ValueError(f"{path}: unreadable run marker ({failure}); expected the JSON a NucEL command writes") \
-            from None
-    if not isinstance(marker, dict) or not isinstance(marker.get("kind"), str):
+    marker = read_json_object(path, "run marker", ("kind",), hint="expected the JSON a NucEL command writes")
+    if not isinstance(marker.get("kind"), str):
         raise ValueError(f"{path}: run marker without a 'kind'; expected the JSON a NucEL command writes")
     return marker
 
