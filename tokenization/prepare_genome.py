@@ -80,11 +80,12 @@ def is_up_to_date(index, sources, tokens_path):
             and os.path.exists(tokens_path) and os.path.getsize(tokens_path) == index["total_length"])
 
 
-def prepare_genome(fasta_paths, output_dir, log=print):
-    """Build (or reuse) the store for `fasta_paths` in `output_dir`; returns the index dict."""
+def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
+    """Build (or reuse) the store for `fasta_paths` in `output_dir`; returns the index dict. `sources`: their
+    `describe_sources`, when the caller already hashed them."""
     if not fasta_paths:
         raise ValueError("prepare_genome: no FASTA files given")
-    sources = describe_sources(fasta_paths)
+    sources = sources or describe_sources(fasta_paths)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"{output_dir}: exists and is not a directory (the genome store is a folder)")
     os.makedirs(output_dir, exist_ok=True)

@@ -17,6 +17,8 @@ import os
 import shutil
 import sys
 
+from tokenization.json_files import read_json_object
+
 from .safe_loading import check_safetensors, load_plain_data
 
 CHECKPOINTS = "checkpoints"
@@ -63,16 +65,9 @@ def save_checkpoint(accelerator, output_dir, step, progress, scheduler, keep):
 
 
 def read_progress(directory):
-    path = os.path.join(directory, PROGRESS_FILE)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            progress = json.load(handle)
-    except (OSError, ValueError) as failure:
-        raise ValueError(f"{path}: unreadable checkpoint progress ({failure})") from None
-    missing = [key for key in ("step", "config", "genome_checksum", "interval") if key not in progress]
-    if missing:
-        raise ValueError(f"{path}: missing key(s) {missing}; not a checkpoint written by training/pretrain.py")
-    return progress
+    return read_json_object(os.path.join(directory, PROGRESS_FILE), "checkpoint progress",
+                            ("step", "config", "genome_checksum", "interval"),
+                            hint="not a checkpoint written by training/pretrain.py")
 
 
 def verify_checkpoint(directory, process_index, saved_processes):
@@ -81,17 +76,13 @@ def verify_checkpoint(directory, process_index, saved_processes):
     check_safetensors(os.path.join(directory, MODEL_FILE))
     load_plain_data(os.path.join(directory, OPTIMIZER_FILE))
     if process_index < saved_processes:
-        states = load_plain_data(os.path.join(directory, random_states_file(process_index)))
+        states_path = os.path.join(directory, random_states_file(process_index))
+        states = load_plain_data(states_path)
         if not isinstance(states, dict) or "torch_manual_seed" not in states:
-            raise ValueError(f"{os.path.join(directory, random_states_file(process_index))}: not an RNG state file "
-                             "written by accelerate")
+            raise ValueError(f"{states_path}: not an RNG state file written by accelerate")
     scheduler_path = os.path.join(directory, SCHEDULER_FILE)
     if os.path.isfile(scheduler_path):
-        try:
-            with open(scheduler_path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError) as failure:
-            raise ValueError(f"{scheduler_path}: unreadable ({failure})") from None
+        return read_json_object(scheduler_path, "learning-rate schedule")
     legacy = os.path.join(directory, LEGACY_SCHEDULER_FILE)
     if os.path.isfile(legacy):
         return load_plain_data(legacy)

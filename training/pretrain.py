@@ -82,14 +82,14 @@ def resolve_runtime(config):
 
 
 # ------------------------------------------------------------------------------------------------------ data
-def planned_genome_checksum(config):
-    """The checksum the run's genome store will have, from the FASTA files (or a prepared store), read-only."""
+def planned_sources(config):
+    """The sources (path, size, SHA-256) the run's genome store will hold: the FASTA files, or a prepared store's."""
     if config.fasta:
-        return sources_checksum(describe_sources(config.fasta))
+        return describe_sources(config.fasta)
     index = load_index(config.store_directory)
     if index is None:
         raise ValueError(f"config genome_store={config.store_directory}: no prepared store there (index.json)")
-    return sources_checksum(index["sources"])
+    return index["sources"]
 
 
 def on_main_process(accelerator, work):
@@ -114,7 +114,8 @@ def open_run(config, accelerator, precision):
     directory is claimed (created, locked, marked) and the genome store built. Main process only; returns
     (lock, resume checkpoint or None, its progress or None)."""
     check_output_directory(config.output_dir, "pretrain")
-    genome_checksum = planned_genome_checksum(config)
+    sources = planned_sources(config)  # hashed once: checked against the checkpoint, then handed to the store
+    genome_checksum = sources_checksum(sources)
     find_resume_point(config, genome_checksum)
     check_memory(config, accelerator.device, precision,
                  processes_sharing=int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
@@ -123,7 +124,7 @@ def open_run(config, accelerator, precision):
     try:
         resume_from, progress = find_resume_point(config, genome_checksum)  # again, now under the lock
         if config.fasta:
-            prepare_genome(config.fasta, config.store_directory, log=accelerator.print)
+            prepare_genome(config.fasta, config.store_directory, log=accelerator.print, sources=sources)
     except BaseException:
         lock.release()
         raise

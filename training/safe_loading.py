@@ -14,9 +14,6 @@ import pickle
 
 import modeling_nucel  # noqa: F401  (registers NucEL with the Auto classes: no remote code needed for it)
 
-WEIGHT_FILES = ("model.safetensors",)
-
-
 def first_line(failure):
     text = str(failure).strip()
     return text.splitlines()[0] if text else type(failure).__name__
