@@ -17,6 +17,7 @@ TAGS = ["biology", "genomics", "dna", "electra", "modernbert"]
 PIPELINE_TAG_BY_CLASS = {
     "NucELModel": "feature-extraction",
     "NucELForPreTraining": "feature-extraction",
+    "NucELForReplacedTokenDetection": "feature-extraction",  # the backbone's embeddings; the head is documented
     "NucELForMaskedLM": "fill-mask",
     "NucELForSequenceClassification": "text-classification",
     "NucELForTokenClassification": "token-classification",
@@ -61,10 +62,10 @@ def eval_results(all_results):
     return entries
 
 
-def _usage(pipeline_tag, repo_id):
+def _usage(pipeline_tag, repo_id, architecture):
     auto = AUTO_CLASS_BY_TAG[pipeline_tag]
     example = widget_examples(pipeline_tag)[0]["text"]
-    return "\n".join([
+    lines = [
         "```python",
         f"from transformers import AutoTokenizer, {auto}, pipeline",
         "",
@@ -76,7 +77,19 @@ def _usage(pipeline_tag, repo_id):
         f'pipe = pipeline("{pipeline_tag}", model="{repo_id}", trust_remote_code=True)',
         f'print(pipe("{example}"))',
         "```",
-    ])
+    ]
+    if architecture == "NucELForReplacedTokenDetection":
+        lines += [
+            "", "The ELECTRA replaced-token-detection head ships with the weights: per base, a logit that is "
+            "positive where the base looks replaced (wrong in its context), usable zero-shot.", "",
+            "```python",
+            "from transformers import AutoModelForPreTraining",
+            "",
+            f'detector = AutoModelForPreTraining.from_pretrained("{repo_id}", trust_remote_code=True)',
+            "logits = detector(**inputs).logits  # (batch, tokens); [CLS]/[SEP] positions are not scored",
+            "```",
+        ]
+    return "\n".join(lines)
 
 
 def _model_table(config, parameters):
@@ -175,7 +188,7 @@ def render_card(config, parameters, repo_id, model_name=None, license="mit", res
         f"NucEL is an ELECTRA-style DNA language model on a ModernBERT backbone, with single-nucleotide tokens. "
         f"This repository holds {kind}. The model code ships with the weights "
         "(`configuration_nucel.py`, `modeling_nucel.py`): load it with `trust_remote_code=True`.", "",
-        "## Usage", "", _usage(pipeline_tag, repo_id), "",
+        "## Usage", "", _usage(pipeline_tag, repo_id, (getattr(config, "architectures", None) or [""])[0]), "",
         "## Model", "", _model_table(config, parameters), "",
         "## Training", "", _training_section(pretraining, finetuning), "",
         "## Evaluation", "", _evaluation_section(results), "",

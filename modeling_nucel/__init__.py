@@ -15,17 +15,19 @@ from .modeling_nucel import (
     NucELForMaskedLM,
     NucELForPreTraining,
     NucELForPreTrainingOutput,
+    NucELForReplacedTokenDetection,
     NucELForSequenceClassification,
     NucELForTokenClassification,
     NucELModel,
     NucELPreTrainedModel,
+    NucELReplacedTokenDetectionOutput,
 )
 
 AutoConfig.register(NucELConfig.model_type, NucELConfig, exist_ok=True)
 for _auto_class, _model_class in (
     (AutoModel, NucELModel),
     (AutoModelForMaskedLM, NucELForMaskedLM),
-    (AutoModelForPreTraining, NucELForPreTraining),
+    (AutoModelForPreTraining, NucELForReplacedTokenDetection),
     (AutoModelForSequenceClassification, NucELForSequenceClassification),
     (AutoModelForTokenClassification, NucELForTokenClassification),
 ):
@@ -39,6 +41,8 @@ __all__ = [
     "NucELForMaskedLM",
     "NucELForPreTraining",
     "NucELForPreTrainingOutput",
+    "NucELForReplacedTokenDetection",
+    "NucELReplacedTokenDetectionOutput",
     "NucELForSequenceClassification",
     "NucELForTokenClassification",
 ]

@@ -47,11 +47,13 @@ except ImportError:
 TRANSFORMERS_V5 = int(transformers.__version__.split(".")[0]) >= 5
 
 # Every head is listed so that each Auto class loads any saved NucEL folder with trust_remote_code=True.
+# AutoModelForPreTraining is the discriminator with its replaced-token head, as for ELECTRA in transformers
+# (ElectraForPreTraining); the joint generator + discriminator (NucELForPreTraining) is a training wrapper.
 AUTO_MAP = {
     "AutoConfig": "configuration_nucel.NucELConfig",
     "AutoModel": "modeling_nucel.NucELModel",
     "AutoModelForMaskedLM": "modeling_nucel.NucELForMaskedLM",
-    "AutoModelForPreTraining": "modeling_nucel.NucELForPreTraining",
+    "AutoModelForPreTraining": "modeling_nucel.NucELForReplacedTokenDetection",
     "AutoModelForSequenceClassification": "modeling_nucel.NucELForSequenceClassification",
     "AutoModelForTokenClassification": "modeling_nucel.NucELForTokenClassification",
 }
@@ -291,6 +293,8 @@ class NucELPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True  # transformers 5.x name
     _supports_flash_attn_2 = True  # transformers 4.x name
     _supports_flex_attn = True
+    # A discriminator export carries its replaced-token head; heads that do not use it load without a report.
+    _keys_to_ignore_on_load_unexpected = [r"^discriminator_head\.", r"^discriminator_classifier\."]
 
     @classmethod
     def _can_set_attn_implementation(cls):
@@ -587,6 +591,52 @@ class NucELForTokenClassification(NucELPreTrainedModel):
 
 # ----------------------------------------------------------------------------------------------- ELECTRA
 @dataclass
+class NucELReplacedTokenDetectionOutput(ModelOutput):
+    """
+    loss: binary cross-entropy over the positions whose label is not -100 (when labels are given).
+    logits: (batch, seq) replaced-token logits, positive = "this base looks replaced".
+    last_hidden_state: (batch, seq, hidden) the backbone's output (what `AutoModel` returns), for embeddings.
+    """
+
+    loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    last_hidden_state: Optional[torch.FloatTensor] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+class NucELForReplacedTokenDetection(NucELPreTrainedModel):
+    """The ELECTRA discriminator with its replaced-token-detection head (transformers' ElectraForPreTraining).
+
+    Weights are `model.*` (the backbone: `AutoModel` loads the same folder), `discriminator_head.*` and
+    `discriminator_classifier.*` (the names in NucELForPreTraining, so fine-tuning heads never pick them up).
+    `labels`: 1.0 replaced, 0.0 original, -100 not scored.
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = NucELModel(config)
+        self.discriminator_head = NucELPredictionHead(config)
+        self.discriminator_classifier = linear(config.hidden_size, 1, "final_out", bias=True)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+                             output_hidden_states=output_hidden_states, return_dict=True)
+        hidden = outputs.last_hidden_state
+        logits = self.discriminator_classifier(self.discriminator_head(hidden)).squeeze(-1)
+        loss = None
+        if labels is not None:
+            scored = labels != -100
+            loss = F.binary_cross_entropy_with_logits(logits[scored].float(), labels[scored].float())
+        output = NucELReplacedTokenDetectionOutput(loss=loss, logits=logits, last_hidden_state=hidden,
+                                                   hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        return _return(return_dict, self.config, output)
+
+
+@dataclass
 class NucELForPreTrainingOutput(ModelOutput):
     """
     loss: generator_loss + discriminator_weight * discriminator_loss.
@@ -716,11 +766,17 @@ class NucELForPreTraining(NucELPreTrainedModel):
         return generator
 
     def export_discriminator(self):
-        """The discriminator backbone as a standalone NucELModel (the replaced-token head is pretraining-only)."""
-        return self.discriminator
+        """The discriminator with its replaced-token head as a standalone NucELForReplacedTokenDetection (sharing
+        these weights): its folder loads as the backbone with `AutoModel` and whole with `AutoModelForPreTraining`."""
+        exported = NucELForReplacedTokenDetection(self.config)
+        exported.model = self.discriminator
+        exported.discriminator_head = self.discriminator_head
+        exported.discriminator_classifier = self.discriminator_classifier
+        return exported.to(next(self.discriminator.parameters()).dtype)
 
     def save_components(self, output_dir, **save_kwargs):
-        """Write `output_dir/discriminator` (AutoModel) and `output_dir/generator` (AutoModelForMaskedLM)."""
+        """Write `output_dir/discriminator` (AutoModel: the backbone; AutoModelForPreTraining: with the
+        replaced-token head) and `output_dir/generator` (AutoModelForMaskedLM)."""
         paths = {"discriminator": os.path.join(output_dir, "discriminator"),
                  "generator": os.path.join(output_dir, "generator")}
         self.export_discriminator().save_pretrained(paths["discriminator"], **save_kwargs)
@@ -733,6 +789,8 @@ __all__ = [
     "NucELModel",
     "NucELForMaskedLM",
     "NucELForPreTraining",
+    "NucELForReplacedTokenDetection",
+    "NucELReplacedTokenDetectionOutput",
     "NucELForSequenceClassification",
     "NucELForTokenClassification",
     "NucELForPreTrainingOutput",

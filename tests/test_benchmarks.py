@@ -15,6 +15,7 @@ from conftest import REPO_ROOT
     ("tokenize.py", ["--repeats", "1", "--hf-mbp", "0.05"]),
     ("share_embeddings.py", ["--steps", "2", "--batch-size", "2", "--crop", "64"]),
     ("pretrain_throughput.py", ["--steps", "2", "--block", "1", "--per-device-batch-size", "2"]),
+    ("inference_throughput.py", ["--shapes", "tiny", "--bases", "2000", "--variants", "4", "--memory-mbp", "0.05"]),
 ])
 def test_benchmark_script_prints_its_table(script, args):
     result = subprocess.run([sys.executable, os.path.join("benchmarks", script), *args], cwd=REPO_ROOT,

@@ -124,3 +124,29 @@ def test_components_export_and_reload_through_auto_classes(make_config, tmp_path
         torch.testing.assert_close(generator(inputs, attention_mask).logits[labels != -100], generator_logits,
                                    atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(discriminator(inputs, attention_mask).last_hidden_state, discriminator_hidden)
+
+
+def test_discriminator_export_keeps_the_replaced_token_head(make_config, tmp_path):
+    """AutoModelForPreTraining on the discriminator folder reproduces the pretraining model's detection logits, and
+    the fine-tuning heads read only its backbone (the detection head never lands in their classifier)."""
+    from transformers import AutoModelForPreTraining, AutoModelForTokenClassification
+
+    model = pretraining_model(make_config).eval()
+    inputs, attention_mask, _, _ = masked_batch()
+    paths = model.save_components(tmp_path)
+    detector, info = AutoModelForPreTraining.from_pretrained(paths["discriminator"], output_loading_info=True)
+    assert type(detector).__name__ == "NucELForReplacedTokenDetection" and not info["missing_keys"]
+    with torch.no_grad():
+        expected = model.detect_replaced(inputs, attention_mask)
+        output = detector(inputs, attention_mask)
+        torch.testing.assert_close(output.logits, expected)
+        torch.testing.assert_close(output.last_hidden_state, model.discriminator(inputs, attention_mask)[0])
+    labels = (torch.rand(inputs.shape) < 0.2).float().masked_fill(attention_mask == 0, -100.0)
+    loss = detector(inputs, attention_mask, labels=labels).loss
+    scored = labels != -100
+    torch.testing.assert_close(loss, torch.nn.functional.binary_cross_entropy_with_logits(expected[scored],
+                                                                                          labels[scored]))
+    tagger, info = AutoModelForTokenClassification.from_pretrained(paths["discriminator"], num_labels=1,
+                                                                   output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight", "head.dense.weight",
+                                            "head.norm.weight"]

@@ -41,6 +41,9 @@ def test_published_folder_loads_in_a_fresh_process(tmp_path, tiny_export, fine_t
     assert card.data.pipeline_tag == tag and loaded["widget_text"] == card.data.widget[0]["text"]
     if tag == "feature-extraction":
         assert loaded["output"]["shape"] == [1, 72, 64]  # [CLS] + 70 bp + [SEP], hidden 64
+        # the discriminator keeps its replaced-token head: loaded in the fresh process and documented in the card
+        assert loaded["replaced_token_logits"] == {"class": "NucELForReplacedTokenDetection", "shape": [1, 72]}
+        assert "AutoModelForPreTraining.from_pretrained" in card.text
     elif tag == "fill-mask":
         assert len(loaded["output"]) == 4 and all(0 <= o["score"] <= 1 for o in loaded["output"])
     else:

@@ -8,7 +8,7 @@ import torch
 from conftest import dna_batch, interpreters, run_fresh, tiny_config
 from modeling_nucel import (
     NucELForMaskedLM,
-    NucELForPreTraining,
+    NucELForReplacedTokenDetection,
     NucELForSequenceClassification,
     NucELForTokenClassification,
     NucELModel,
@@ -17,7 +17,7 @@ from modeling_nucel import (
 HEADS = {
     "AutoModel": NucELModel,
     "AutoModelForMaskedLM": NucELForMaskedLM,
-    "AutoModelForPreTraining": NucELForPreTraining,  # without labels: deterministic replaced-token detection
+    "AutoModelForPreTraining": NucELForReplacedTokenDetection,  # the ELECTRA discriminator with its head
     "AutoModelForSequenceClassification": NucELForSequenceClassification,
     "AutoModelForTokenClassification": NucELForTokenClassification,
 }
@@ -66,3 +66,47 @@ def test_fresh_process_loads_every_head_from_remote_code(saved_heads, tmp_path, 
         if got.shape[:2] == mask.shape:  # per-token outputs: padded positions are unspecified
             got, reference = got[mask], reference[mask]
         torch.testing.assert_close(got, reference, msg=auto_name)
+
+
+EXPORT_LOADER = r"""
+import torch
+import transformers
+
+root, inputs_path, outputs_path = sys.argv[1:4]
+inputs = torch.load(inputs_path)
+loads = {"AutoModel": "discriminator", "AutoModelForPreTraining": "discriminator", "AutoModelForMaskedLM": "generator"}
+outputs = {}
+for auto_name, folder in loads.items():
+    model = getattr(transformers, auto_name).from_pretrained(root + "/" + folder, trust_remote_code=True).eval()
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    with torch.no_grad():
+        outputs[auto_name] = (type(model).__name__, model(**inputs)[0])
+torch.save(outputs, outputs_path)
+"""
+
+
+@pytest.mark.parametrize("python", interpreters())
+def test_pretraining_export_loads_backbone_generator_and_detector(tmp_path, python):
+    """The three loads of a pretraining export, in a fresh process: the backbone, the generator, and the
+    discriminator with its replaced-token head (ELECTRA's zero-shot asset)."""
+    from modeling_nucel import NucELForPreTraining
+
+    torch.manual_seed(0)
+    model = NucELForPreTraining(tiny_config()).eval()
+    model.save_components(tmp_path / "export")
+    input_ids, attention_mask = dna_batch(lengths=[60, 33], length=60)
+    torch.save({"input_ids": input_ids, "attention_mask": attention_mask}, tmp_path / "inputs.pt")
+    run_fresh(python, EXPORT_LOADER, [tmp_path / "export", tmp_path / "inputs.pt", tmp_path / "out.pt"], tmp_path)
+    outputs = torch.load(tmp_path / "out.pt")
+    with torch.no_grad():
+        expected = {
+            "AutoModel": ("NucELModel", model.discriminator(input_ids, attention_mask).last_hidden_state),
+            "AutoModelForPreTraining": ("NucELForReplacedTokenDetection",
+                                        model.detect_replaced(input_ids, attention_mask)),
+            "AutoModelForMaskedLM": ("NucELForMaskedLM", model.generator(input_ids, attention_mask).logits),
+        }
+    real = attention_mask.bool()
+    for auto_name, (class_name, reference) in expected.items():
+        got_class, got = outputs[auto_name]
+        assert got_class == class_name
+        torch.testing.assert_close(got[real], reference[real], msg=auto_name)

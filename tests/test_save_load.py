@@ -5,6 +5,7 @@ import transformers
 from modeling_nucel import (
     NucELForMaskedLM,
     NucELForPreTraining,
+    NucELForReplacedTokenDetection,
     NucELForSequenceClassification,
     NucELForTokenClassification,
     NucELModel,
@@ -13,7 +14,8 @@ from modeling_nucel import (
 AUTO = {
     NucELModel: transformers.AutoModel,
     NucELForMaskedLM: transformers.AutoModelForMaskedLM,
-    NucELForPreTraining: transformers.AutoModelForPreTraining,
+    NucELForReplacedTokenDetection: transformers.AutoModelForPreTraining,
+    NucELForPreTraining: NucELForPreTraining,  # the joint training wrapper loads through its own class
     NucELForSequenceClassification: transformers.AutoModelForSequenceClassification,
     NucELForTokenClassification: transformers.AutoModelForTokenClassification,
 }

@@ -57,8 +57,13 @@ elif tag == "fill-mask":
 else:
     preview = output if isinstance(output, list) else [output]
     preview = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in o.items()} for o in preview[:4]]
-print(json.dumps({"auto_class": auto, "model_class": type(model).__name__, "pipeline_tag": tag,
-                  "widget_text": text, "output": preview}))
+loaded = {"auto_class": auto, "model_class": type(model).__name__, "pipeline_tag": tag, "widget_text": text,
+          "output": preview}
+if (model.config.architectures or [""])[0] == "NucELForReplacedTokenDetection":  # the ELECTRA head, documented
+    detector = transformers.AutoModelForPreTraining.from_pretrained(folder, trust_remote_code=True)
+    logits = detector(**tokenizer(text, return_tensors="pt")).logits
+    loaded["replaced_token_logits"] = {"class": type(detector).__name__, "shape": list(logits.shape)}
+print(json.dumps(loaded))
 """
 
 
@@ -205,6 +210,10 @@ def publish(args, *inputs):
           f"{len(card.data.eval_results or [])} model-index result(s)")
     print(f"fresh-process check: {loaded['auto_class']} -> {loaded['model_class']}; "
           f"pipeline('{loaded['pipeline_tag']}') on the widget text -> {json.dumps(loaded['output'])}", flush=True)
+    if "replaced_token_logits" in loaded:
+        detector = loaded["replaced_token_logits"]
+        print(f"fresh-process check: AutoModelForPreTraining -> {detector['class']}; replaced-token logits of shape "
+              f"{detector['shape']}", flush=True)
     if args.push:
         print(f"pushed: {push(args.output_dir, args.repo_id, args.private)}")
     return loaded

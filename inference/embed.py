@@ -1,0 +1,326 @@
+"""Embeddings of DNA of any length from a NucEL encoder.
+
+    nucel-embed --model runs/demo --fasta reads.fa.gz --output reads.npy
+    nucel-embed --model runs/demo --bed regions.bed --reference genome.fa.gz --output regions.parquet
+    nucel-embed --model runs/demo --sequence ACGTTGCA... --per-base --output one.npy
+    python -m inference.embed ...   (the same command)
+
+A record longer than the window is tiled into overlapping windows (inference/tiling.py); every base counts once.
+Output, one vector per record: the mean over the record's A/C/G/T bases of the stitched per-base embeddings
+(N and padding excluded; [CLS]/[SEP] never included). With --per-base: one row per base, stitched back to the
+record's length. `.npy` (+ `<name>.ids.tsv`: id, length, acgt_bases[, first_row]) or Parquet (one table).
+Files are written under temporary names and renamed when complete. Memory stays bounded: rows go to a
+memory-mapped file as windows finish, so a 5-Mbp FASTA needs about one record's bytes plus one batch.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+if __package__ in (None, ""):  # run as a script: make the repository's packages importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts  # noqa: E402
+from inference.model_folder import (  # noqa: E402
+    add_runtime_arguments,
+    load_part,
+    pick_device,
+    pick_dtype,
+    resolve_folders,
+)
+from inference.tiling import tile  # noqa: E402
+from inference.windows import check_layer, check_window, is_final_layer, padded_batch  # noqa: E402
+from modeling_nucel import NucELModel  # noqa: E402
+from tokenization.encoding import reverse_complement  # noqa: E402
+from training.cli import one_line_errors  # noqa: E402
+
+DEFAULT_OVERLAP = 128
+
+
+class Embedder:
+    """Per-record or per-base embeddings of any length from a NucEL encoder (`NucELModel`).
+
+    window: bases per window (default: 1,024 or what the model can read); overlap: bases shared by neighbouring
+    windows; layer: see inference.windows.check_layer; reverse_complement_average: embed both strands and
+    average them, base by base (the result is the same for a sequence and its reverse complement).
+    """
+
+    def __init__(self, encoder, window=None, overlap=DEFAULT_OVERLAP, layer=-1, reverse_complement_average=False,
+                 batch_size=16):
+        config = encoder.config
+        self.encoder = encoder.eval()
+        self.window = check_window(window, config)
+        if not 0 <= overlap <= self.window - 3:
+            raise ValueError(f"--overlap {overlap}: must be between 0 and window - 3 = {self.window - 3}")
+        if batch_size < 1:
+            raise ValueError(f"--batch-size {batch_size}: must be at least 1")
+        self.overlap, self.batch_size = overlap, batch_size
+        self.layer = check_layer(layer, config.num_hidden_layers)
+        self.reverse_complement_average = reverse_complement_average
+        self.hidden_size = config.hidden_size
+
+    @classmethod
+    def from_pretrained(cls, model, device="auto", dtype="auto", **options):
+        """From a NucEL export or a pretraining run folder (its discriminator)."""
+        folders = resolve_folders(model)
+        device = pick_device(device)
+        encoder, _ = load_part(folders.discriminator or folders.generator, NucELModel, device,
+                               pick_dtype(dtype, device))
+        return cls(encoder, **options)
+
+    @property
+    def device(self):
+        return next(self.encoder.parameters()).device
+
+    @torch.no_grad()
+    def encode_pieces(self, pieces):
+        """Per-base states (length, hidden) float32 of each piece, read as one `[CLS] piece [SEP]` window."""
+        rows = list(pieces)
+        if self.reverse_complement_average:
+            rows += [reverse_complement(piece) for piece in pieces]
+        input_ids, attention_mask = padded_batch(rows, self.device)
+        final = is_final_layer(self.layer, self.encoder.config.num_hidden_layers)
+        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=not final)
+        states = (outputs.last_hidden_state if final else outputs.hidden_states[self.layer]).float().cpu().numpy()
+        per_base = [states[row, 1:len(piece) + 1] for row, piece in enumerate(rows)]
+        if self.reverse_complement_average:  # the minus strand's base i is the plus strand's base length - 1 - i
+            count = len(pieces)
+            per_base = [(plus + minus[::-1]) / 2 for plus, minus in zip(per_base[:count], per_base[count:])]
+        return per_base
+
+    def windows(self, records):
+        """Yield (record index, Window, its ids, its per-base states, last window of the record?) in order,
+        batching windows across records."""
+        pending = []
+
+        def run():
+            states = self.encode_pieces([piece for _, _, piece, _ in pending])
+            for (index, window, piece, last), output in zip(pending, states):
+                yield index, window, piece, output, last
+
+        for index, (_, ids) in enumerate(records):
+            tiles = tile(len(ids), self.window, self.overlap)
+            for k, window in enumerate(tiles):
+                pending.append((index, window, ids[window.start:window.end], k == len(tiles) - 1))
+                if len(pending) == self.batch_size:
+                    yield from run()
+                    pending = []
+        if pending:
+            yield from run()
+
+    def embed_into(self, records, lengths, out, per_base=False, progress=None):
+        """Fill `out` (zeros; per record: (records, hidden); per base: (sum of lengths, hidden), records one after
+        another) from `records` ((name, uint8 ids) with no empty or N-only record when pooling)."""
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        total, real = np.zeros(self.hidden_size, dtype=np.float64), 0.0
+        for index, window, piece, states, last in self.windows(records):
+            if per_base:
+                rows = slice(offsets[index] + window.start, offsets[index] + window.end)
+                out[rows] += window.weights[:, None] * states
+            else:
+                share = window.weights * ACGT_MASK[piece]
+                total += share @ states
+                real += float(share.sum())
+                if last:
+                    out[index] = total / real
+                    total, real = np.zeros(self.hidden_size, dtype=np.float64), 0.0
+            if progress is not None:
+                progress.update(float(window.weights.sum()))
+        return out
+
+    def embed(self, sequences, per_base=False):
+        """Python use: one str -> (hidden,) (or (length, hidden) per base); a list -> (n, hidden) (or a list)."""
+        single = isinstance(sequences, str)
+        source = SequenceTexts([sequences] if single else list(sequences))
+        infos = source.describe()
+        for info in infos:
+            problem = record_problem(info, per_base)
+            if problem:
+                raise ValueError(f"{info.where}: {problem}")
+        lengths = [info.length for info in infos]
+        out = np.zeros((sum(lengths) if per_base else len(infos), self.hidden_size), dtype=np.float32)
+        self.embed_into(source, lengths, out, per_base)
+        if per_base:
+            pieces = np.split(out, np.cumsum(lengths)[:-1])
+            return pieces[0] if single else pieces
+        return out[0] if single else out
+
+
+def record_problem(info, per_base):
+    """Why a record cannot be embedded, or None: empty, or (pooled) no A/C/G/T base to average over."""
+    if info.length == 0:
+        return f"record '{info.name}' is empty: nothing to embed"
+    if not per_base and info.acgt == 0:
+        return f"record '{info.name}' holds no A/C/G/T base (only N): a mean over its bases is undefined"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ files
+def output_paths(output, fmt):
+    if os.path.isdir(output):
+        raise ValueError(f"--output {output}: is a folder; give a file name (.npy or .parquet)")
+    if fmt == "npy":
+        if not output.endswith(".npy"):
+            raise ValueError(f"--output {output}: expected a .npy file for --format npy (the ids go beside it in "
+                             "<name>.ids.tsv)")
+        return output, output[:-len(".npy")] + ".ids.tsv"
+    return output, None
+
+
+def write_ids(path, infos, per_base):
+    offsets = np.concatenate([[0], np.cumsum([info.length for info in infos])])
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("id\tlength\tacgt_bases" + ("\tfirst_row" if per_base else "") + "\n")
+        for info, offset in zip(infos, offsets):
+            handle.write(f"{info.name}\t{info.length}\t{info.acgt}" + (f"\t{offset}" if per_base else "") + "\n")
+
+
+def write_parquet(path, rows, infos, per_base, source, block=65536):
+    """A Parquet table from the finished rows: id, length, acgt_bases, embedding (per record) or id, position,
+    base, embedding (per base), streamed in row groups."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    hidden = rows.shape[1]
+    vector = pa.list_(pa.float32(), hidden)
+    if not per_base:
+        table = pa.table({"id": [i.name for i in infos], "length": [i.length for i in infos],
+                          "acgt_bases": [i.acgt for i in infos],
+                          "embedding": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(rows).ravel()), hidden)})
+        pq.write_table(table, path)
+        return
+    schema = pa.schema([("id", pa.string()), ("position", pa.int64()), ("base", pa.string()), ("embedding", vector)])
+    from tokenization.alphabet import VOCABULARY  # noqa: PLC0415
+
+    letters = np.array([token if len(token) == 1 else "?" for token in VOCABULARY])
+    with pq.ParquetWriter(path, schema) as writer:
+        offset = 0
+        for info, (_, ids) in zip(infos, source):
+            for start in range(0, info.length, block):
+                end = min(start + block, info.length)
+                flat = np.ascontiguousarray(rows[offset + start:offset + end]).ravel()
+                writer.write_table(pa.table({
+                    "id": [info.name] * (end - start), "position": np.arange(start, end, dtype=np.int64),
+                    "base": letters[ids[start:end]], "embedding": pa.FixedSizeListArray.from_arrays(flat, hidden)},
+                    schema=schema))
+            offset += info.length
+
+
+def embed_to_file(embedder, source, output, fmt="npy", per_base=False, quiet=False, log=print):
+    """Embed every record of `source` into `output` (see the module docstring); returns a summary dict."""
+    from numpy.lib.format import open_memmap  # noqa: PLC0415
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    main_path, ids_path = output_paths(output, fmt)
+    infos = source.describe()
+    seen = {}
+    for info in infos:
+        if info.name in seen:
+            raise ValueError(f"{info.where}: record name '{info.name}' repeats {seen[info.name]}; names identify "
+                             "rows of the output")
+        seen[info.name] = info.where
+    kept, skipped = [], []
+    for info in infos:
+        problem = record_problem(info, per_base)
+        if problem:
+            log(f"warning: {info.where}: {problem}; skipped")
+            skipped.append(info)
+        else:
+            kept.append(info)
+    if not kept:
+        raise ValueError(f"{output}: no record could be embedded ({len(skipped)} skipped, see the warnings)")
+    keep = {info.name for info in kept}
+
+    def kept_records():
+        return ((name, ids) for name, ids in source if name in keep)
+
+    lengths = [info.length for info in kept]
+    os.makedirs(os.path.dirname(os.path.abspath(main_path)), exist_ok=True)
+    partial = f"{main_path}.tmp-{os.getpid()}"
+    rows_path = partial if fmt == "npy" else f"{main_path}.rows-{os.getpid()}.npy"
+    created = [rows_path, partial, f"{ids_path}.tmp-{os.getpid()}" if ids_path else None]
+    started = time.perf_counter()
+    try:
+        shape = (sum(lengths) if per_base else len(kept), embedder.hidden_size)
+        rows = open_memmap(rows_path, mode="w+", dtype=np.float32, shape=shape)  # a new file reads as zeros
+        with tqdm(total=sum(lengths), unit="bp", unit_scale=True, desc="embed", disable=quiet,
+                  file=sys.stderr) as progress:
+            embedder.embed_into(kept_records(), lengths, rows, per_base, progress)
+        rows.flush()
+        if fmt == "npy":
+            del rows
+            write_ids(created[2], kept, per_base)
+            os.replace(partial, main_path)
+            os.replace(created[2], ids_path)
+        else:
+            write_parquet(partial, rows, kept, per_base, kept_records())
+            del rows
+            os.replace(partial, main_path)
+    finally:
+        for path in created:
+            if path and os.path.exists(path):
+                os.remove(path)
+    seconds = time.perf_counter() - started
+    bases = sum(lengths)
+    summary = {"records": len(kept), "bases": bases, "skipped": [info.name for info in skipped],
+               "seconds": seconds, "bases_per_second": bases / seconds if seconds else float("inf"),
+               "output": main_path, "ids": ids_path}
+    written = main_path + (f" + {ids_path}" if ids_path else "")
+    log(f"embedded {len(kept):,} record(s), {bases:,} bp, in {seconds:.1f} s ({summary['bases_per_second']:,.0f} "
+        f"bp/s) -> {written}" + (f"; skipped {len(skipped)}: " + ", ".join(f"'{i.name}'" for i in skipped[:5])
+                                 if skipped else ""))
+    return summary
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a NucEL export (e.g. runs/demo/discriminator) or a "
+                                                        "pretraining run folder (its discriminator is used)")
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--fasta", help="FASTA file (.fa, .fa.gz, bgzip), any number of records")
+    inputs.add_argument("--bed", help="BED regions (0-based half-open; name column 4, strand column 6), with "
+                                      "--reference")
+    inputs.add_argument("--sequence", nargs="+", help="one or more DNA sequences (named seq1, seq2, ...)")
+    parser.add_argument("--reference", help="with --bed: a FASTA (plain or bgzip, indexed on first use) or a "
+                                            "genome store folder")
+    parser.add_argument("--output", required=True, help="out.npy (+ out.ids.tsv) or out.parquet")
+    parser.add_argument("--format", choices=("npy", "parquet"), help="default: from the --output suffix")
+    parser.add_argument("--per-base", action="store_true", help="one embedding per base instead of per record")
+    parser.add_argument("--window", type=int, help="bases per window (default: 1024, or what the model reads)")
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="bases shared by neighbouring windows")
+    parser.add_argument("--layer", type=int, default=-1, help="0: token embeddings, i: after layer i, -1: final")
+    parser.add_argument("--reverse-complement-average", action="store_true",
+                        help="embed both strands and average (strand-symmetric embeddings)")
+    add_runtime_arguments(parser, batch_size=16)
+    args = parser.parse_args(argv)
+    if args.bed and not args.reference:
+        parser.error("--bed needs --reference (the genome the regions are on)")
+    if args.reference and not args.bed:
+        parser.error("--reference is read with --bed only")
+    args.format = args.format or ("parquet" if args.output.endswith(".parquet") else "npy")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.fasta:
+        source = FastaRecords(args.fasta)
+    elif args.bed:
+        source = BedRegions(args.bed, args.reference)
+    else:
+        source = SequenceTexts(args.sequence)
+    embedder = Embedder.from_pretrained(args.model, device=args.device, dtype=args.dtype, window=args.window,
+                                        overlap=args.overlap, layer=args.layer, batch_size=args.batch_size,
+                                        reverse_complement_average=args.reverse_complement_average)
+    return embed_to_file(embedder, source, args.output, args.format, args.per_base, args.quiet)
+
+
+cli = one_line_errors(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,108 @@
+"""Load the NucEL models a command needs from a saved folder, without running any code from the folder.
+
+`--model` is a pretraining run (or any folder holding `discriminator/` and `generator/` exports) or one NucEL
+model folder. Classes come from this package (`modeling_nucel`), weights only from safetensors, and the folder
+must describe NucEL weights over the single-nucleotide alphabet; anything else is one error line.
+"""
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel
+from tokenization import alphabet
+from tokenization.json_files import read_json_object
+
+ALPHABET_IDS = {"pad_token_id": alphabet.PAD_ID, "cls_token_id": alphabet.CLS_ID, "sep_token_id": alphabet.SEP_ID,
+                "mask_token_id": alphabet.MASK_ID}
+
+
+@dataclass
+class ModelFolders:
+    """Where each part comes from: the discriminator (backbone, and its replaced-token head when exported with it)
+    and the generator (masked-nucleotide model). Either may be None."""
+
+    discriminator: Optional[str]
+    generator: Optional[str]
+
+
+def resolve_folders(model, generator=None):
+    """`--model` (+ `--generator`) -> ModelFolders. A run folder gives both of its exports."""
+    if not os.path.isdir(model):
+        raise ValueError(f"--model {model}: not a folder (expected a NucEL export or a pretraining run folder)")
+    if os.path.isdir(os.path.join(model, "discriminator")):
+        beside = os.path.join(model, "generator")
+        return ModelFolders(os.path.join(model, "discriminator"),
+                            generator or (beside if os.path.isdir(beside) else None))
+    config = read_model_config(model)
+    if (config.get("architectures") or [""])[0] == "NucELForMaskedLM" and generator is None:
+        return ModelFolders(None, model)
+    return ModelFolders(model, generator)
+
+
+def read_model_config(folder):
+    path = os.path.join(folder, "config.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"--model {folder}: no config.json (expected a NucEL export, e.g. runs/demo/discriminator)")
+    config = read_json_object(path, "model config")
+    if config.get("model_type") != NucELConfig.model_type:
+        raise ValueError(f"{path}: model_type {config.get('model_type')!r}; only NucEL models (model_type "
+                         f"'{NucELConfig.model_type}') are read here")
+    wrong = {key: config.get(key) for key, value in ALPHABET_IDS.items() if config.get(key, value) != value}
+    if config.get("vocab_size") != alphabet.VOCAB_SIZE or wrong:
+        raise ValueError(f"{path}: vocabulary of {config.get('vocab_size')} tokens{f' with {wrong}' if wrong else ''}"
+                         f"; these commands read single-nucleotide models ({alphabet.VOCAB_SIZE} tokens, "
+                         "tokenization/alphabet.py)")
+    return config
+
+
+def add_runtime_arguments(parser, batch_size):
+    """--batch-size, --device, --dtype and --quiet, the same for every inference command."""
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="windows per forward pass")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                        help="auto: bfloat16 on GPU, float32 on CPU")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def pick_device(device="auto"):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    return torch.device(device)
+
+
+def pick_dtype(dtype, device):
+    """auto: bfloat16 on a GPU, float32 on CPU (where bf16 matmuls are slower, not faster)."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def load_part(folder, model_class, device, dtype):
+    """`model_class` from `folder` in eval mode on `device`; returns (model, names of weights the folder lacks).
+    A missing backbone weight is an error: the folder does not hold what its config says."""
+    read_model_config(folder)
+    try:
+        model, info = model_class.from_pretrained(folder, use_safetensors=True, output_loading_info=True)
+    except (OSError, ValueError, RuntimeError) as failure:
+        first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+        raise ValueError(f"--model {folder}: could not load {model_class.__name__} ({first})") from None
+    missing = sorted(info["missing_keys"])
+    backbone_missing = [key for key in missing if model_class is NucELModel or key.startswith("model.")]
+    if backbone_missing:
+        raise ValueError(f"--model {folder}: {len(backbone_missing)} backbone weights are not in its checkpoint "
+                         f"(e.g. {backbone_missing[0]}): not a complete NucEL export")
+    return model.to(device=device, dtype=dtype).eval(), missing
+
+
+def load_detector(folder, device, dtype):
+    """The discriminator with its replaced-token head, or (None, backbone) for an export without the head (older
+    exports saved the bare backbone): embeddings still work, detection scores do not."""
+    detector, missing = load_part(folder, NucELForReplacedTokenDetection, device, dtype)
+    if missing:
+        return None, detector.model
+    return detector, detector.model
