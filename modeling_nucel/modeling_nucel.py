@@ -605,6 +605,11 @@ class NucELReplacedTokenDetectionOutput(ModelOutput):
     attentions: Optional[tuple] = None
 
 
+def replaced_token_logits(hidden_states, head, classifier):
+    """ELECTRA's detection head over the discriminator's states: (batch, seq) logits, positive = replaced."""
+    return classifier(head(hidden_states)).squeeze(-1)
+
+
 class NucELForReplacedTokenDetection(NucELPreTrainedModel):
     """The ELECTRA discriminator with its replaced-token-detection head (transformers' ElectraForPreTraining).
 
@@ -626,7 +631,7 @@ class NucELForReplacedTokenDetection(NucELPreTrainedModel):
                              inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                              output_hidden_states=output_hidden_states, return_dict=True)
         hidden = outputs.last_hidden_state
-        logits = self.discriminator_classifier(self.discriminator_head(hidden)).squeeze(-1)
+        logits = replaced_token_logits(hidden, self.discriminator_head, self.discriminator_classifier)
         loss = None
         if labels is not None:
             scored = labels != -100
@@ -715,7 +720,7 @@ class NucELForPreTraining(NucELPreTrainedModel):
     def detect_replaced(self, input_ids, attention_mask=None):
         """Discriminator logits (batch, seq): positive means "this token was replaced"."""
         hidden = self.discriminator(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.discriminator_classifier(self.discriminator_head(hidden)).squeeze(-1)
+        return replaced_token_logits(hidden, self.discriminator_head, self.discriminator_classifier)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None):
         if labels is None:
