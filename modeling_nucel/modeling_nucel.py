@@ -85,6 +85,7 @@ def apply_rotary(q, k, cos, sin):
 # ----------------------------------------------------------------------------------------------- attention backends
 # eager / sdpa / flex take (batch, heads, seq, head_dim) and a per-layer-type mask built once per forward by
 # `build_attention_masks`; flash takes unpadded (tokens, heads, head_dim) and (cu_seqlens, max_seqlen).
+# On eager / sdpa, local layers attend block by block (`LocalBlocks`), so they cost O(seq x window), not O(seq^2).
 
 
 def eager_attention(q, k, v, mask, dropout, training):
@@ -97,6 +98,77 @@ def eager_attention(q, k, v, mask, dropout, training):
 
 def sdpa_attention(q, k, v, mask, dropout, training):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout if training else 0.0), None
+
+
+@dataclass
+class LocalBlocks:
+    """Block layout of a local layer on eager / sdpa.
+
+    Queries are cut into `n_blocks` blocks of `size` (= the window) positions; block b attends to the
+    `size + 2 * half_window` keys from `half_window` before its first query to `half_window` after its last, which
+    hold every key its queries' windows reach. `mask` (batch * n_blocks, 1, size, keys) keeps exactly the dense
+    rule: a real key within `half_window`, or the query itself.
+    """
+
+    size: int
+    half_window: int
+    n_blocks: int
+    seq_len: int
+    mask: torch.Tensor
+
+    @classmethod
+    def build(cls, seq_len, half_window, key_is_real, batch, device):
+        size = min(2 * half_window, seq_len)
+        n_blocks = -(-seq_len // size)
+        span = size + 2 * half_window
+        query = torch.arange(size, device=device)[:, None]
+        key = torch.arange(span, device=device)[None, :]
+        band = (key >= query) & (key <= query + 2 * half_window)  # |query - key| <= half_window, block coordinates
+        itself = key == query + half_window
+        if key_is_real is None:
+            key_is_real = torch.ones(1, seq_len, dtype=torch.bool, device=device)
+        padded = F.pad(key_is_real, (half_window, n_blocks * size - seq_len + half_window), value=False)
+        real = padded.unfold(1, span, size)  # (batch or 1, n_blocks, span)
+        mask = (band & real[:, :, None, :]) | itself  # (batch or 1, n_blocks, size, span)
+        mask = mask.expand(batch, -1, -1, -1).reshape(batch * n_blocks, 1, size, span)
+        return cls(size, half_window, n_blocks, seq_len, mask)
+
+    def queries(self, x):
+        """(batch, heads, seq, d) -> (batch * n_blocks, heads, size, d)."""
+        batch, heads, _, dim = x.shape
+        x = F.pad(x, (0, 0, 0, self.n_blocks * self.size - self.seq_len))
+        return x.view(batch, heads, self.n_blocks, self.size, dim).transpose(1, 2).reshape(-1, heads, self.size, dim)
+
+    def keys(self, x):
+        """(batch, heads, seq, d) -> (batch * n_blocks, heads, size + 2 * half_window, d), neighbours included."""
+        batch, heads, _, dim = x.shape
+        span = self.size + 2 * self.half_window
+        x = F.pad(x, (0, 0, self.half_window, self.n_blocks * self.size - self.seq_len + self.half_window))
+        blocks = x.unfold(2, span, self.size)  # (batch, heads, n_blocks, d, span): a view
+        return blocks.permute(0, 2, 1, 4, 3).reshape(-1, heads, span, dim)
+
+    def merge(self, out, batch):
+        """(batch * n_blocks, heads, size, d) -> (batch, heads, seq, d)."""
+        _, heads, _, dim = out.shape
+        out = out.view(batch, self.n_blocks, heads, self.size, dim).transpose(1, 2)
+        return out.reshape(batch, heads, self.n_blocks * self.size, dim)[:, :, :self.seq_len]
+
+    def dense_weights(self, weights, batch):
+        """Block attention weights -> the (batch, heads, seq, seq) matrix the dense path returns (zeros outside)."""
+        _, heads, size, span = weights.shape
+        rows, cols = self.n_blocks * size, self.n_blocks * size + 2 * self.half_window
+        dense = weights.new_zeros(batch, heads, rows, cols)
+        diagonal_blocks = dense.as_strided((batch, heads, self.n_blocks, size, span),
+                                           (heads * rows * cols, rows * cols, size * cols + size, cols, 1))
+        diagonal_blocks.copy_(weights.view(batch, self.n_blocks, heads, size, span).transpose(1, 2))
+        return dense[:, :, :self.seq_len, self.half_window:self.half_window + self.seq_len]
+
+
+def block_local_attention(attend, q, k, v, blocks, dropout, training, output_attentions):
+    out, weights = attend(blocks.queries(q), blocks.keys(k), blocks.keys(v), blocks.mask, dropout, training)
+    batch = q.shape[0]
+    weights = blocks.dense_weights(weights, batch) if output_attentions and weights is not None else None
+    return blocks.merge(out, batch), weights
 
 
 _compiled_flex_attention = None
@@ -145,11 +217,12 @@ def attention_implementation(config):
     return implementation
 
 
-def build_attention_masks(implementation, attention_mask, seq_len, half_window, device):
+def build_attention_masks(implementation, attention_mask, batch, seq_len, half_window, device):
     """Masks for the global and local layers: {"full_attention": m, "sliding_attention": m}.
 
-    A key is visible when it is a real token (and, on local layers, within `half_window` positions). Every query
-    also sees itself, so a padded query far from any real token gets no empty row (no NaN); real tokens never
+    A key is visible when it is a real token (and, on local layers, within `half_window` positions). Local-layer
+    queries also see themselves, so a padded query far from any real token gets no empty row (no NaN); on global
+    layers every query sees every real token, so a key mask of (batch, 1, 1, seq) is enough. Real tokens never
     see padding, so their outputs do not depend on how much padding follows them.
     """
     has_padding = attention_mask is not None and not bool(attention_mask.all())
@@ -168,13 +241,11 @@ def build_attention_masks(implementation, attention_mask, seq_len, half_window, 
 
         return {"full_attention": block_mask(None), "sliding_attention": block_mask(half_window)}
 
-    positions = torch.arange(seq_len, device=device)
-    band = (positions[:, None] - positions[None, :]).abs() <= half_window  # (seq, seq)
-    if not has_padding:
-        return {"full_attention": None, "sliding_attention": band[None, None]}
-    keys = key_is_real[:, None, None, :]  # (batch, 1, 1, seq)
-    diagonal = torch.eye(seq_len, dtype=torch.bool, device=device)
-    return {"full_attention": keys | diagonal, "sliding_attention": (keys & band) | diagonal}
+    full = key_is_real[:, None, None, :] if has_padding else None  # None: the fused SDPA kernels, no mask
+    if seq_len <= half_window + 1:  # the window spans the whole sequence: a local layer is a global one
+        return {"full_attention": full, "sliding_attention": full}
+    return {"full_attention": full,
+            "sliding_attention": LocalBlocks.build(seq_len, half_window, key_is_real, batch, device)}
 
 
 def linear(in_features, out_features, init_role, bias=False):
@@ -215,7 +286,11 @@ class NucELAttention(nn.Module):
             out, weights = flash_attention_forward(q, k, v, mask, self.half_window, dropout, self.training), None
         else:
             q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (batch, heads, seq, head_dim)
-            out, weights = ATTENTION_FUNCTIONS[implementation](q, k, v, mask, dropout, self.training)
+            attend = ATTENTION_FUNCTIONS[implementation]
+            if isinstance(mask, LocalBlocks):
+                out, weights = block_local_attention(attend, q, k, v, mask, dropout, self.training, output_attentions)
+            else:
+                out, weights = attend(q, k, v, mask, dropout, self.training)
             out = out.transpose(1, 2)
         out = out.reshape(*token_shape, -1)
         return self.out_drop(self.Wo(out)), weights
@@ -433,8 +508,8 @@ class NucELModel(NucELPreTrainedModel):
             varlen = (cu_seqlens, int(seqlens.max()))
             masks = {"full_attention": varlen, "sliding_attention": varlen}
         else:
-            masks = build_attention_masks(implementation, attention_mask, seq_len, self.config.local_attention // 2,
-                                          device)
+            masks = build_attention_masks(implementation, attention_mask, batch, seq_len,
+                                          self.config.local_attention // 2, device)
 
         head_dim = self.config.hidden_size // self.config.num_attention_heads
         rotary = {"full_attention": rotary_cos_sin(position_ids, head_dim, self.config.global_rope_theta,

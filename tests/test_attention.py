@@ -157,3 +157,85 @@ def test_cuda_backends_match_sdpa_in_bf16(make_config, padded_batch, implementat
         other = model(input_ids, attention_mask).last_hidden_state.float()
     torch.testing.assert_close(real_tokens(other, attention_mask), real_tokens(sdpa, attention_mask),
                                atol=3e-2, rtol=3e-2)
+
+
+# ----------------------------------------------------------------------------------------- block-local attention
+def dense_local_mask(key_is_real, seq_len, half_window):
+    """The dense rule local layers must keep: a real key within `half_window`, or the query itself."""
+    positions = torch.arange(seq_len)
+    band = (positions[:, None] - positions[None, :]).abs() <= half_window
+    return (key_is_real[:, None, None, :] & band) | torch.eye(seq_len, dtype=torch.bool)
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("seq_len, lengths", [
+    (5, [5, 3]),  # shorter than one block (block = window = 16)
+    (16, [16, 9]),  # exactly one block
+    (37, [37, 20]),  # odd: the last block is partial
+    (100, [100, 1]),  # one real token and 99 padded queries, most far from any real key
+])
+def test_block_local_equals_dense_forward_and_backward(implementation, seq_len, lengths):
+    half_window, batch, heads, dim = 8, len(lengths), 2, 8
+    key_is_real = torch.zeros(batch, seq_len, dtype=torch.bool)
+    for row, n in enumerate(lengths):
+        key_is_real[row, :n] = True
+    generator = torch.Generator().manual_seed(seq_len)
+    q, k, v = (torch.randn(batch, heads, seq_len, dim, generator=generator, requires_grad=True) for _ in range(3))
+    upstream = torch.randn(batch, heads, seq_len, dim, generator=generator)
+    attend = nucel_modeling.ATTENTION_FUNCTIONS[implementation]
+
+    blocks = nucel_modeling.LocalBlocks.build(seq_len, half_window, key_is_real, batch, torch.device("cpu"))
+    blocked, blocked_weights = nucel_modeling.block_local_attention(attend, q, k, v, blocks, 0.0, False,
+                                                                    output_attentions=True)
+    blocked_grads = torch.autograd.grad((blocked * upstream).sum(), (q, k, v))
+    dense, dense_weights = attend(q, k, v, dense_local_mask(key_is_real, seq_len, half_window), 0.0, False)
+    dense_grads = torch.autograd.grad((dense * upstream).sum(), (q, k, v))
+
+    torch.testing.assert_close(blocked, dense, atol=1e-5, rtol=1e-5)  # padded queries included
+    for mine, reference in zip(blocked_grads, dense_grads):
+        torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-5)
+    if implementation == "eager":
+        torch.testing.assert_close(blocked_weights, dense_weights, atol=1e-6, rtol=1e-5)
+    assert blocks.mask.shape == (batch * blocks.n_blocks, 1, blocks.size, blocks.size + 2 * half_window)
+
+
+def with_dense_local_masks(build):
+    """`build_attention_masks` as it was before block-local attention: local layers get the dense band mask."""
+    def build_dense(implementation, attention_mask, batch, seq_len, half_window, device):
+        masks = build(implementation, attention_mask, batch, seq_len, half_window, device)
+        key_is_real = attention_mask.bool() if attention_mask is not None else torch.ones(batch, seq_len, dtype=bool)
+        masks["sliding_attention"] = dense_local_mask(key_is_real, seq_len, half_window)
+        return masks
+    return build_dense
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_model_with_block_local_layers_equals_dense_forward_and_backward(make_config, implementation, monkeypatch):
+    input_ids, attention_mask = dna_batch(lengths=[83, 47, 9], length=83)  # odd length, heavy padding
+    config = make_config(attention_dropout=0.0)
+
+    def run():
+        model = encoder(config, implementation).train()
+        hidden = model(input_ids, attention_mask).last_hidden_state
+        hidden[attention_mask.bool()].square().mean().backward()
+        return hidden.detach(), {name: p.grad for name, p in model.named_parameters()}
+
+    blocked, blocked_grads = run()
+    monkeypatch.setattr(nucel_modeling, "build_attention_masks",
+                        with_dense_local_masks(nucel_modeling.build_attention_masks))
+    dense, dense_grads = run()
+    torch.testing.assert_close(real_tokens(blocked, attention_mask), real_tokens(dense, attention_mask),
+                               atol=1e-5, rtol=1e-5)
+    for name, grad in blocked_grads.items():
+        torch.testing.assert_close(grad, dense_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_no_dense_masks_on_eager_and_sdpa(make_config):
+    """Global layers: no mask without padding, a (batch, 1, 1, seq) key mask with it; local layers: blocks."""
+    input_ids, attention_mask = dna_batch(lengths=[300, 200], length=300)
+    masks = nucel_modeling.build_attention_masks("sdpa", attention_mask, 2, 300, 8, torch.device("cpu"))
+    assert masks["full_attention"].shape == (2, 1, 1, 300)
+    assert isinstance(masks["sliding_attention"], nucel_modeling.LocalBlocks)
+    assert masks["sliding_attention"].mask.numel() == 2 * 19 * 16 * 32  # O(seq x window), not seq^2
+    unpadded = nucel_modeling.build_attention_masks("sdpa", None, 2, 300, 8, torch.device("cpu"))
+    assert unpadded["full_attention"] is None

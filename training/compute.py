@@ -68,12 +68,13 @@ def training_parameters(config, objective):
 def encoder_activation_bytes(config, sequence_length, bytes_per_value, dense_scores):
     """Activations one sequence keeps for the backward pass, counted low: per token and layer the attention input,
     q/k/v and output (6 x hidden) and the GeGLU's input and product (3 x intermediate); where attention runs
-    unfused (CPU), half of the local layers' (heads x L x L) score matrices."""
+    unfused (CPU), half of the local layers' block score matrices (heads x L x 2 windows: block-local attention)."""
     per_layer = sequence_length * (6 * config.hidden_size + 3 * config.intermediate_size) * bytes_per_value
     total = per_layer * config.num_hidden_layers
     if dense_scores:
         local = sum(kind == "sliding_attention" for kind in config.layer_types)
-        total += local * config.num_attention_heads * sequence_length ** 2 * 4 // 2
+        keys = min(sequence_length, config.local_attention) + config.local_attention
+        total += local * config.num_attention_heads * sequence_length * keys * 4 // 2
     return total
 
 
