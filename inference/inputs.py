@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenization import alphabet
-from tokenization.encoding import encode_sequence, reverse_complement, translate_bytes
+from tokenization.encoding import encode_sequence, reverse_complement
 from tokenization.fasta import FastaRecord, scan_fasta
 from tokenization.reference import ReferenceGenome
 
@@ -61,7 +61,7 @@ class FastaRecords:
     def _scan(self):
         with warnings.catch_warnings():  # empty records: reported by the caller, by name, with what happens
             warnings.simplefilter("ignore")
-            yield from scan_fasta(self.path)
+            yield from scan_fasta(self.path, encode=True)
 
     def describe(self):
         infos, name, line, length, acgt = [], None, 0, 0, 0
@@ -71,7 +71,7 @@ class FastaRecords:
                     infos.append(RecordInfo(name, length, acgt, f"{self.path}:{line}"))
                 name, line, length, acgt = item.name, item.line, 0, 0
             else:
-                ids = np.frombuffer(translate_bytes(item), dtype=np.uint8)
+                ids = np.frombuffer(item, dtype=np.uint8)
                 length, acgt = length + len(ids), acgt + acgt_count(ids)
         infos.append(RecordInfo(name, length, acgt, f"{self.path}:{line}"))
         return infos
@@ -81,11 +81,11 @@ class FastaRecords:
         for item in self._scan():
             if isinstance(item, FastaRecord):
                 if name is not None:
-                    yield name, np.frombuffer(translate_bytes(b"".join(chunks)), dtype=np.uint8)
+                    yield name, np.frombuffer(b"".join(chunks), dtype=np.uint8)
                 name, chunks = item.name, []
             else:
                 chunks.append(item)
-        yield name, np.frombuffer(translate_bytes(b"".join(chunks)), dtype=np.uint8)
+        yield name, np.frombuffer(b"".join(chunks), dtype=np.uint8)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ import os
 import pytest
 
 from conftest import SHARED_DATA
-from tokenization import read_fasta
-from tokenization.fasta import BLOCK_BYTES
+from tokenization import encode_sequence, read_fasta
+from tokenization.fasta import BLOCK_BYTES, FastaRecord, scan_fasta
 
 GENOMES = os.path.join(SHARED_DATA, "genomes")
 
@@ -37,6 +37,8 @@ def test_records_longer_than_a_block(tmp_path):
     (">chr1\nACGT\n>chr2\nAC-T\n", 4, "invalid character '-' in record 'chr2'"),
     ("ACGT\n>chr1\nACGT\n", 1, "sequence before the first '>' header"),
     (">\nACGT\n", 1, "header without a record name"),
+    (">chr1\r\nAC GT\r\nAC>T\r\n", 3, "invalid character '>' in record 'chr1'"),  # '>' inside a line
+    (">chr1\nACGT\n\n>chr2\nAAAA\nAAAA\nAA\xe9A\n", 7, "invalid byte 0xc3 in record 'chr2'"),
 ])
 def test_bad_content_names_file_and_line(tmp_path, text, line, message):
     path = write(tmp_path / "bad.fa", text)
@@ -82,3 +84,26 @@ def test_plant_slice_has_iupac_codes():
     assert sum(len(s) for _, s in records) == 1_196_674
     iupac = sum(s.count(code) for _, s in records for code in "YKS")
     assert iupac == 5
+
+
+def test_concatenated_gzip_members_and_trailing_garbage(tmp_path):
+    path = tmp_path / "members.fa.gz"
+    path.write_bytes(gzip.compress(b">a\nAC\nG") + gzip.compress(b"T\n>b\nNN\n"))
+    assert list(read_fasta(str(path))) == [("a", "ACGT"), ("b", "NN")]
+    path.write_bytes(path.read_bytes() + b"not gzip")
+    with pytest.raises(ValueError, match=r"members\.fa\.gz:\d+: truncated or corrupt gzip stream"):
+        list(read_fasta(str(path)))
+
+
+@pytest.mark.parametrize("name", ["hg38_chr2_1-2333275.fa.gz", "athaliana_first1pct_per_chr.fa.gz"])
+def test_encoded_scan_equals_encoding_the_text(name):
+    path = os.path.join(GENOMES, name)
+    encoded, names = {}, []
+    for item in scan_fasta(path, encode=True):
+        if isinstance(item, FastaRecord):
+            names.append(item.name)
+            encoded[item.name] = []
+        else:
+            encoded[names[-1]].append(item)
+    for record, sequence in read_fasta(path):
+        assert b"".join(encoded[record]) == encode_sequence(sequence).tobytes()

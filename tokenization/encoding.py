@@ -27,16 +27,15 @@ def encode_sequence(sequence):
         raise TypeError(f"encode_sequence: expected str or bytes, got {type(sequence).__name__}")
     sequence = bytes(sequence)
     if b"[" not in sequence:
-        return np.frombuffer(bytearray(translate_bytes(sequence)), dtype=np.uint8)
+        return np.frombuffer(bytearray(_translate(sequence)), dtype=np.uint8)
     pieces = _SPECIAL.split(sequence)  # text, special, text, special, ...
-    encoded = b"".join(_SPECIAL_IDS[piece] if index % 2 else translate_bytes(piece)
+    encoded = b"".join(_SPECIAL_IDS[piece] if index % 2 else _translate(piece)
                        for index, piece in enumerate(pieces))
     return np.frombuffer(bytearray(encoded), dtype=np.uint8)
 
 
-def translate_bytes(raw):
-    """bytes -> bytes of token ids (whitespace deleted): `encode_sequence` without the numpy wrapper, for writers
-    that stream ids straight to disk."""
+def _translate(raw):
+    """bytes -> bytes of token ids, whitespace deleted (FASTA files are encoded while parsed: fasta.scan_fasta)."""
     return raw.translate(_ENCODE_TABLE, _WHITESPACE_BYTES)
 
 

@@ -16,15 +16,15 @@ import os
 import sys
 import warnings
 
+import numpy as np
+
 from . import alphabet
-from .encoding import translate_bytes
 from .fasta import FastaRecord, scan_fasta
 from .json_files import read_json_object
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
 TOKENS_FILE = "tokens.u8"
-_N_BYTE = bytes([alphabet.N_ID])
 
 
 def file_sha256(path, block=8 << 20):
@@ -105,7 +105,7 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
         warnings.simplefilter("always")
         for source_id, source in enumerate(sources):
             names = {}
-            for item in scan_fasta(fasta_paths[source_id]):
+            for item in scan_fasta(fasta_paths[source_id], encode=True):
                 if isinstance(item, FastaRecord):
                     if item.name in names:
                         raise ValueError(f"{fasta_paths[source_id]}:{item.line}: duplicate record name "
@@ -115,11 +115,10 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
                               "offset": offset, "length": 0, "n_count": 0}
                     records.append(record)
                     continue
-                ids = translate_bytes(item)
-                tokens.write(ids)
-                record["length"] += len(ids)
-                record["n_count"] += ids.count(_N_BYTE)
-                offset += len(ids)
+                tokens.write(item)
+                record["length"] += len(item)
+                record["n_count"] += int(np.count_nonzero(np.frombuffer(item, dtype=np.uint8) == alphabet.N_ID))
+                offset += len(item)
         for warning in caught:  # empty records: reported here and kept in the index with length 0
             empty.append(str(warning.message))
             log(f"warning: {warning.message}")
