@@ -1,8 +1,8 @@
 """GPU benchmark, self-checking: attention backends agree, the published ELECTRA step's tokens/s and MFU, and
 unpadded vs padded inference on variable-length input. Exits non-zero when a backend disagrees.
 
-    python benchmarks/gpu.py                       # on a CUDA device: published 512 x 22 (+ generator 256 x 11), bf16
-    python benchmarks/gpu.py --device cpu --dtype fp32 --tiny --batch-size 2 --seq-len 256   # the same checks, CPU
+    python benchmarks/gpu.py     # CUDA: published 512 x 22 (+ generator 256 x 11), bf16, batch 32 x 1,024
+                                 # no CUDA: the same checks on a tiny shape, fp32, batch 2 (what CI runs)
 
 1. Agreement: every backend runs forward + backward on one padded batch with the same weights (in --dtype); the
    relative error (||x - ref|| / ||ref||) of the real tokens' outputs and of all parameter gradients is taken
@@ -35,20 +35,27 @@ ERROR_FLOOR = {"bf16": {"output": 1e-2, "gradient": 2e-2}, "fp32": {"output": 1e
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
-    parser.add_argument("--tiny", action="store_true", help="64 x 3 discriminator, 32 x 2 generator (for CPU checks)")
+    parser.add_argument("--dtype", choices=["bf16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU")
+    parser.add_argument("--shape", choices=["published", "tiny"],
+                        help="published: 512 x 22 + 256 x 11; tiny: 64 x 3 + 32 x 2 (default: published on CUDA, "
+                             "tiny on CPU)")
     parser.add_argument("--seq-len", type=int, default=1024)
-    parser.add_argument("--batch-size", type=int, default=32, help="sequences per training step")
+    parser.add_argument("--batch-size", type=int, help="sequences per training step (default: 32 on CUDA, 2 on CPU)")
     parser.add_argument("--inference-sequences", type=int, default=256)
     parser.add_argument("--inference-batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="peak FLOP/s for MFU where the device is not known")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    on_cuda = args.device.startswith("cuda")
+    args.dtype = args.dtype or ("bf16" if on_cuda else "fp32")
+    args.shape = args.shape or ("published" if on_cuda else "tiny")
+    args.batch_size = args.batch_size or (32 if on_cuda else 2)
+    return args
 
 
 def build_config(args):
-    if args.tiny:
+    if args.shape == "tiny":
         return NucELConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
                            generator_hidden_size=32, generator_num_hidden_layers=2, generator_num_attention_heads=2,
                            generator_intermediate_size=64, local_attention=32,

@@ -22,6 +22,7 @@ import transformers  # noqa: E402
 
 from inference.embed import Embedder, FastaRecords, embed_to_file  # noqa: E402
 from inference.model_folder import pick_dtype  # noqa: E402
+from inference.tiling import tile  # noqa: E402
 from inference.variants import Allele, VariantScorer  # noqa: E402
 from modeling_nucel import NucELConfig, NucELForPreTraining  # noqa: E402
 from tokenization.reference import ReferenceGenome  # noqa: E402
@@ -72,7 +73,8 @@ def embed_rows(name, export, args, bases):
     assert not unexpected and all("rotary" in key for key in missing), (missing, unexpected)
     stock = stock.to(device=device, dtype=dtype).eval()
     window = embedder.window
-    pieces = [torch.randint(5, 9, (min(window, bases - s) + 2,)) for s in range(0, bases, window)]
+    tiles = tile(bases, window, embedder.overlap)  # the very windows nucel-embed reads, overlaps included
+    pieces = [torch.randint(5, 9, (w.end - w.start + 2,)) for w in tiles]
 
     @torch.no_grad()
     def run_stock():
@@ -81,7 +83,7 @@ def embed_rows(name, export, args, bases):
             stock(input_ids=batch.to(device), attention_mask=(batch > 0).long().to(device))
 
     baseline = timed(run_stock)
-    return [(name, f"embed {bases:,} bp, window {window}", f"{bases / nucel:,.0f} bp/s",
+    return [(name, f"embed {bases:,} bp, window {window}, overlap {embedder.overlap} ({len(tiles)} windows)", f"{bases / nucel:,.0f} bp/s",
              f"{bases / baseline:,.0f} bp/s", f"{baseline / nucel:.2f}")]
 
 

@@ -2,7 +2,8 @@
 the same weights and shape, in one process, interleaved; then how NucEL's time and memory grow with length.
 
     python benchmarks/long_inputs.py                                  # CPU shape (128 x 3), 8k/32k; growth 1k..64k
-    python benchmarks/long_inputs.py --hidden-size 512 --layers 22 --heads 8 --device cuda --dtype bf16
+    python benchmarks/long_inputs.py --published --compare-lengths 20002 --growth-lengths   # 512 x 22, 20 kbp
+    python benchmarks/long_inputs.py --published --device cuda --dtype bf16
 
 Memory is the peak above what was resident before the forward: on CPU the process's peak RSS (VmHWM, reset
 through /proc/self/clear_refs before each forward); on CUDA `torch.cuda.max_memory_allocated`. Both models see
@@ -28,6 +29,7 @@ def parse_args():
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--layers", type=int, default=3, help="every 3rd layer is global, from the first")
     parser.add_argument("--heads", type=int, default=2)
+    parser.add_argument("--published", action="store_true", help="the published 512 x 22 shape (16 heads, GeGLU 2048)")
     parser.add_argument("--compare-lengths", type=int, nargs="*", default=[8192, 32768],
                         help="lengths timed for NucEL and stock ModernBERT")
     parser.add_argument("--growth-lengths", type=int, nargs="*", default=[1024, 4096, 16384, 65536],
@@ -106,9 +108,12 @@ def timed(device, function):
 
 
 def build_models(args, max_length):
-    config = NucELConfig(hidden_size=args.hidden_size, intermediate_size=2 * args.hidden_size,
-                         num_hidden_layers=args.layers, num_attention_heads=args.heads,
-                         max_position_embeddings=max_length)
+    if args.published:
+        config = NucELConfig(max_position_embeddings=max_length)
+    else:
+        config = NucELConfig(hidden_size=args.hidden_size, intermediate_size=2 * args.hidden_size,
+                             num_hidden_layers=args.layers, num_attention_heads=args.heads,
+                             max_position_embeddings=max_length)
     config._attn_implementation = args.attn_implementation
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     torch.manual_seed(0)
