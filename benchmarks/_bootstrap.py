@@ -1,11 +1,12 @@
 """Imported first by every benchmark script: `benchmarks/tokenize.py` shadows the standard library's `tokenize`
-(which inspect, numpy and torch import) while this folder is on sys.path, so swap it for the repository root."""
+(which inspect, numpy and torch import) while this folder leads sys.path, so move it to the end (its helpers such
+as `_timing` stay importable) and put the repository root first."""
 
 import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE] + [_HERE]
 REPO_ROOT = os.path.dirname(_HERE)
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)

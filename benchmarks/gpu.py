@@ -17,13 +17,12 @@ unpadded vs padded inference on variable-length input. Exits non-zero when a bac
 import _bootstrap  # noqa: F401  (first: fixes sys.path)
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+from _timing import interleaved_medians  # noqa: E402
 import modeling_nucel.modeling_nucel as nucel_modeling  # noqa: E402
 from modeling_nucel import NucELConfig, NucELForPreTraining, NucELModel  # noqa: E402
 from training.compute import flops_per_token, peak_flops  # noqa: E402
@@ -61,11 +60,6 @@ def build_config(args):
                            generator_intermediate_size=64, local_attention=32,
                            max_position_embeddings=max(2048, args.seq_len))
     return NucELConfig(max_position_embeddings=max(2048, args.seq_len))
-
-
-def synchronize(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def unavailable_reason(backend, device):
@@ -155,22 +149,6 @@ def print_agreement(rows, dtype):
 
 
 # ----------------------------------------------------------------------------------------------- 2. training step
-def time_calls(device, calls, steps, warmup):
-    """Median seconds of each named call, interleaved."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    times = {name: [] for name in calls}
-    for _ in range(steps):
-        for name, call in calls.items():
-            synchronize(device)
-            start = time.perf_counter()
-            call()
-            synchronize(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def electra_step(config, backend, args):
     torch.manual_seed(0)
     model = NucELForPreTraining(config).to(args.device).train()
@@ -201,7 +179,7 @@ def training_rows(args, config):
     if args.dtype == "fp32":  # flash attention runs in half precision only
         backends = [b for b in backends if b != "flash_attention_2"]
     steps = {backend: electra_step(config, backend, args) for backend in backends}
-    times = time_calls(args.device, steps, args.steps, args.warmup)
+    times = interleaved_medians(args.device, steps, args.steps, args.warmup)
     peak = args.peak_tflops * 1e12 if args.peak_tflops else peak_flops(torch.device(args.device))
     per_token = flops_per_token(config, "electra", args.seq_len)
     tokens = args.batch_size * args.seq_len
@@ -244,7 +222,7 @@ def inference_rows(args, config):
                     model(batch_ids, batch_mask)
         return call
 
-    times = time_calls(args.device, {"padded (sdpa)": run("sdpa"), "unpadded (flash_attention_2)":
+    times = interleaved_medians(args.device, {"padded (sdpa)": run("sdpa"), "unpadded (flash_attention_2)":
                                      run("flash_attention_2")}, args.steps, args.warmup)
     real_tokens = int(mask.sum())
     return [(name, seconds, real_tokens / seconds) for name, seconds in times.items()], real_tokens / mask.numel()

@@ -20,6 +20,7 @@ import time  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+from _timing import synchronize  # noqa: E402
 from modeling_nucel import NucELConfig, NucELModel  # noqa: E402
 from modeling_nucel.modeling_nucel import build_attention_masks, rotary_cos_sin  # noqa: E402
 
@@ -89,11 +90,6 @@ class PeakMemory:
 
 def megabytes(n_bytes):
     return "not measured (no /proc/self/clear_refs)" if n_bytes is None else f"{n_bytes / 2**20:,.0f}"
-
-
-def synchronize(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def timed(device, function):

@@ -8,12 +8,11 @@ ModernBertForMaskedLM with the discriminator's shape, in one process, same batch
 import _bootstrap  # noqa: F401  (first: fixes sys.path)
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+from _timing import interleaved_medians  # noqa: E402
 from modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForPreTraining  # noqa: E402
 
 
@@ -67,11 +66,6 @@ def make_step(model, batch):
     return step
 
 
-def synchronize(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def main():
     args = parse_args()
     if args.published:
@@ -94,20 +88,10 @@ def main():
         model.to(args.device, dtype).train()
         steps[name] = make_step(model, batch)
 
-    for _ in range(args.warmup):
-        for step in steps.values():
-            step()
-    times = {name: [] for name in models}
-    for _ in range(args.steps):  # interleaved, so machine noise hits every model alike
-        for name, step in steps.items():
-            synchronize(args.device)
-            start = time.perf_counter()
-            step()
-            synchronize(args.device)
-            times[name].append(time.perf_counter() - start)
+    medians = interleaved_medians(args.device, steps, args.steps, args.warmup)
 
     tokens = args.batch_size * args.seq_len
-    baseline = statistics.median(times["stock ModernBertForMaskedLM"])
+    baseline = medians["stock ModernBertForMaskedLM"]
     disc = config
     print(f"\ndevice={args.device} dtype={args.dtype} attn={args.attn_implementation} threads={torch.get_num_threads()} "
           f"batch={args.batch_size} seq={args.seq_len} discriminator={disc.hidden_size}x{disc.num_hidden_layers} "
@@ -116,7 +100,7 @@ def main():
     print("| model | params (M) | step (ms, median) | tokens/s | ratio vs stock MLM |")
     print("|---|---|---|---|---|")
     for name, model in models.items():
-        median = statistics.median(times[name])
+        median = medians[name]
         n_params = sum(p.numel() for p in model.parameters()) / 1e6
         print(f"| {name} | {n_params:.1f} | {median * 1e3:.1f} | {tokens / median:,.0f} | {median / baseline:.3f} |")
     print("\ngoals: NucEL MLM / stock MLM <= 0.90; ELECTRA / stock MLM <= 1.15")
