@@ -4,6 +4,7 @@ import pytest
 import torch
 import transformers
 
+from conftest import dna_batch
 from modeling_nucel import NucELForMaskedLM, NucELForSequenceClassification, NucELModel
 
 
@@ -69,3 +70,17 @@ def test_sequence_classification_parity(make_config, padded_batch):
 def test_from_modernbert_rejects_other_models(make_config):
     with pytest.raises(TypeError, match="expected a ModernBertModel"):
         NucELModel.from_modernbert(torch.nn.Linear(2, 2))
+
+
+def test_block_local_layers_equal_modernbert_on_odd_lengths(make_config):
+    """Partial last block, a row shorter than one block, heavy padding: still stock ModernBERT's outputs."""
+    config = make_config()
+    torch.manual_seed(3)
+    nucel = NucELModel(config).eval()
+    stock = transformers.ModernBertModel(config.to_modernbert_config()).eval()
+    stock.load_state_dict(nucel.state_dict(), strict=True)
+    input_ids, attention_mask = dna_batch(lengths=[203, 11, 150], length=203)
+    assert input_ids.shape[1] % config.local_attention != 0
+    with torch.no_grad():
+        assert_same_on_real_tokens(nucel(input_ids, attention_mask).last_hidden_state,
+                                   stock(input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask)
