@@ -1,6 +1,6 @@
 """Imported first by every benchmark script: `benchmarks/tokenize.py` shadows the standard library's `tokenize`
 (which inspect, numpy and torch import) while this folder leads sys.path, so move it to the end (its helpers such
-as `_timing` stay importable) and put the repository root first."""
+as `_harness` stay importable) and put the repository root first."""
 
 import os
 import sys

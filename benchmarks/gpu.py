@@ -22,7 +22,7 @@ import sys  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from _timing import interleaved_medians  # noqa: E402
+from _harness import interleaved_medians, masked_batch  # noqa: E402
 import modeling_nucel.modeling_nucel as nucel_modeling  # noqa: E402
 from modeling_nucel import NucELConfig, NucELForPreTraining, NucELModel  # noqa: E402
 from training.compute import flops_per_token, peak_flops  # noqa: E402
@@ -156,12 +156,7 @@ def electra_step(config, backend, args):
     model.generator.config._attn_implementation = backend
     fused = args.device.startswith("cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
-    generator = torch.Generator().manual_seed(3)
-    ids = torch.randint(5, 9, (args.batch_size, args.seq_len), generator=generator)
-    ids[:, 0], ids[:, -1] = config.cls_token_id, config.sep_token_id
-    masked = (torch.rand(ids.shape, generator=generator) < config.mask_rate) & (ids >= 5)
-    batch = {"input_ids": ids.masked_fill(masked, config.mask_token_id).to(args.device),
-             "labels": ids.masked_fill(~masked, -100).to(args.device)}
+    batch = masked_batch(config, args.batch_size, args.seq_len, args.device, seed=3)
     autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.dtype == "bf16")
 
     def step():

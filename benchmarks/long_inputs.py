@@ -20,7 +20,7 @@ import time  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from _timing import synchronize  # noqa: E402
+from _harness import random_windows, synchronize  # noqa: E402
 from modeling_nucel import NucELConfig, NucELModel  # noqa: E402
 from modeling_nucel.modeling_nucel import build_attention_masks, rotary_cos_sin  # noqa: E402
 
@@ -121,10 +121,7 @@ def build_models(args, max_length):
 
 
 def random_ids(length, device):
-    generator = torch.Generator().manual_seed(length)
-    ids = torch.randint(5, 9, (1, length), generator=generator)
-    ids[0, 0], ids[0, -1] = 2, 3
-    return ids.to(device)
+    return random_windows(1, length, seed=length).to(device)
 
 
 def compare_with_stock(args, nucel, stock):
@@ -178,7 +175,7 @@ def growth_table(args, config, nucel):
             def layer_ms(index):
                 if index is None:
                     return float("nan")
-                layer = nucel.model.layers[index] if hasattr(nucel, "model") else nucel.layers[index]
+                layer = nucel.layers[index]
                 theta = config.global_rope_theta if layer.attention_type == "full_attention" else config.local_rope_theta
                 cos, sin = rotary_cos_sin(positions, head_dim, theta, dtype)
                 run = lambda: layer(hidden, cos, sin, masks[layer.attention_type])  # noqa: E731

@@ -12,7 +12,7 @@ import argparse  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from _timing import interleaved_medians  # noqa: E402
+from _harness import interleaved_medians, masked_batch  # noqa: E402
 from modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForPreTraining  # noqa: E402
 
 
@@ -41,16 +41,6 @@ def build_config(args):
                        generator_num_attention_heads=max(1, args.heads // 2),
                        generator_intermediate_size=2 * args.hidden_size,
                        max_position_embeddings=max(2048, args.seq_len))
-
-
-def masked_batch(config, batch_size, seq_len, device):
-    generator = torch.Generator().manual_seed(0)
-    original = torch.randint(5, 9, (batch_size, seq_len), generator=generator)
-    original[:, 0], original[:, -1] = config.cls_token_id, config.sep_token_id
-    masked = (torch.rand(original.shape, generator=generator) < config.mask_rate) & (original >= 5)
-    inputs = original.masked_fill(masked, config.mask_token_id)
-    labels = original.masked_fill(~masked, -100)
-    return {"input_ids": inputs.to(device), "labels": labels.to(device)}
 
 
 def make_step(model, batch):

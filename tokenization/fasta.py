@@ -16,7 +16,7 @@ from .alphabet import BYTE_TO_ID, FASTA_SEQUENCE_BYTES
 
 BLOCK_BYTES = 4 << 20  # decompressed bytes parsed at a time: memory stays constant
 COMPRESSED_READ_BYTES = 1 << 20
-_LINE_NOISE = b"\r \t"  # inside sequence lines, besides "\n": CRLF ends and stray blanks are not sequence
+_LINE_NOISE = b"\n\r \t"  # line ends (CRLF too) and stray blanks inside sequence lines are not sequence
 _NOISE, _INVALID = 0xFE, 0xFF  # what the checking tables map those bytes to
 
 
@@ -91,12 +91,12 @@ def scan_fasta(path, encode=False):
         nonlocal record_has_sequence
         joined = segment.replace(b"\n", b"")
         chunk = joined.translate(table)
-        if _INVALID in chunk:
-            bad = chunk.index(_INVALID)
-            line = first_line + segment.count(b"\n", 0, _position_in_segment(segment, joined, bad))
+        if _INVALID in chunk:  # the error path: locate the byte in the segment as read, line ends included
+            bad = segment.translate(table).index(_INVALID)
+            line = first_line + segment.count(b"\n", 0, bad)
             if record is None:
                 raise ValueError(f"{path}:{line}: sequence before the first '>' header (is this a FASTA file?)")
-            byte = joined[bad]
+            byte = segment[bad]
             what = f"character {chr(byte)!r}" if 32 < byte < 127 else f"byte 0x{byte:02x}"
             raise ValueError(f"{path}:{line}: invalid {what} in record '{record.name}' "
                              "(expected A C G T N or IUPAC codes)")
@@ -161,23 +161,6 @@ def _next_header(data, start):
     while position > start and data[position - 1] != 0x0A:
         position = data.find(b">", position + 1)
     return len(data) if position < 0 else position
-
-
-def _position_in_segment(segment, joined, index):
-    """Where `joined[index]` (`segment` without its line ends) sits in `segment`: only on the error path."""
-    seen = 0
-    for line_start, line in _lines_with_starts(segment):
-        if seen + len(line) > index:
-            return line_start + index - seen
-        seen += len(line)
-    return len(segment)
-
-
-def _lines_with_starts(segment):
-    start = 0
-    for line in segment.split(b"\n"):
-        yield start, line
-        start += len(line) + 1
 
 
 def read_fasta(path):
