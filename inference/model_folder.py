@@ -11,10 +11,22 @@ from typing import Optional
 
 import torch
 
-from modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel
+from modeling_nucel import (
+    NucELConfig,
+    NucELForMaskedLM,
+    NucELForReplacedTokenDetection,
+    NucELForSequenceClassification,
+    NucELModel,
+)
 from tokenization import alphabet
 from tokenization.json_files import read_json_object
 
+# The heads a model folder can be asked about, by the name commands use.
+HEADS = {"classifier": NucELForSequenceClassification, "generator": NucELForMaskedLM,
+         "discriminator": NucELForReplacedTokenDetection}
+ARCHITECTURE_HEADS = {model_class.__name__: kind for kind, model_class in HEADS.items()}
+HEAD_PARTS = {"classifier": "sequence-classification head", "generator": "masked-nucleotide head",
+              "discriminator": "replaced-token head"}
 ALPHABET_IDS = {"pad_token_id": alphabet.PAD_ID, "cls_token_id": alphabet.CLS_ID, "sep_token_id": alphabet.SEP_ID,
                 "mask_token_id": alphabet.MASK_ID}
 
@@ -82,12 +94,13 @@ def pick_dtype(dtype, device):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
-def load_part(folder, model_class, device, dtype):
+def load_part(folder, model_class, device, dtype, **options):
     """`model_class` from `folder` in eval mode on `device`; returns (model, names of weights the folder lacks).
-    A missing backbone weight is an error: the folder does not hold what its config says."""
+    A missing backbone weight is an error: the folder does not hold what its config says. `options` go to
+    `from_pretrained` (e.g. attn_implementation)."""
     read_model_config(folder)
     try:
-        model, info = model_class.from_pretrained(folder, use_safetensors=True, output_loading_info=True)
+        model, info = model_class.from_pretrained(folder, use_safetensors=True, output_loading_info=True, **options)
     except (OSError, ValueError, RuntimeError) as failure:
         first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
         raise ValueError(f"--model {folder}: could not load {model_class.__name__} ({first})") from None
@@ -106,3 +119,35 @@ def load_detector(folder, device, dtype):
     if missing:
         return None, detector.model
     return detector, detector.model
+
+
+def resolve_head(model, head):
+    """(model folder, head) for --model and --head. A pretraining run folder gives its discriminator/ (or, for
+    --head generator, its generator/); one export is read as its config's architecture says."""
+    if not os.path.isdir(model):
+        raise ValueError(f"--model {model}: not a folder (expected a NucEL export, a fine-tuned model/ folder or a "
+                         "pretraining run folder)")
+    if os.path.isdir(os.path.join(model, "discriminator")) or os.path.isdir(os.path.join(model, "generator")):
+        if head == "classifier":
+            raise ValueError(f"--model {model}: a pretraining run has no classifier; give a fine-tuned model folder "
+                             "(training/finetune.py writes <output-dir>/model)")
+        part = "generator" if head == "generator" else "discriminator"
+        folder = os.path.join(model, part)
+        if not os.path.isdir(folder):
+            raise ValueError(f"--model {model}: no {part}/ export in this run folder")
+        return folder, part if head == "auto" else head
+    architecture = (read_model_config(model).get("architectures") or ["?"])[0]
+    if head == "auto":
+        if architecture not in ARCHITECTURE_HEADS:
+            raise ValueError(f"--model {model}: a {architecture} has no head to interpret; give a classifier, "
+                             "generator or discriminator export, or --head none --attention for attention maps")
+        head = ARCHITECTURE_HEADS[architecture]
+    return model, head
+
+
+def load_head(folder, head, device, dtype):
+    model, missing = load_part(folder, HEADS[head], device, dtype)
+    if missing:
+        raise ValueError(f"--model {folder}: its weights have no {HEAD_PARTS[head]} ({len(missing)} missing, e.g. "
+                         f"{missing[0]}); --head {head} needs a model saved with one")
+    return model

@@ -55,6 +55,12 @@ def write_fasta(path, records, width=60):
     return str(path)
 
 
+def strong_site(motif, rng):
+    """A site drawn from a motif's PWM sharpened (p^3), like the best sites of a ChIP-seq peak set."""
+    sharp = motif.probabilities ** 3
+    return "".join("ACGT"[rng.choice(4, p=row / row.sum())] for row in sharp)
+
+
 @pytest.fixture
 def padded_batch():
     """Rows of 80, 50 and 12 real tokens padded to 80: longer than the 16-token window, with heavy padding."""

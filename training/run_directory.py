@@ -27,7 +27,8 @@ SIGNATURES = {
     "model": ("config.json", "model.safetensors"),  # a saved model folder: never an output directory
 }
 KIND_NAMES = {"pretrain": "a pretraining run", "finetune": "a fine-tuning run", "benchmark": "a benchmark grid",
-              "publish": "a Hub folder", "model": "a saved model"}
+              "publish": "a Hub folder", "model": "a saved model",
+              "interpret": "an interpretation run"}
 
 
 def read_marker(directory):

@@ -1,0 +1,271 @@
+"""Look inside a NucEL model: in-silico mutagenesis, attention maps and JASPAR motifs, with pictures.
+
+    nucel-interpret --model runs/ft/tata/model --fasta promoters.fa --output-dir runs/interpret/tata \\
+        --motifs ../shared/data/motifs/JASPAR2020_CORE_vertebrates_non-redundant_pfms_meme.txt.gz
+    nucel-interpret --model runs/demo --head generator --attention --sequence ACGT... --output-dir runs/interpret/g
+    nucel-interpret --scan --motifs jaspar.transfac.gz --fasta promoters.fa --output-dir runs/interpret/scan
+    python -m inference.interpret ...   (the same command)
+
+For each sequence (a folder `<output-dir>/<name>/`):
+- ISM (inference/interpretation/mutagenesis.py) with the model's head: `ism.npy` (L x 4 effects over A, C, G,
+  T), `ism.tsv` (position, reference, the four effects, importance, top-k rank), `ism_heatmap.png`, `ism_logo.png`;
+- with --attention: `attention.npy` (layers x heads x (L+2) x (L+2), float16, [CLS] and [SEP] included),
+  `attention.tsv` (mean attention received per base, local/global layers, rollout), `attention_grid.png`,
+  `attention_profile.png`;
+- with --motifs: `motif_matches.tsv` and `motif_matches.png` (the high-importance segments' best JASPAR matches);
+- with --scan (no model needed): every site of every motif with p <= --max-p, in `<output-dir>/motif_hits.tsv`
+  (and shaded on the ISM logo when a model is given).
+`<output-dir>/report.html` holds every picture and table in one file; `interpret.json` lists what was written.
+"""
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository's packages importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from inference.inputs import FastaRecords, SequenceTexts  # noqa: E402
+from inference.interpretation import plots  # noqa: E402
+from inference.interpretation.attention import attention_maps  # noqa: E402
+from inference.interpretation.motif_files import read_motifs  # noqa: E402
+from inference.interpretation.motif_match import MATCH_COLUMNS, important_segments, match_row, match_segments  # noqa: E402
+from inference.interpretation.mutagenesis import VALUES, SaturationMutagenesis  # noqa: E402
+from inference.interpretation.pwm import HIT_COLUMNS, hit_row, scan  # noqa: E402
+from inference.interpretation.report import write_report  # noqa: E402
+from inference.model_folder import (  # noqa: E402
+    ARCHITECTURE_HEADS,
+    HEADS,
+    add_runtime_arguments,
+    load_head,
+    load_part,
+    pick_device,
+    pick_dtype,
+    read_model_config,
+    resolve_head,
+)
+from inference.windows import max_window  # noqa: E402
+from modeling_nucel import NucELModel  # noqa: E402
+from tokenization import alphabet  # noqa: E402
+from training.cli import one_line_errors  # noqa: E402
+from training.run_directory import claim_output_directory  # noqa: E402
+
+HEAD_CHOICES = ("auto", *HEADS, "none")
+
+
+# ------------------------------------------------------------------------------------------------- inputs
+def read_sequences(args, limit):
+    """[(name, ids)] of --sequence / --fasta, each checked up front: not empty, not longer than `limit`."""
+    source = SequenceTexts(args.sequence) if args.sequence else FastaRecords(args.fasta)
+    infos = source.describe()
+    folders = {}
+    for info in infos:
+        if info.length == 0:
+            raise ValueError(f"{info.where}: sequence '{info.name}' is empty")
+        if limit is not None and info.length > limit:
+            raise ValueError(f"{info.where}: sequence '{info.name}' is {info.length:,} bp, but the model reads at "
+                             f"most {limit:,} bases at once; interpret a region of at most {limit:,} bp")
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "_", info.name).strip("._") or "sequence"
+        if folder in folders:
+            raise ValueError(f"{info.where}: sequence '{info.name}' would share the output folder '{folder}' with "
+                             f"'{folders[folder]}'; give the records distinct names")
+        folders[folder] = info.name
+    return [(name, ids, folder) for (name, ids), folder in zip(source, folders)]
+
+
+# ------------------------------------------------------------------------------------------------- writing
+def write_tsv(path, columns, rows):
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return path
+
+
+def ism_rows(result, top_k):
+    rank = {int(position): i for i, position in enumerate(result.top_positions(top_k), start=1)}
+    sequence, importance = result.sequence, result.importance
+    return [[position + 1, sequence[position], *(f"{value:.6g}" for value in result.effects[position]),
+             f"{importance[position]:.6g}", rank.get(position, "")] for position in range(len(sequence))]
+
+
+def attention_rows(maps):
+    by_type = maps.received_by_type()
+    columns = ["position", "base", "received", *(f"received_{kind}" for kind in by_type), "rollout"]
+    values = [maps.received(), *by_type.values(), maps.rollout()]
+    sequence = "".join(alphabet.VOCABULARY[token] for token in maps.ids)
+    return columns, [[i + 1, sequence[i], *(f"{v[i]:.6g}" for v in values)] for i in range(len(sequence))]
+
+
+class Interpretation:
+    """One run of nucel-interpret: the models, the motifs, and what each sequence gets."""
+
+    def __init__(self, args):
+        self.args = args
+        self.motifs = read_motifs(args.motifs) if args.motifs else None
+        self.ism = self.encoder = None
+        self.folder, self.head = (None, None)
+        if args.model:
+            self.folder, self.head = resolve_head(args.model, args.head)
+            device = pick_device(args.device)
+            dtype = pick_dtype(args.dtype, device)
+            if self.head != "none":
+                model = load_head(self.folder, self.head, device, dtype)
+                self.ism = SaturationMutagenesis(model, self.head, args.target, args.value, args.batch_size,
+                                                 args.reverse_complement_average)
+            else:
+                architecture = (read_model_config(self.folder).get("architectures") or ["?"])[0]
+                model_class = HEADS.get(ARCHITECTURE_HEADS.get(architecture), NucELModel)
+                model, _ = load_part(self.folder, model_class, device, dtype)
+            self.encoder = getattr(model, "model", model) if args.attention else None
+            self.limit = max_window(model.config)
+        else:
+            self.limit = None
+
+    def run(self, sequences, output_dir, log=print):
+        sections, files, all_hits = [], {}, []
+        for name, ids, folder in sequences:
+            started = time.perf_counter()
+            directory = os.path.join(output_dir, folder)
+            os.makedirs(directory, exist_ok=True)
+            items, written = [], files.setdefault(name, {})
+            hits = scan(name, ids, self.motifs, self.args.max_p) if self.args.scan else []
+            all_hits += hits
+            if self.ism is not None:
+                items += self._mutagenesis(name, ids, directory, written, hits)
+            if self.encoder is not None:
+                items += self._attention(name, ids, directory, written)
+            if self.args.scan:
+                items.append(("text", f"{len(hits)} JASPAR site(s) with p <= {self.args.max_p:g} (motif_hits.tsv)."))
+                items.append(("table", HIT_COLUMNS, [hit_row(hit) for hit in sorted(hits, key=lambda h: h.p_value)]))
+            sections.append((f"{name} ({len(ids):,} bp)", items))
+            log(f"{name}: {len(ids):,} bp in {time.perf_counter() - started:.1f} s -> {directory}")
+        if self.args.scan:
+            files["motif_hits.tsv"] = write_tsv(os.path.join(output_dir, "motif_hits.tsv"), HIT_COLUMNS,
+                                                [hit_row(hit) for hit in all_hits])
+        return sections, files
+
+    def _mutagenesis(self, name, ids, directory, written, hits):
+        top_k = self.args.top_k
+        result = self.ism(name, ids)
+        np.save(os.path.join(directory, "ism.npy"), result.effects)
+        written["ism.tsv"] = write_tsv(os.path.join(directory, "ism.tsv"),
+                                       ["position", "reference", "A", "C", "G", "T", "importance", "top_rank"],
+                                       ism_rows(result, top_k))
+        written["ism.npy"] = os.path.join(directory, "ism.npy")
+        written["ism_heatmap.png"] = plots.save(plots.ism_heatmap(result, top_k),
+                                                os.path.join(directory, "ism_heatmap.png"))
+        shown = sorted(hits, key=lambda hit: hit.p_value)[:6]
+        written["ism_logo.png"] = plots.save(plots.ism_logo(result, top_k, shown),
+                                             os.path.join(directory, "ism_logo.png"))
+        top = [[rank, int(p) + 1, result.sequence[p], f"{result.importance[p]:.4g}"]
+               for rank, p in enumerate(result.top_positions(top_k), start=1)]
+        items = [("text", f"In-silico mutagenesis with the {result.kind}: {result.measure}; importance = minus the "
+                          "mean effect of the three other bases."),
+                 ("image", written["ism_heatmap.png"], "effect of every base at every position"),
+                 ("image", written["ism_logo.png"], "reference bases scaled by importance"),
+                 ("table", ["rank", "position", "base", "importance"], top)]
+        if self.motifs is not None:
+            segments = important_segments(result.importance, self.args.segments)
+            matches = match_segments(name, ids, segments, self.motifs, self.args.matches)
+            rows = [match_row(match) for match in matches]
+            written["motif_matches.tsv"] = write_tsv(os.path.join(directory, "motif_matches.tsv"), MATCH_COLUMNS,
+                                                     rows)
+            by_id = {motif.id: motif for motif in self.motifs}
+            written["motif_matches.png"] = plots.save(plots.motif_matches(result, matches, by_id),
+                                                      os.path.join(directory, "motif_matches.png"))
+            items += [("image", written["motif_matches.png"], "best JASPAR match of each high-importance segment"),
+                      ("table", MATCH_COLUMNS, rows)]
+        return items
+
+    def _attention(self, name, ids, directory, written):
+        maps = attention_maps(self.encoder, name, ids)
+        written["attention.npy"] = os.path.join(directory, "attention.npy")
+        np.save(written["attention.npy"], maps.maps.astype(np.float16))
+        columns, rows = attention_rows(maps)
+        written["attention.tsv"] = write_tsv(os.path.join(directory, "attention.tsv"), columns, rows)
+        written["attention_grid.png"] = plots.save(plots.attention_grid(maps),
+                                                   os.path.join(directory, "attention_grid.png"), dpi=90)
+        written["attention_profile.png"] = plots.save(plots.attention_profile(maps),
+                                                      os.path.join(directory, "attention_profile.png"))
+        return [("image", written["attention_grid.png"], "attention of every layer and head"),
+                ("image", written["attention_profile.png"], "attention received per base, and rollout")]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="a fine-tuned classifier (finetune's model/), a generator or discriminator "
+                                        "export, or a pretraining run folder (its discriminator/)")
+    parser.add_argument("--head", choices=HEAD_CHOICES, default="auto",
+                        help="what ISM asks: auto (the folder's own head), classifier, generator, discriminator, "
+                             "or none (attention maps only)")
+    parser.add_argument("--target", help="classifier: the class whose score ISM follows (name or index; default "
+                                         "the last, the positive class of two)")
+    parser.add_argument("--value", choices=VALUES, default="logit",
+                        help="classifier: follow the class log-odds (default) or its probability")
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--sequence", nargs="+", help="one or more sequences (named seq1, seq2, ...)")
+    inputs.add_argument("--fasta", help="FASTA (.fa, .fa.gz): every record is interpreted")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--top-k", type=int, default=10, help="positions numbered on the logo and listed")
+    parser.add_argument("--reverse-complement-average", action="store_true",
+                        help="ISM of both strands, aligned base by base and averaged")
+    parser.add_argument("--attention", action="store_true", help="also attention maps (every layer and head)")
+    parser.add_argument("--motifs", help="JASPAR motifs (MEME or TRANSFAC, plain or .gz): match the important "
+                                         "segments, and with --scan scan the sequences")
+    parser.add_argument("--segments", type=int, default=3, help="high-importance segments matched per sequence")
+    parser.add_argument("--matches", type=int, default=3, help="best motifs reported per segment")
+    parser.add_argument("--scan", action="store_true", help="scan the sequences for every motif (--max-p)")
+    parser.add_argument("--max-p", type=float, default=1e-4, help="--scan: report sites with p-value <= this")
+    parser.add_argument("--no-report", action="store_true", help="skip report.html")
+    add_runtime_arguments(parser, batch_size=64)
+    args = parser.parse_args(argv)
+    if args.model is None and not args.scan:
+        parser.error("--model is required (only --scan runs without a model)")
+    if args.scan and not args.motifs:
+        raise ValueError("--scan needs --motifs FILE (JASPAR MEME or TRANSFAC)")
+    if args.attention and not args.model:
+        raise ValueError("--attention needs --model")
+    if args.head == "none" and not args.attention and not args.scan:
+        raise ValueError("--head none leaves nothing to do: add --attention (or --scan)")
+    for option in ("top_k", "segments", "matches", "batch_size"):
+        if getattr(args, option) < 1:
+            raise ValueError(f"--{option.replace('_', '-')} {getattr(args, option)}: must be at least 1")
+    if not 0 < args.max_p <= 1:
+        raise ValueError(f"--max-p {args.max_p}: a p-value in (0, 1] expected")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    interpretation = Interpretation(args)  # models and motifs are checked before any output is written
+    sequences = read_sequences(args, interpretation.limit)
+    with claim_output_directory(args.output_dir, "interpret"):
+        sections, files = interpretation.run(sequences, args.output_dir, log=(lambda *a: None) if args.quiet
+                                             else print)
+        summary = {"model": args.model, "folder": interpretation.folder, "head": interpretation.head,
+                   "measure": interpretation.ism.measure if interpretation.ism else None,
+                   "motifs": args.motifs, "sequences": [name for name, _, _ in sequences], "files": files}
+        if not args.no_report:
+            lines = [f"model: {args.model or '(none: motif scan only)'}; head: {interpretation.head}",
+                     f"motifs: {args.motifs or '(none)'}"]
+            summary["report"] = write_report(os.path.join(args.output_dir, "report.html"),
+                                             "NucEL interpretation", lines, sections)
+        with open(os.path.join(args.output_dir, "interpret.json"), "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=1)
+    if not args.quiet:
+        print(f"wrote {args.output_dir}/" + ("report.html, " if not args.no_report else "") + "interpret.json")
+    return summary
+
+
+cli = one_line_errors(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,76 @@
+"""Attention maps of a NucEL encoder for one sequence: every layer and head, and two per-position summaries.
+
+The fused kernels (sdpa, flash, flex) never form the weights, so the encoder runs with eager attention for the
+maps and goes back to its own implementation after; local layers still run block by block and their weights
+come back as the full matrix, exactly zero outside the `local_attention` band. Maps keep [CLS] and [SEP] (token t is base t - 1); the summaries are over bases.
+"""
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from inference.windows import max_window, padded_batch
+
+
+@dataclass
+class AttentionMaps:
+    name: str
+    ids: np.ndarray  # (L,) token ids
+    maps: np.ndarray  # (layers, heads, L + 2, L + 2): row = query token, column = key token; rows sum to 1
+    layer_types: list  # "sliding_attention" (local) or "full_attention" (global), per layer
+    half_window: int  # a local-layer query sees keys up to this many tokens away
+
+    def label(self, layer):
+        local = self.layer_types[layer] == "sliding_attention"
+        return f"layer {layer + 1} {'local ±' + str(self.half_window) if local else 'global'}"
+
+    def received(self, layers=None):
+        """Mean attention each base receives from the bases, over heads, queries and `layers` (default all)."""
+        chosen = self.maps if layers is None else self.maps[list(layers)]
+        return chosen[:, :, 1:-1, 1:-1].mean(axis=(0, 1, 2))
+
+    def received_by_type(self):
+        """{"local": ..., "global": ...}: `received` over each kind of layer that the model has."""
+        kinds = {"local": "sliding_attention", "global": "full_attention"}
+        return {kind: self.received([i for i, t in enumerate(self.layer_types) if t == layer_type])
+                for kind, layer_type in kinds.items() if layer_type in self.layer_types}
+
+    def rollout(self):
+        """Attention rollout (Abnar & Zuidema 2020): heads averaged, the residual path added as 0.5 I + 0.5 A,
+        rows renormalised, multiplied through the layers. Returns the attention each base receives from the bases
+        through the whole stack (mean over query bases)."""
+        tokens = self.maps.shape[-1]
+        flow = np.eye(tokens)
+        for layer in self.maps.astype(np.float64):
+            mixed = 0.5 * layer.mean(0) + 0.5 * np.eye(tokens)
+            flow = (mixed / mixed.sum(-1, keepdims=True)) @ flow
+        return flow[1:-1, 1:-1].mean(0)
+
+
+@contextmanager
+def eager_attention(model):
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        yield model
+    finally:
+        model.set_attn_implementation(previous)
+
+
+@torch.no_grad()
+def attention_maps(encoder, name, ids):
+    """Run `encoder` (a NucELModel) over one sequence and keep every attention matrix."""
+    config = encoder.config
+    ids = np.asarray(ids, dtype=np.uint8)
+    limit = max_window(config)
+    if not 1 <= len(ids) <= limit:
+        raise ValueError(f"sequence {name}: {len(ids):,} bp; attention maps read one window of 1 to {limit:,} "
+                         "bases")
+    device = next(encoder.parameters()).device
+    input_ids, attention_mask = padded_batch([ids], device)
+    with eager_attention(encoder):
+        output = encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+    maps = np.stack([weights[0].float().cpu().numpy() for weights in output.attentions])
+    return AttentionMaps(name, ids, maps, list(config.layer_types), config.local_attention // 2)
