@@ -3,6 +3,7 @@
     nucel-interpret --model runs/ft/tata/model --fasta promoters.fa --output-dir runs/interpret/tata \\
         --motifs ../shared/data/motifs/JASPAR2020_CORE_vertebrates_non-redundant_pfms_meme.txt.gz
     nucel-interpret --model runs/demo --head generator --attention --sequence ACGT... --output-dir runs/interpret/g
+    nucel-interpret --model runs/demo --bed regions.bed --reference genome.fa.gz --output-dir runs/interpret/d
     nucel-interpret --scan --motifs jaspar.transfac.gz --fasta promoters.fa --output-dir runs/interpret/scan
     python -m inference.interpret ...   (the same command)
 
@@ -31,7 +32,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inference.inputs import FastaRecords, SequenceTexts  # noqa: E402
+from inference.inputs import BedRegions, FastaRecords, SequenceTexts  # noqa: E402
 from inference.interpretation import plots  # noqa: E402
 from inference.interpretation.attention import attention_maps  # noqa: E402
 from inference.interpretation.motif_files import read_motifs  # noqa: E402
@@ -62,7 +63,10 @@ HEAD_CHOICES = ("auto", *HEADS, "none")
 # ------------------------------------------------------------------------------------------------- inputs
 def read_sequences(args, limit):
     """[(name, ids)] of --sequence / --fasta, each checked up front: not empty, not longer than `limit`."""
-    source = SequenceTexts(args.sequence) if args.sequence else FastaRecords(args.fasta)
+    if args.bed and not args.reference:
+        raise ValueError("--bed needs --reference (the genome its coordinates refer to)")
+    source = SequenceTexts(args.sequence) if args.sequence else FastaRecords(args.fasta) if args.fasta \
+        else BedRegions(args.bed, args.reference)
     infos = source.describe()
     folders = {}
     for info in infos:
@@ -212,6 +216,9 @@ def parse_args(argv=None):
     inputs = parser.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--sequence", nargs="+", help="one or more sequences (named seq1, seq2, ...)")
     inputs.add_argument("--fasta", help="FASTA (.fa, .fa.gz): every record is interpreted")
+    inputs.add_argument("--bed", help="BED regions of --reference (strand '-': the reverse complement)")
+    parser.add_argument("--reference", help="with --bed: FASTA (bgzip or plain, indexed on first use) or a genome "
+                                            "store folder")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--top-k", type=int, default=10, help="positions numbered on the logo and listed")
     parser.add_argument("--reverse-complement-average", action="store_true",

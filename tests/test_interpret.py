@@ -254,6 +254,13 @@ def test_run_folder_generator_with_attention_and_scan_only(run_folder, tmp_path)
     summary = interpret.main(["--model", run_folder, "--sequence", sequence, "--output-dir",
                               str(tmp_path / "disc"), "--quiet"])
     assert summary["head"] == "discriminator" and "original-token" in summary["measure"]
+    reference = tmp_path / "ref.fa"
+    reference.write_text(f">chrT\n{sequence * 3}\n")
+    (tmp_path / "regions.bed").write_text("chrT\t5\t45\t.\t0\t-\nchrT\t70\t100\tsecond\n")
+    summary = interpret.main(["--model", run_folder, "--bed", str(tmp_path / "regions.bed"), "--reference",
+                              str(reference), "--output-dir", str(tmp_path / "bed"), "--quiet", "--no-report"])
+    assert summary["sequences"] == ["chrT:6-45", "second"]
+    assert np.load(tmp_path / "bed" / "chrT_6-45" / "ism.npy").shape == (40, 4)
     interpret.main(["--scan", "--motifs", MEME, "--sequence", sequence, "--output-dir", str(tmp_path / "scan"),
                     "--max-p", "1e-3", "--quiet"])
     hits = (tmp_path / "scan" / "motif_hits.tsv").read_text().splitlines()
