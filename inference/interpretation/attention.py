@@ -26,10 +26,24 @@ class AttentionMaps:
         local = self.layer_types[layer] == "sliding_attention"
         return f"layer {layer + 1} {'local ±' + str(self.half_window) if local else 'global'}"
 
+    def visible(self, layer):
+        """(L+2, L+2) bool: the keys each query of `layer` can attend to (local layers: within the window)."""
+        tokens = self.maps.shape[-1]
+        if self.layer_types[layer] != "sliding_attention":
+            return np.ones((tokens, tokens), dtype=bool)
+        return np.abs(np.subtract.outer(np.arange(tokens), np.arange(tokens))) <= self.half_window
+
     def received(self, layers=None):
-        """Mean attention each base receives from the bases, over heads, queries and `layers` (default all)."""
-        chosen = self.maps if layers is None else self.maps[list(layers)]
-        return chosen[:, :, 1:-1, 1:-1].mean(axis=(0, 1, 2))
+        """Attention each base receives from the bases over heads, queries and `layers` (default all), relative to
+        uniform attention (every query spreading evenly over the keys it can see): 1 is neutral, so bases near the
+        ends, which fewer local-layer queries can reach, are not read as ignored."""
+        layers = range(len(self.layer_types)) if layers is None else list(layers)
+        observed = sum(self.maps[layer][:, 1:-1, 1:-1].mean(axis=0).sum(axis=0) for layer in layers)
+        uniform = 0.0
+        for layer in layers:
+            visible = self.visible(layer)
+            uniform = uniform + (visible / visible.sum(axis=1, keepdims=True))[1:-1, 1:-1].sum(axis=0)
+        return observed / uniform
 
     def received_by_type(self):
         """{"local": ..., "global": ...}: `received` over each kind of layer that the model has."""

@@ -166,18 +166,19 @@ def attention_grid(maps):
 
 
 def attention_profile(maps):
-    """Per base: the mean attention it receives (all layers, local layers, global layers) and its rollout."""
+    """Per base: the attention it receives relative to uniform (all, local and global layers) and its rollout."""
     positions = np.arange(1, maps.maps.shape[-1] - 1)
     figure, (received, rollout) = plt.subplots(2, 1, figsize=(12, 5), sharex=True)
     received.plot(positions, maps.received(), color="black", linewidth=1.0, label="all layers")
     for (kind, values), color in zip(maps.received_by_type().items(), ("#1f77b4", "#ff7f0e")):
         received.plot(positions, values, color=color, linewidth=0.8, label=f"{kind} layers")
-    received.axhline(1.0 / len(positions), color="grey", linewidth=0.5, linestyle=":")
-    received.set_ylabel("mean attention received", fontsize=8)
+    received.axhline(1.0, color="grey", linewidth=0.5, linestyle=":")
+    received.set_ylabel("attention received / uniform", fontsize=8)
     received.legend(fontsize=7)
     rollout.plot(positions, maps.rollout(), color="#2ca02c", linewidth=1.0)
     rollout.set_ylabel("attention rollout", fontsize=8)
     rollout.set_xlabel("position (bp)", fontsize=8)
-    received.set_title(f"{maps.name}: attention each base receives (dotted: uniform)", fontsize=9)
+    received.set_title(f"{maps.name}: attention each base receives, relative to uniform attention (dotted)",
+                       fontsize=9)
     return figure
 
