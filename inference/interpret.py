@@ -239,6 +239,9 @@ def parse_args(argv=None):
         raise ValueError("--scan needs --motifs FILE (JASPAR MEME or TRANSFAC)")
     if args.attention and not args.model:
         raise ValueError("--attention needs --model")
+    if args.motifs and args.head == "none" and not args.scan:
+        raise ValueError("--motifs with --head none: motifs are matched to ISM importance (give a head) or scanned "
+                         "(add --scan)")
     if args.head == "none" and not args.attention and not args.scan:
         raise ValueError("--head none leaves nothing to do: add --attention (or --scan)")
     for option in ("top_k", "segments", "matches", "batch_size"):

@@ -291,6 +291,7 @@ def bare_encoder(tmp_path):
     ("wrong_head", "its weights have no replaced-token head"),
     ("run_classifier", "a pretraining run has no classifier"),
     ("scan_without_motifs", "--scan needs --motifs"),
+    ("motifs_unused", "--motifs with --head none"),
 ])
 def test_bad_input_is_one_line_before_anything_is_written(run_folder, tmp_path, case, message):
     out = tmp_path / "out"
@@ -313,6 +314,8 @@ def test_bad_input_is_one_line_before_anything_is_written(run_folder, tmp_path, 
         argv = ["--model", bare_encoder(tmp_path), "--head", "discriminator", *short]
     elif case == "run_classifier":
         argv = ["--model", run_folder, "--head", "classifier", *short]
+    elif case == "motifs_unused":
+        argv = ["--model", run_folder, "--head", "none", "--attention", "--motifs", MEME, *short]
     else:
         argv = ["--scan", *short]
     with pytest.raises(SystemExit) as exited:
