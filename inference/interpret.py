@@ -38,7 +38,7 @@ from inference.interpretation.attention import attention_maps  # noqa: E402
 from inference.interpretation.motif_files import read_motifs  # noqa: E402
 from inference.interpretation.motif_match import MATCH_COLUMNS, important_segments, match_row, match_segments  # noqa: E402
 from inference.interpretation.mutagenesis import VALUES, SaturationMutagenesis  # noqa: E402
-from inference.interpretation.pwm import HIT_COLUMNS, hit_row, scan  # noqa: E402
+from inference.interpretation.pwm import HIT_COLUMNS, hit_row, scan, score_motifs  # noqa: E402
 from inference.interpretation.report import write_report  # noqa: E402
 from inference.model_folder import (  # noqa: E402
     ARCHITECTURE_HEADS,
@@ -51,9 +51,10 @@ from inference.model_folder import (  # noqa: E402
     read_model_config,
     resolve_head,
 )
-from inference.windows import max_window  # noqa: E402
+from inference.windows import check_sequence_length  # noqa: E402
 from modeling_nucel import NucELModel  # noqa: E402
-from tokenization import alphabet  # noqa: E402
+from tokenization.alphabet import BASES  # noqa: E402
+from tokenization.encoding import decode_bases  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
 from training.run_directory import claim_output_directory  # noqa: E402
 
@@ -61,8 +62,9 @@ HEAD_CHOICES = ("auto", *HEADS, "none")
 
 
 # ------------------------------------------------------------------------------------------------- inputs
-def read_sequences(args, limit):
-    """[(name, ids)] of --sequence / --fasta, each checked up front: not empty, not longer than `limit`."""
+def read_sequences(args, config):
+    """[(name, ids, output folder)] of --sequence / --fasta / --bed, each checked up front: not empty, and (given
+    the model's `config`) not longer than one window."""
     if args.bed and not args.reference:
         raise ValueError("--bed needs --reference (the genome its coordinates refer to)")
     source = SequenceTexts(args.sequence) if args.sequence else FastaRecords(args.fasta) if args.fasta \
@@ -70,11 +72,10 @@ def read_sequences(args, limit):
     infos = source.describe()
     folders = {}
     for info in infos:
-        if info.length == 0:
+        if config is not None:
+            check_sequence_length(info.name, info.length, config, info.where)
+        elif info.length == 0:
             raise ValueError(f"{info.where}: sequence '{info.name}' is empty")
-        if limit is not None and info.length > limit:
-            raise ValueError(f"{info.where}: sequence '{info.name}' is {info.length:,} bp, but the model reads at "
-                             f"most {limit:,} bases at once; interpret a region of at most {limit:,} bp")
         folder = re.sub(r"[^A-Za-z0-9._-]+", "_", info.name).strip("._") or "sequence"
         if folder in folders:
             raise ValueError(f"{info.where}: sequence '{info.name}' would share the output folder '{folder}' with "
@@ -103,7 +104,7 @@ def attention_rows(maps):
     by_type = maps.received_by_type()
     columns = ["position", "base", "received", *(f"received_{kind}" for kind in by_type), "rollout"]
     values = [maps.received(), *by_type.values(), maps.rollout()]
-    sequence = "".join(alphabet.VOCABULARY[token] for token in maps.ids)
+    sequence = decode_bases(maps.ids)
     return columns, [[i + 1, sequence[i], *(f"{v[i]:.6g}" for v in values)] for i in range(len(sequence))]
 
 
@@ -114,7 +115,7 @@ class Interpretation:
         self.args = args
         self.motifs = read_motifs(args.motifs) if args.motifs else None
         self.ism = self.encoder = None
-        self.folder, self.head = (None, None)
+        self.folder, self.head = None, None
         if args.model:
             self.folder, self.head = resolve_head(args.model, args.head)
             device = pick_device(args.device)
@@ -128,9 +129,9 @@ class Interpretation:
                 model_class = HEADS.get(ARCHITECTURE_HEADS.get(architecture), NucELModel)
                 model, _ = load_part(self.folder, model_class, device, dtype)
             self.encoder = getattr(model, "model", model) if args.attention else None
-            self.limit = max_window(model.config)
+            self.config = model.config
         else:
-            self.limit = None
+            self.config = None
 
     def run(self, sequences, output_dir, log=print):
         sections, files, all_hits = [], {}, []
@@ -139,10 +140,12 @@ class Interpretation:
             directory = os.path.join(output_dir, folder)
             os.makedirs(directory, exist_ok=True)
             items, written = [], files.setdefault(name, {})
-            hits = scan(name, ids, self.motifs, self.args.max_p) if self.args.scan else []
+            # Scan and segment matching read the same motifs against this sequence's background: score them once.
+            scored = score_motifs(self.motifs, ids) if self.motifs is not None else None
+            hits = scan(name, ids, self.motifs, self.args.max_p, scored) if self.args.scan else []
             all_hits += hits
             if self.ism is not None:
-                items += self._mutagenesis(name, ids, directory, written, hits)
+                items += self._mutagenesis(name, ids, directory, written, hits, scored)
             if self.encoder is not None:
                 items += self._attention(name, ids, directory, written)
             if self.args.scan:
@@ -155,14 +158,14 @@ class Interpretation:
                                                 [hit_row(hit) for hit in all_hits])
         return sections, files
 
-    def _mutagenesis(self, name, ids, directory, written, hits):
+    def _mutagenesis(self, name, ids, directory, written, hits, scored):
         top_k = self.args.top_k
         result = self.ism(name, ids)
-        np.save(os.path.join(directory, "ism.npy"), result.effects)
-        written["ism.tsv"] = write_tsv(os.path.join(directory, "ism.tsv"),
-                                       ["position", "reference", "A", "C", "G", "T", "importance", "top_rank"],
-                                       ism_rows(result, top_k))
         written["ism.npy"] = os.path.join(directory, "ism.npy")
+        np.save(written["ism.npy"], result.effects)
+        written["ism.tsv"] = write_tsv(os.path.join(directory, "ism.tsv"),
+                                       ["position", "reference", *BASES, "importance", "top_rank"],
+                                       ism_rows(result, top_k))
         written["ism_heatmap.png"] = plots.save(plots.ism_heatmap(result, top_k),
                                                 os.path.join(directory, "ism_heatmap.png"))
         shown = sorted(hits, key=lambda hit: hit.p_value)[:6]
@@ -177,7 +180,7 @@ class Interpretation:
                  ("table", ["rank", "position", "base", "importance"], top)]
         if self.motifs is not None:
             segments = important_segments(result.importance, self.args.segments)
-            matches = match_segments(name, ids, segments, self.motifs, self.args.matches)
+            matches = match_segments(name, ids, segments, self.motifs, self.args.matches, scored)
             rows = [match_row(match) for match in matches]
             written["motif_matches.tsv"] = write_tsv(os.path.join(directory, "motif_matches.tsv"), MATCH_COLUMNS,
                                                      rows)
@@ -255,7 +258,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     interpretation = Interpretation(args)  # models and motifs are checked before any output is written
-    sequences = read_sequences(args, interpretation.limit)
+    sequences = read_sequences(args, interpretation.config)
     with claim_output_directory(args.output_dir, "interpret"):
         sections, files = interpretation.run(sequences, args.output_dir, log=(lambda *a: None) if args.quiet
                                              else print)

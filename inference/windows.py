@@ -37,6 +37,17 @@ def max_window(config):
     return config.max_position_embeddings - 2
 
 
+def check_sequence_length(name, length, config, where=None):
+    """A sequence read in one window (interpretation): not empty, not longer than the model reads."""
+    prefix = f"{where}: " if where else ""
+    if length == 0:
+        raise ValueError(f"{prefix}sequence '{name}' is empty")
+    limit = max_window(config)
+    if length > limit:
+        raise ValueError(f"{prefix}sequence '{name}' is {length:,} bp, but the model reads at most {limit:,} bases at "
+                         f"once; interpret a region of at most {limit:,} bp")
+
+
 def check_window(window, config, option="--window"):
     limit = max_window(config)
     if window is None:

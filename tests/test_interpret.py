@@ -29,7 +29,7 @@ from modeling_nucel import (
     NucELForSequenceClassification,
     NucELModel,
 )
-from tokenization import encode_sequence, reverse_complement
+from tokenization import reverse_complement
 
 MEME = os.path.join(SHARED_DATA, "motifs", "JASPAR2020_CORE_vertebrates_non-redundant_pfms_meme.txt.gz")
 LENGTH, SITE = 40, 19  # random DNA with one CTCF site (19 bp) in the positives

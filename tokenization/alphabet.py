@@ -15,6 +15,7 @@ import numpy as np
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 NUCLEOTIDES = "ACGTN"
+BASES = NUCLEOTIDES[:4]  # the column order of every per-base (..., 4) array: A C G T
 IUPAC_AMBIGUITY = "RYSWKMBDHV"
 WHITESPACE = " \t\n\r\f\v"  # ASCII only: the HF normaliser and the byte encoder must agree exactly
 VOCAB_MULTIPLE = 8

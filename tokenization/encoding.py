@@ -4,10 +4,21 @@ import re
 
 import numpy as np
 
-from .alphabet import BYTE_TO_ID, COMPLEMENT_CHARS, COMPLEMENT_ID, SPECIAL_TOKENS, TOKEN_TO_ID, WHITESPACE
+from .alphabet import (
+    BYTE_TO_ID,
+    COMPLEMENT_CHARS,
+    COMPLEMENT_ID,
+    NUCLEOTIDES,
+    SPECIAL_TOKENS,
+    TOKEN_TO_ID,
+    WHITESPACE,
+)
 
 _ENCODE_TABLE = BYTE_TO_ID.tobytes()
 _WHITESPACE_BYTES = WHITESPACE.encode()
+# id -> one letter: A C G T N for the nucleotides, '?' for anything else (specials never sit in a sequence).
+_DECODE_TABLE = bytes(ord(NUCLEOTIDES[i - TOKEN_TO_ID['A']]) if 0 <= i - TOKEN_TO_ID['A'] < len(NUCLEOTIDES)
+                      else ord('?') for i in range(256))
 # Special tokens written in the text ("AC[MASK]GT") are those tokens, exactly as the HF tokenizer reads them.
 _SPECIAL = re.compile(b"(" + b"|".join(re.escape(token.encode()) for token in SPECIAL_TOKENS) + b")")
 _SPECIAL_IDS = {token.encode(): bytes([TOKEN_TO_ID[token]]) for token in SPECIAL_TOKENS}
@@ -32,6 +43,11 @@ def encode_sequence(sequence):
     encoded = b"".join(_SPECIAL_IDS[piece] if index % 2 else _translate(piece)
                        for index, piece in enumerate(pieces))
     return np.frombuffer(bytearray(encoded), dtype=np.uint8)
+
+
+def decode_bases(ids):
+    """uint8 ids -> the sequence as text, one letter per id (the inverse of encode_sequence on A/C/G/T/N)."""
+    return np.asarray(ids, dtype=np.uint8).tobytes().translate(_DECODE_TABLE).decode("ascii")
 
 
 def _translate(raw):

@@ -2,7 +2,8 @@
 
 The fused kernels (sdpa, flash, flex) never form the weights, so the encoder runs with eager attention for the
 maps and goes back to its own implementation after; local layers still run block by block and their weights
-come back as the full matrix, exactly zero outside the `local_attention` band. Maps keep [CLS] and [SEP] (token t is base t - 1); the summaries are over bases.
+come back as the full matrix, exactly zero outside the `local_attention` band. Maps keep [CLS] and [SEP] (token t
+is base t - 1); the summaries are over bases.
 """
 
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from inference.windows import max_window, padded_batch
+from inference.windows import check_sequence_length, padded_batch
 
 
 @dataclass
@@ -78,10 +79,7 @@ def attention_maps(encoder, name, ids):
     """Run `encoder` (a NucELModel) over one sequence and keep every attention matrix."""
     config = encoder.config
     ids = np.asarray(ids, dtype=np.uint8)
-    limit = max_window(config)
-    if not 1 <= len(ids) <= limit:
-        raise ValueError(f"sequence {name}: {len(ids):,} bp; attention maps read one window of 1 to {limit:,} "
-                         "bases")
+    check_sequence_length(name, len(ids), config)
     device = next(encoder.parameters()).device
     input_ids, attention_mask = padded_batch([ids], device)
     with eager_attention(encoder):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BASES = "ACGT"
+from tokenization.alphabet import BASES
+
 SUM_TOLERANCE = 0.02  # JASPAR's MEME export rounds probabilities to 6 decimals; counts never sum to zero
 
 

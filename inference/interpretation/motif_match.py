@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference.interpretation.pwm import ScoredMotif, background, base_codes, make_hit
+from inference.interpretation.pwm import base_codes, make_hit, score_motifs
 
 SEGMENT_WIDTH = 10
 MIN_FRACTION = 0.25
@@ -55,16 +55,16 @@ def important_segments(importance, count=3, width=SEGMENT_WIDTH, min_fraction=MI
     return segments
 
 
-def match_segments(name, ids, segments, motifs, top=3):
-    """The `top` best motif matches of each segment, as MotifMatch rows (segment order, then rank)."""
+def match_segments(name, ids, segments, motifs, top=3, scored=None):
+    """The `top` best motif matches of each segment, as MotifMatch rows (segment order, then rank).
+    `scored`: score_motifs(motifs, ids) when the caller already has it."""
     codes = base_codes(ids)
-    bg = background(ids)
     per_segment = [[] for _ in segments]
-    for motif in motifs:
+    for scored_motif in scored or score_motifs(motifs, ids):
+        motif = scored_motif.motif
         if motif.width > len(codes):
             continue
-        scored = ScoredMotif(motif, bg)
-        readings = scored.site_scores(codes)
+        readings = scored_motif.site_scores(codes)
         for index, segment in enumerate(segments):
             need = math.ceil(min(segment.end - segment.start, motif.width) / 2)
             # Starts whose site [s, s + width) overlaps the segment by at least `need` bases.
@@ -81,10 +81,10 @@ def match_segments(name, ids, segments, motifs, top=3):
             strand, start, grid_score, bits = best
             if not np.isfinite(bits):
                 continue
-            p_value = float(scored.p_values(grid_score))
+            p_value = float(scored_motif.p_values(grid_score))
             placements = 2 * (last - first + 1)
             corrected = -math.expm1(placements * math.log1p(-min(p_value, 1 - 1e-16)))
-            hit = make_hit(name, scored, codes, start, strand, float(bits), p_value)
+            hit = make_hit(name, scored_motif, ids, start, strand, float(bits), p_value)
             per_segment[index].append((corrected, hit, placements))
     matches = []
     for index, found in enumerate(per_segment):

@@ -23,12 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from inference.model_folder import HEADS, load_head, pick_device, pick_dtype, resolve_head
-from inference.windows import max_window, padded_batch
+from inference.windows import check_sequence_length, padded_batch
 from tokenization import alphabet
-from tokenization.encoding import encode_sequence, reverse_complement
+from tokenization.encoding import decode_bases, encode_sequence, reverse_complement
 
 VALUES = ("logit", "probability")
-BASES = "ACGT"
 
 
 @dataclass
@@ -43,7 +42,7 @@ class Mutagenesis:
 
     @property
     def sequence(self):
-        return "".join(alphabet.VOCABULARY[token] for token in self.ids)
+        return decode_bases(self.ids)
 
     @property
     def importance(self):
@@ -91,7 +90,6 @@ class SaturationMutagenesis:
         self.model, self.kind, self.value = model.eval(), kind, value
         self.batch_size, self.reverse_complement_average = batch_size, reverse_complement_average
         self.target = target_index(model.config, target) if kind == "classifier" else None
-        self.limit = max_window(model.config)
 
     @classmethod
     def from_pretrained(cls, model, head="auto", device="auto", dtype="auto", **options):
@@ -119,12 +117,7 @@ class SaturationMutagenesis:
     def __call__(self, name, ids):
         """ISM of one sequence: token ids (uint8) or text."""
         ids = encode_sequence(ids) if isinstance(ids, str) else np.asarray(ids, dtype=np.uint8)
-        if len(ids) == 0:
-            raise ValueError(f"sequence {name}: empty")
-        if len(ids) > self.limit:
-            raise ValueError(f"sequence {name}: {len(ids):,} bp, but this model reads at most {self.limit:,} bases "
-                             "at once (its max_position_embeddings less [CLS] and [SEP]); interpret a region of "
-                             "that size")
+        check_sequence_length(name, len(ids), self.model.config)
         effects = self.effects(ids)
         if self.reverse_complement_average:
             # Position i, base b on the plus strand is position L-1-i, complement(b) on the minus strand; the

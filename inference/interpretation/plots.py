@@ -14,8 +14,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import PowerNorm, TwoSlopeNorm  # noqa: E402
 
+from tokenization.alphabet import BASES  # noqa: E402
+
 ROW = 100  # positions per logo / heat-map panel
-BASES = "ACGT"
 COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}  # the usual nucleotide colours
 
 
@@ -25,8 +26,12 @@ def save(figure, path, dpi=110):
     return path
 
 
-def _rows(length):
-    return [(start, min(start + ROW, length)) for start in range(0, length, ROW)]
+def _wrapped(length, row_height, extra_height):
+    """A figure of one panel per ROW positions: (figure, [(axis, start, end)]), the width sized to a row."""
+    rows = [(start, min(start + ROW, length)) for start in range(0, length, ROW)]
+    figure, axes = plt.subplots(len(rows), 1, figsize=(2.0 + 12.0 * min(length, ROW) / ROW,
+                                                       extra_height + row_height * len(rows)), squeeze=False)
+    return figure, [(axis, start, end) for axis, (start, end) in zip(axes[:, 0], rows)]
 
 
 def _letters(values, sequence):
@@ -48,15 +53,13 @@ def _positions_axis(axis, start, end):
 def ism_heatmap(result, top_k=10):
     """Effects of every base at every position (A, C, G, T rows), reference bases dotted; one panel per ROW
     positions and a colour bar."""
-    length, rows = len(result.ids), _rows(len(result.ids))
     scale = float(np.nanmax(np.abs(result.effects))) or 1.0
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-scale, vmax=scale)
-    width = 2.0 + 12.0 * min(length, ROW) / ROW
-    figure, axes = plt.subplots(len(rows), 1, figsize=(width, 1.2 + 1.1 * len(rows)), squeeze=False)
+    figure, panels = _wrapped(len(result.ids), row_height=1.1, extra_height=1.2)
     sequence = result.sequence
     top = set(int(p) for p in result.top_positions(top_k))
     image = None
-    for axis, (start, end) in zip(axes[:, 0], rows):
+    for axis, start, end in panels:
         image = axis.imshow(result.effects[start:end].T, aspect="auto", cmap="RdBu_r", norm=norm,
                             extent=(start - 0.5, end - 0.5, 3.5, -0.5), interpolation="nearest")
         for position in range(start, end):
@@ -66,9 +69,9 @@ def ism_heatmap(result, top_k=10):
         axis.set_yticks(range(4))
         axis.set_yticklabels(list(BASES), fontsize=8)
         _positions_axis(axis, start, end)
-    axes[0, 0].set_title(f"{result.name}: in-silico mutagenesis ({result.kind}; {result.measure}); "
-                         "dots: reference", fontsize=9)
-    colorbar = figure.colorbar(image, ax=axes[:, 0].tolist(), fraction=0.02, pad=0.01)
+    panels[0][0].set_title(f"{result.name}: in-silico mutagenesis ({result.kind}; {result.measure}); "
+                           "dots: reference", fontsize=9)
+    colorbar = figure.colorbar(image, ax=[axis for axis, _, _ in panels], fraction=0.02, pad=0.01)
     colorbar.set_label("effect (negative: disfavoured)", fontsize=8)
     return figure
 
@@ -76,14 +79,12 @@ def ism_heatmap(result, top_k=10):
 def ism_logo(result, top_k=10, hits=()):
     """Each reference letter scaled by its importance (below the line: the model prefers other bases there), the
     top-k positions marked, and motif sites (`hits`, pwm.Hit) shaded with their names."""
-    length, rows = len(result.ids), _rows(len(result.ids))
     importance = result.importance
     matrix = _letters(importance, result.sequence)
     top = [int(p) for p in result.top_positions(top_k)]
     limit = float(np.nanmax(np.abs(importance))) or 1.0
-    width = 2.0 + 12.0 * min(length, ROW) / ROW
-    figure, axes = plt.subplots(len(rows), 1, figsize=(width, 0.6 + 1.6 * len(rows)), squeeze=False)
-    for axis, (start, end) in zip(axes[:, 0], rows):
+    figure, panels = _wrapped(len(result.ids), row_height=1.6, extra_height=0.6)
+    for axis, start, end in panels:
         logo = logomaker.Logo(matrix.iloc[start:end], ax=axis, color_scheme=COLORS, flip_below=False)
         logo.ax.axhline(0, color="grey", linewidth=0.5)
         axis.set_ylim(-1.25 * limit, 1.35 * limit)
@@ -98,8 +99,8 @@ def ism_logo(result, top_k=10, hits=()):
                               ha="center", va="bottom", fontsize=6, color="black" if rank > 3 else "#b00000")
         _positions_axis(axis, start, end)
         axis.set_ylabel("importance", fontsize=7)
-    axes[0, 0].set_title(f"{result.name}: importance of each reference base ({result.kind}; top {len(top)} "
-                         "positions numbered)", fontsize=9)
+    panels[0][0].set_title(f"{result.name}: importance of each reference base ({result.kind}; top {len(top)} "
+                           "positions numbered)", fontsize=9)
     return figure
 
 

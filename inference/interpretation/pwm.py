@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenization import alphabet
+from tokenization.encoding import decode_bases, reverse_complement
 
 MOTIF_PSEUDOCOUNT = 0.1
 GRID_BINS = 20_000  # the largest possible score range of a motif, in grid steps
-BASES = "ACGT"
 
 
 def base_codes(ids):
@@ -85,8 +85,8 @@ class ScoredMotif:
         return self.minimum + (int(passing[0]) if len(passing) else len(self.tail))
 
     def site_scores(self, codes):
-        """(plus, minus) grid scores and log-odds of every site start: arrays of len(codes) - width + 1, with
-        None-like -inf / minimum-1 where a site holds a base other than A/C/G/T."""
+        """(plus, minus), each (grid scores, log-odds) of every site start (len(codes) - width + 1 of them); a site
+        holding a base other than A/C/G/T gets grid score minimum - 1 and log-odds -inf."""
         width = self.motif.width
         if len(codes) < width:
             empty = np.zeros(0)
@@ -104,27 +104,30 @@ class ScoredMotif:
         return readings[0], readings[1]
 
 
-def scan(name, ids, motifs, max_p=1e-4, background_frequencies=None):
-    """Hits of every motif on both strands of one sequence (token ids) with p-value <= max_p, by position."""
+def score_motifs(motifs, ids):
+    """Every motif against the background of `ids`: what scan() and motif matching share for one sequence."""
+    bg = background(ids)
+    return [ScoredMotif(motif, bg) for motif in motifs]
+
+
+def scan(name, ids, motifs, max_p=1e-4, scored=None):
+    """Hits of every motif on both strands of one sequence (token ids) with p-value <= max_p, by position.
+    `scored`: score_motifs(motifs, ids) when the caller already has it."""
     codes = base_codes(ids)
-    bg = background(ids) if background_frequencies is None else background_frequencies
     hits = []
-    for motif in motifs:
-        scored = ScoredMotif(motif, bg)
-        cutoff = scored.threshold(max_p)
-        for strand, (grid_scores, bits) in zip("+-", scored.site_scores(codes)):
+    for motif in scored or score_motifs(motifs, ids):
+        cutoff = motif.threshold(max_p)
+        for strand, (grid_scores, bits) in zip("+-", motif.site_scores(codes)):
             for start in np.nonzero(grid_scores >= cutoff)[0]:
-                hits.append(make_hit(name, scored, codes, int(start), strand, float(bits[start]),
-                                     float(scored.p_values(grid_scores[start]))))
+                hits.append(make_hit(name, motif, ids, int(start), strand, float(bits[start]),
+                                     float(motif.p_values(grid_scores[start]))))
     return sorted(hits, key=lambda hit: (hit.start, hit.strand, hit.p_value, hit.motif_id))
 
 
-def make_hit(name, scored, codes, start, strand, bits, p_value):
+def make_hit(name, scored, ids, start, strand, bits, p_value):
     end = start + scored.motif.width
-    site = "".join(BASES[code] for code in codes[start:end])
-    if strand == "-":
-        site = site[::-1].translate(alphabet.COMPLEMENT_CHARS)
-    return Hit(name, scored.motif.id, scored.motif.name, start, end, strand, bits, p_value, site)
+    site = ids[start:end] if strand == "+" else reverse_complement(ids[start:end])
+    return Hit(name, scored.motif.id, scored.motif.name, start, end, strand, bits, p_value, decode_bases(site))
 
 
 HIT_COLUMNS = ("sequence", "motif_id", "motif_name", "start", "end", "strand", "score", "p_value", "site")
