@@ -100,8 +100,9 @@ def _model_table(config, parameters):
                           f"{config.global_attn_every_n_layers} layers, RoPE theta {config.local_rope_theta:g} "
                           f"(local) / {config.global_rope_theta:g} (global)"),
             ("MLP", f"GeGLU, {config.intermediate_size}"),
-            ("max length", f"{config.max_position_embeddings} tokens ([CLS] + bases + [SEP])"),
-            ("tokens", "single nucleotides: A C G T N + 5 specials (16-entry vocabulary)")]
+            ("max length", f"{config.max_position_embeddings} tokens, [CLS] (and [SEP]) included"),
+            ("tokens", f"single nucleotides: A C G T = ids {', '.join(map(str, config.nucleotide_token_ids))} "
+                       f"({config.vocab_size}-entry vocabulary)")]
     return "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 
 
@@ -140,6 +141,23 @@ def _training_section(pretraining, finetuning):
     return "\n".join(lines) if lines else "Not recorded with this folder."
 
 
+def _source_section(conversion):
+    """Credit for weights made elsewhere and imported with `nucel-convert` (its conversion.json)."""
+    source = conversion["source"]
+    is_hub = conversion.get("revision") is not None
+    where = (f"[`{source}`](https://huggingface.co/{source}) (revision `{conversion['revision']}`)" if is_hub
+             else f"the checkpoint `{os.path.basename(os.path.normpath(source))}`")
+    licence = conversion.get("license") or "not stated by the source"
+    return "\n".join([
+        f"The weights are the work of the authors of {where}, released under the license `{licence}`; this "
+        "repository re-packages them, unchanged, with this package's model code and a plain `tokenizer.json` "
+        f"that gives the release's token ids. Cite and credit the original authors. Imported as "
+        f"`{conversion['format']}` with `nucel-convert`"
+        + ("; the replaced-token logit is negated (the release scores original bases high; here positive = "
+           "replaced)." if conversion["format"] == "discriminator" else "."),
+        "", "Windows are `[CLS] bases` with no `[SEP]`, as the release was trained."])
+
+
 def _evaluation_section(all_results):
     if not all_results:
         return "No evaluation recorded with this folder."
@@ -161,11 +179,13 @@ LIMITATIONS = """- Trained on the DNA listed above only: other species, organell
 
 
 def render_card(config, parameters, repo_id, model_name=None, license="mit", results=(), pretraining=None,
-                finetuning=None, datasets=None, mask_token="[MASK]"):
+                finetuning=None, datasets=None, mask_token="[MASK]", conversion=None):
     """The ModelCard of a NucEL folder with `config` (NucELConfig) and `parameters` weights.
 
     results: finetune results.json dicts for the model-index and evaluation table; pretraining: the run's
-    pretraining_summary.json; finetuning: the results.json this model itself came from.
+    pretraining_summary.json; finetuning: the results.json this model itself came from; conversion: the
+    conversion.json of weights imported with nucel-convert (credited in a Source section, and as `base_model`
+    when they came from the Hub).
     """
     pipeline_tag = pipeline_tag_for(config)
     model_name = model_name or repo_id.split("/")[-1]
@@ -175,7 +195,10 @@ def render_card(config, parameters, repo_id, model_name=None, license="mit", res
     data = ModelCardData(
         library_name="transformers", pipeline_tag=pipeline_tag, license=license, tags=list(TAGS),
         datasets=datasets or None, model_name=model_name, eval_results=eval_results(results) or None,
-        widget=widget_examples(pipeline_tag, mask_token))
+        widget=widget_examples(pipeline_tag, mask_token),
+        base_model=conversion["source"] if conversion and conversion.get("revision") else None,
+        **({key: conversion[key] for key in ("license_name", "license_link") if conversion.get(key)}
+           if conversion else {}))
     metadata = data.to_dict()
     check_metadata(metadata, mask_token)
     kind = {"feature-extraction": "the ELECTRA discriminator: an encoder whose per-nucleotide embeddings feed "
@@ -188,6 +211,7 @@ def render_card(config, parameters, repo_id, model_name=None, license="mit", res
         f"NucEL is an ELECTRA-style DNA language model on a ModernBERT backbone, with single-nucleotide tokens. "
         f"This repository holds {kind}. The model code ships with the weights "
         "(`configuration_nucel.py`, `modeling_nucel.py`): load it with `trust_remote_code=True`.", "",
+        *(["## Source", "", _source_section(conversion), ""] if conversion else []),
         "## Usage", "", _usage(pipeline_tag, repo_id, (getattr(config, "architectures", None) or [""])[0]), "",
         "## Model", "", _model_table(config, parameters), "",
         "## Training", "", _training_section(pretraining, finetuning), "",
@@ -217,6 +241,11 @@ def read_results(path):
     if missing or not isinstance(results["seeds"], list) or not results["seeds"]:
         raise ValueError(f"{path}: {kind} without config key(s) {missing} or per-seed records")
     return results
+
+
+def read_conversion(path):
+    """conversion.json, written by nucel-convert beside weights it imported (and carried on by fine-tuning)."""
+    return read_json(path, ("source", "revision", "license", "format"), "conversion record (nucel-convert)")
 
 
 def read_pretraining_summary(path):

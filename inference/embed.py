@@ -33,7 +33,7 @@ from inference.model_folder import (  # noqa: E402
     resolve_folders,
 )
 from inference.tiling import tile  # noqa: E402
-from inference.windows import check_layer, check_window, is_final_layer, padded_batch  # noqa: E402
+from inference.windows import TokenLayout, check_layer, check_window, is_final_layer  # noqa: E402
 from modeling_nucel import NucELModel  # noqa: E402
 from tokenization.encoding import reverse_complement  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
@@ -46,14 +46,16 @@ class Embedder:
 
     window: bases per window (default: 1,024 or what the model can read); overlap: bases shared by neighbouring
     windows; layer: see inference.windows.check_layer; reverse_complement_average: embed both strands and
-    average them, base by base (the result is the same for a sequence and its reverse complement).
+    average them, base by base (the result is the same for a sequence and its reverse complement); layout: the
+    model's token ids (`from_pretrained` reads them off the folder's tokenizer; default: this package's alphabet).
     """
 
     def __init__(self, encoder, window=None, overlap=DEFAULT_OVERLAP, layer=-1, reverse_complement_average=False,
-                 batch_size=16):
+                 batch_size=16, layout=None):
         config = encoder.config
         self.encoder = encoder.eval()
-        self.window = check_window(window, config)
+        self.layout = layout or TokenLayout.for_config(config)
+        self.window = check_window(window, config, layout=self.layout)
         if not 0 <= overlap <= self.window - 3:
             raise ValueError(f"--overlap {overlap}: must be between 0 and window - 3 = {self.window - 3}")
         if batch_size < 1:
@@ -67,10 +69,10 @@ class Embedder:
     def from_pretrained(cls, model, device="auto", dtype="auto", **options):
         """From a NucEL export or a pretraining run folder (its discriminator)."""
         folders = resolve_folders(model)
+        folder = folders.discriminator or folders.generator
         device = pick_device(device)
-        encoder, _ = load_part(folders.discriminator or folders.generator, NucELModel, device,
-                               pick_dtype(dtype, device))
-        return cls(encoder, **options)
+        encoder, _ = load_part(folder, NucELModel, device, pick_dtype(dtype, device))
+        return cls(encoder, layout=TokenLayout.from_folder(folder, encoder.config), **options)
 
     @property
     def device(self):
@@ -78,11 +80,11 @@ class Embedder:
 
     @torch.no_grad()
     def encode_pieces(self, pieces):
-        """Per-base states (length, hidden) float32 of each piece, read as one `[CLS] piece [SEP]` window."""
+        """Per-base states (length, hidden) float32 of each piece, read as one window (`TokenLayout.batch`)."""
         rows = list(pieces)
         if self.reverse_complement_average:
             rows += [reverse_complement(piece) for piece in pieces]
-        input_ids, attention_mask = padded_batch(rows, self.device)
+        input_ids, attention_mask = self.layout.batch(rows, self.device)
         final = is_final_layer(self.layer, self.encoder.config.num_hidden_layers)
         outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=not final)
         states = (outputs.last_hidden_state if final else outputs.hidden_states[self.layer]).float().cpu().numpy()

@@ -51,7 +51,7 @@ from inference.model_folder import (  # noqa: E402
     read_model_config,
     resolve_head,
 )
-from inference.windows import check_sequence_length  # noqa: E402
+from inference.windows import TokenLayout, check_sequence_length  # noqa: E402
 from modeling_nucel import NucELModel  # noqa: E402
 from tokenization.alphabet import BASES  # noqa: E402
 from tokenization.encoding import decode_bases  # noqa: E402
@@ -62,9 +62,9 @@ HEAD_CHOICES = ("auto", *HEADS, "none")
 
 
 # ------------------------------------------------------------------------------------------------- inputs
-def read_sequences(args, config):
+def read_sequences(args, config, layout=None):
     """[(name, ids, output folder)] of --sequence / --fasta / --bed, each checked up front: not empty, and (given
-    the model's `config`) not longer than one window."""
+    the model's `config` and token `layout`) not longer than one window."""
     if args.bed and not args.reference:
         raise ValueError("--bed needs --reference (the genome its coordinates refer to)")
     source = SequenceTexts(args.sequence) if args.sequence else FastaRecords(args.fasta) if args.fasta \
@@ -73,7 +73,7 @@ def read_sequences(args, config):
     folders = {}
     for info in infos:
         if config is not None:
-            check_sequence_length(info.name, info.length, config, info.where)
+            check_sequence_length(info.name, info.length, config, info.where, layout)
         elif info.length == 0:
             raise ValueError(f"{info.where}: sequence '{info.name}' is empty")
         folder = re.sub(r"[^A-Za-z0-9._-]+", "_", info.name).strip("._") or "sequence"
@@ -122,16 +122,18 @@ class Interpretation:
             dtype = pick_dtype(args.dtype, device)
             if self.head != "none":
                 model = load_head(self.folder, self.head, device, dtype)
-                self.ism = SaturationMutagenesis(model, self.head, args.target, args.value, args.batch_size,
-                                                 args.reverse_complement_average)
             else:
                 architecture = (read_model_config(self.folder).get("architectures") or ["?"])[0]
                 model_class = HEADS.get(ARCHITECTURE_HEADS.get(architecture), NucELModel)
                 model, _ = load_part(self.folder, model_class, device, dtype)
+            self.layout = TokenLayout.from_folder(self.folder, model.config)
+            if self.head != "none":
+                self.ism = SaturationMutagenesis(model, self.head, args.target, args.value, args.batch_size,
+                                                 args.reverse_complement_average, self.layout)
             self.encoder = getattr(model, "model", model) if args.attention else None
             self.config = model.config
         else:
-            self.config = None
+            self.config = self.layout = None
 
     def run(self, sequences, output_dir, log=print):
         sections, files, all_hits = [], {}, []
@@ -192,7 +194,7 @@ class Interpretation:
         return items
 
     def _attention(self, name, ids, directory, written):
-        maps = attention_maps(self.encoder, name, ids)
+        maps = attention_maps(self.encoder, name, ids, self.layout)
         written["attention.npy"] = os.path.join(directory, "attention.npy")
         np.save(written["attention.npy"], maps.maps.astype(np.float16))
         columns, rows = attention_rows(maps)
@@ -258,7 +260,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     interpretation = Interpretation(args)  # models and motifs are checked before any output is written
-    sequences = read_sequences(args, interpretation.config)
+    sequences = read_sequences(args, interpretation.config, interpretation.layout)
     with claim_output_directory(args.output_dir, "interpret"):
         sections, files = interpretation.run(sequences, args.output_dir, log=(lambda *a: None) if args.quiet
                                              else print)

@@ -2,7 +2,8 @@
 
 `--model` is a pretraining run (or any folder holding `discriminator/` and `generator/` exports) or one NucEL
 model folder. Classes come from this package (`modeling_nucel`), weights only from safetensors, and the folder
-must describe NucEL weights over the single-nucleotide alphabet; anything else is one error line.
+must describe NucEL weights over single nucleotides (its token ids: `inference.windows.TokenLayout`); anything
+else is one error line.
 """
 
 import os
@@ -18,7 +19,6 @@ from modeling_nucel import (
     NucELForSequenceClassification,
     NucELModel,
 )
-from tokenization import alphabet
 from tokenization.json_files import read_json_object
 
 # The heads a model folder can be asked about, by the name commands use.
@@ -27,8 +27,6 @@ HEADS = {"classifier": NucELForSequenceClassification, "generator": NucELForMask
 ARCHITECTURE_HEADS = {model_class.__name__: kind for kind, model_class in HEADS.items()}
 HEAD_PARTS = {"classifier": "sequence-classification head", "generator": "masked-nucleotide head",
               "discriminator": "replaced-token head"}
-ALPHABET_IDS = {"pad_token_id": alphabet.PAD_ID, "cls_token_id": alphabet.CLS_ID, "sep_token_id": alphabet.SEP_ID,
-                "mask_token_id": alphabet.MASK_ID}
 
 
 @dataclass
@@ -62,11 +60,6 @@ def read_model_config(folder):
     if config.get("model_type") != NucELConfig.model_type:
         raise ValueError(f"{path}: model_type {config.get('model_type')!r}; only NucEL models (model_type "
                          f"'{NucELConfig.model_type}') are read here")
-    wrong = {key: config.get(key) for key, value in ALPHABET_IDS.items() if config.get(key, value) != value}
-    if config.get("vocab_size") != alphabet.VOCAB_SIZE or wrong:
-        raise ValueError(f"{path}: vocabulary of {config.get('vocab_size')} tokens{f' with {wrong}' if wrong else ''}"
-                         f"; these commands read single-nucleotide models ({alphabet.VOCAB_SIZE} tokens, "
-                         "tokenization/alphabet.py)")
     return config
 
 

@@ -41,7 +41,7 @@ from inference.model_folder import (  # noqa: E402
     pick_dtype,
     resolve_folders,
 )
-from inference.windows import check_window, padded_batch  # noqa: E402
+from inference.windows import TokenLayout, check_window  # noqa: E402
 from modeling_nucel import NucELForMaskedLM  # noqa: E402
 from tokenization import alphabet  # noqa: E402
 from tokenization.encoding import reverse_complement  # noqa: E402
@@ -129,12 +129,14 @@ class VariantScorer:
     with its replaced-token head (discriminator_site, discriminator_window) and its backbone
     (embedding_cosine_distance)."""
 
-    def __init__(self, generator=None, detector=None, backbone=None, window=DEFAULT_WINDOW, batch_size=32):
+    def __init__(self, generator=None, detector=None, backbone=None, window=DEFAULT_WINDOW, batch_size=32,
+                 layout=None):
         parts = [p for p in (generator, detector, backbone) if p is not None]
         if not parts:
             raise ValueError("nothing to score with: no generator and no discriminator")
         self.generator, self.detector, self.backbone = generator, detector, backbone
-        self.window = min(check_window(window, part.config) for part in parts)
+        self.layout = layout or TokenLayout.for_config(parts[0].config)
+        self.window = min(check_window(window, part.config, layout=self.layout) for part in parts)
         if batch_size < 1:
             raise ValueError(f"--batch-size {batch_size}: must be at least 1")
         self.batch_size = batch_size
@@ -160,7 +162,13 @@ class VariantScorer:
             else None
         detector, backbone = load_detector(folders.discriminator, device, dtype) if folders.discriminator \
             else (None, None)
-        return cls(generator_model, detector, backbone, window, batch_size)
+        layouts = {folder: TokenLayout.from_folder(folder, part.config) for folder, part in
+                   ((folders.generator, generator_model), (folders.discriminator, backbone)) if part is not None}
+        layout, *others = layouts.values()
+        if any(other != layout for other in others):
+            raise ValueError(f"--generator {folders.generator}: its tokenizer's ids differ from those of "
+                             f"{folders.discriminator}; score with a generator and discriminator of one vocabulary")
+        return cls(generator_model, detector, backbone, window, batch_size, layout)
 
     @property
     def device(self):
@@ -179,15 +187,15 @@ class VariantScorer:
         pieces = []
         for ids, offset in pieces_and_offsets:
             masked = ids.copy()
-            masked[offset] = alphabet.MASK_ID
+            masked[offset] = alphabet.MASK_ID  # the layout writes the model's own [MASK] id
             pieces.append(masked)
 
         def run(batch):
             offsets = [offset for _, offset in batch]
-            input_ids, attention_mask = padded_batch([piece for piece, _ in batch], self.device)
+            input_ids, attention_mask = self.layout.batch([piece for piece, _ in batch], self.device)
             logits = self.generator(input_ids=input_ids, attention_mask=attention_mask).logits
             rows = torch.arange(len(batch), device=logits.device)
-            site = logits[rows, torch.tensor(offsets, device=logits.device) + 1][:, list(alphabet.NUCLEOTIDE_IDS)]
+            site = logits[rows, torch.tensor(offsets, device=logits.device) + 1][:, list(self.layout.nucleotide_ids)]
             return list(F.log_softmax(site.float(), dim=-1).cpu().numpy())
 
         return self._rows(run, list(zip(pieces, [offset for _, offset in pieces_and_offsets])))
@@ -196,15 +204,15 @@ class VariantScorer:
     def _detect(self, pieces):
         """(replaced-token logits over the bases or None, mean embedding over the bases) of each window."""
         def run(batch):
-            input_ids, attention_mask = padded_batch(batch, self.device)
+            input_ids, attention_mask = self.layout.batch(batch, self.device)
             if self.detector is not None:
                 output = self.detector(input_ids=input_ids, attention_mask=attention_mask)
                 logits, hidden = output.logits.float().cpu().numpy(), output.last_hidden_state
             else:
                 logits, hidden = None, self.backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
-            bases = attention_mask.clone()
-            bases[:, 0] = 0
-            bases[torch.arange(len(batch)), attention_mask.sum(1) - 1] = 0  # [SEP]
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            lengths = torch.tensor([len(piece) for piece in batch], device=input_ids.device)
+            bases = (positions >= 1) & (positions <= lengths[:, None])  # not [CLS], [SEP] or padding
             weights = bases.unsqueeze(-1).to(torch.float32)
             means = ((hidden.float() * weights).sum(1) / weights.sum(1)).cpu().numpy()
             return [(None if logits is None else logits[row, 1:len(piece) + 1], means[row])

@@ -11,6 +11,7 @@ from transformers import PretrainedConfig
 # The remote-code files cannot import the tokenization package, so the defaults are restated here.
 _DEFAULT_SPECIAL_IDS = {"pad_token_id": 0, "unk_token_id": 1, "cls_token_id": 2, "sep_token_id": 3, "mask_token_id": 4}
 _DEFAULT_NUCLEOTIDE_IDS = (5, 6, 7, 8)  # A C G T
+REPLACED_TOKEN_HEADS = ("prediction", "linear")
 _ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_python", "relu", "silu", "swish", "quick_gelu")
 
 
@@ -45,6 +46,9 @@ class NucELConfig(PretrainedConfig):
         mask_rate: fraction of tokens the training masker selects (recorded here so exports document the recipe).
         discriminator_weight: `loss = generator_loss + discriminator_weight * discriminator_loss` (ELECTRA: 50).
         generator_temperature: softmax temperature when sampling replacements (> 0; 1.0 samples the generator).
+        replaced_token_head: the discriminator's replaced-token head: "prediction" (ELECTRA's: dense, activation,
+            norm, then a linear layer to one logit; what this package pretrains) or "linear" (one linear layer on the
+            final states: the authors' released NucEL discriminator, imported by `nucel-convert`).
         share_embeddings: tie generator and discriminator token embeddings, ELECTRA style (the generator reads the
             discriminator's table through a learned `hidden_size -> generator_hidden_size` projection).
             Default False. With a 16-token vocabulary the table is 16 x 512 = 8k parameters, so sharing saves no
@@ -95,6 +99,7 @@ class NucELConfig(PretrainedConfig):
         discriminator_weight=50.0,
         generator_temperature=1.0,
         share_embeddings=False,
+        replaced_token_head="prediction",
         tie_word_embeddings=True,
         **kwargs,
     ):
@@ -134,6 +139,7 @@ class NucELConfig(PretrainedConfig):
         self.discriminator_weight = discriminator_weight
         self.generator_temperature = generator_temperature
         self.share_embeddings = share_embeddings
+        self.replaced_token_head = replaced_token_head
         self.validate_nucel()  # before the base class, which reads derived views such as layer_types
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
 
@@ -186,6 +192,8 @@ class NucELConfig(PretrainedConfig):
             fail("discriminator_weight", "a non-negative number")
         if not self.generator_temperature > 0:
             fail("generator_temperature", "a positive temperature")
+        if self.replaced_token_head not in REPLACED_TOKEN_HEADS:
+            fail("replaced_token_head", " or ".join(repr(kind) for kind in REPLACED_TOKEN_HEADS))
 
     # ------------------------------------------------------------------ derived views
     @property

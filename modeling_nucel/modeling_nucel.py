@@ -680,6 +680,11 @@ class NucELReplacedTokenDetectionOutput(ModelOutput):
     attentions: Optional[tuple] = None
 
 
+def replaced_token_head(config):
+    """The layers between the discriminator's final states and its one-logit classifier (`replaced_token_head`)."""
+    return NucELPredictionHead(config) if config.replaced_token_head == "prediction" else nn.Identity()
+
+
 def replaced_token_logits(hidden_states, head, classifier):
     """ELECTRA's detection head over the discriminator's states: (batch, seq) logits, positive = replaced."""
     return classifier(head(hidden_states)).squeeze(-1)
@@ -696,7 +701,7 @@ class NucELForReplacedTokenDetection(NucELPreTrainedModel):
     def __init__(self, config):
         super().__init__(config)
         self.model = NucELModel(config)
-        self.discriminator_head = NucELPredictionHead(config)
+        self.discriminator_head = replaced_token_head(config)
         self.discriminator_classifier = linear(config.hidden_size, 1, "final_out", bias=True)
         self.post_init()
 
@@ -753,7 +758,7 @@ class NucELForPreTraining(NucELPreTrainedModel):
         super().__init__(config)
         self.generator = NucELForMaskedLM(config.generator_config())
         self.discriminator = NucELModel(config)
-        self.discriminator_head = NucELPredictionHead(config)
+        self.discriminator_head = replaced_token_head(config)
         self.discriminator_classifier = linear(config.hidden_size, 1, "final_out", bias=True)
         self.embedding_projection = None
         if config.share_embeddings:

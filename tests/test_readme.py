@@ -12,9 +12,15 @@ def python_blocks():
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
+    from inference.convert import convert_release
+    from test_convert import write_release_discriminator
+
     blocks = python_blocks()
     assert blocks
     monkeypatch.chdir(tmp_path)
+    # "Use the released NucEL weights" reads a converted release: a synthetic one in the release's format.
+    source, _ = write_release_discriminator(tmp_path / "release-source")
+    convert_release(source, str(tmp_path / "nucel-release"), log=lambda line: None)
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
     assert (tmp_path / "nucel-export" / "discriminator" / "modeling_nucel.py").exists()

@@ -23,19 +23,30 @@ def _normaliser():
     return normalizers.Sequence(steps)
 
 
-def _build(vocabulary, split_pattern, model_max_length):
-    """A WordLevel tokenizer over `vocabulary` with `[CLS] ... [SEP]` templates, wrapped for transformers."""
-    tokenizer = Tokenizer(models.WordLevel(vocab={t: i for i, t in enumerate(vocabulary)}, unk_token=alphabet.UNK))
+def _build(vocabulary, split_pattern, model_max_length, append_sep=True):
+    """A WordLevel tokenizer over `vocabulary` (tokens in id order) with `[CLS] ... [SEP]` templates (`[CLS] ...`
+    for a model trained without [SEP]), wrapped for transformers."""
+    ids = {token: i for i, token in enumerate(vocabulary)}
+    tokenizer = Tokenizer(models.WordLevel(vocab=ids, unk_token=alphabet.UNK))
     tokenizer.normalizer = _normaliser()
     tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(split_pattern), behavior="isolated")
+    cls, sep = alphabet.CLS, alphabet.SEP
     tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{alphabet.CLS} $A {alphabet.SEP}", pair=f"{alphabet.CLS} $A {alphabet.SEP} $B:1 {alphabet.SEP}:1",
-        special_tokens=[(alphabet.CLS, alphabet.CLS_ID), (alphabet.SEP, alphabet.SEP_ID)])
+        single=f"{cls} $A {sep}" if append_sep else f"{cls} $A",
+        pair=f"{cls} $A {sep} $B:1 {sep}:1" if append_sep else f"{cls} $A {sep} $B:1",
+        special_tokens=[(cls, ids[cls]), (sep, ids[sep])])
     tokenizer.decoder = decoders.Fuse()  # tokens concatenate back into the sequence, no spaces
+    extra = {name: token for name, token in (("bos_token", "[BOS]"), ("eos_token", "[EOS]")) if token in ids}
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token=alphabet.PAD, unk_token=alphabet.UNK, cls_token=alphabet.CLS,
-        sep_token=alphabet.SEP, mask_token=alphabet.MASK, model_input_names=["input_ids", "attention_mask"],
-        model_max_length=model_max_length, clean_up_tokenization_spaces=False)
+        tokenizer_object=tokenizer, pad_token=alphabet.PAD, unk_token=alphabet.UNK, cls_token=cls,
+        sep_token=sep, mask_token=alphabet.MASK, model_input_names=["input_ids", "attention_mask"],
+        model_max_length=model_max_length, clean_up_tokenization_spaces=False, **extra)
+
+
+def nucleotide_tokenizer(vocabulary, model_max_length=DEFAULT_MAX_LENGTH, append_sep=True):
+    """One token per base over `vocabulary` (tokens in id order, holding [PAD] [UNK] [CLS] [SEP] [MASK] and A C G
+    T): lower case folded to upper, IUPAC codes to N, whitespace removed, anything not in it -> [UNK]."""
+    return _build(vocabulary, ".", model_max_length, append_sep)
 
 
 def load_tokenizer(kind="nucleotide", k=6, stride=None, model_max_length=DEFAULT_MAX_LENGTH):
@@ -47,7 +58,7 @@ def load_tokenizer(kind="nucleotide", k=6, stride=None, model_max_length=DEFAULT
         tail and around N; a plain `tokenizer.json`.
     """
     if kind == "nucleotide":
-        return _build(alphabet.VOCABULARY, ".", model_max_length)
+        return nucleotide_tokenizer(alphabet.VOCABULARY, model_max_length)
     if kind != "kmer":
         raise ValueError(f"load_tokenizer: kind={kind!r}: expected 'nucleotide' or 'kmer'")
     if not isinstance(k, int) or not 1 <= k <= 8:

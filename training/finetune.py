@@ -203,6 +203,11 @@ def write_model(model, tokenizer, directory, args):
         model = model.merge_and_unload()
     model.save_pretrained(directory)
     save_tokenizer(tokenizer, directory)
+    kind, location = resolve_model(args.model)
+    conversion = os.path.join(location, "conversion.json") if kind == "pretrained" and os.path.isdir(location) \
+        else None
+    if conversion and os.path.isfile(conversion):  # weights imported with nucel-convert: the credit travels on
+        shutil.copyfile(conversion, os.path.join(directory, "conversion.json"))
 
 
 # ----------------------------------------------------------------------------------------------- the data

@@ -25,7 +25,13 @@ import huggingface_hub  # noqa: E402
 
 import modeling_nucel  # noqa: E402
 from hub_cards import render_card  # noqa: E402
-from hub_cards.card import AUTO_CLASS_BY_TAG, read_json, read_pretraining_summary, read_results  # noqa: E402
+from hub_cards.card import (  # noqa: E402
+    AUTO_CLASS_BY_TAG,
+    read_conversion,
+    read_json,
+    read_pretraining_summary,
+    read_results,
+)
 from modeling_nucel import NucELConfig  # noqa: E402
 from tokenization import tokenization_kmer  # noqa: E402
 from tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer  # noqa: E402
@@ -73,7 +79,8 @@ def parse_args(argv=None):
     parser.add_argument("--output-dir", required=True, help="where the Hub folder is assembled")
     parser.add_argument("--repo-id", default=None, help="ORG/NAME on the Hub (the card's usage snippet uses it)")
     parser.add_argument("--results", nargs="*", default=[], help="finetune results.json files for the model-index")
-    parser.add_argument("--license", default="mit")
+    parser.add_argument("--license", default=None, help="Hub license id (default: mit; a converted model keeps its "
+                                                            "source's license)")
     parser.add_argument("--datasets", nargs="*", default=None, help="Hub dataset ids for the card metadata")
     parser.add_argument("--push", action="store_true", help="upload the folder with huggingface_hub.upload_folder")
     parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
@@ -121,6 +128,23 @@ def training_context(model_dir):
             read_results(finetuning) if os.path.isfile(finetuning) else None)
 
 
+def conversion_context(model_dir, license_id):
+    """(conversion record or None, the card's license). Weights imported with nucel-convert keep their source's
+    license: a different --license, or none where the source states none, is refused."""
+    path = os.path.join(model_dir, "conversion.json")
+    conversion = read_conversion(path) if os.path.isfile(path) else None
+    if conversion is None:
+        return None, license_id or "mit"
+    source_license = conversion.get("license")
+    if source_license is None and license_id is None:
+        raise ValueError(f"--model {model_dir}: converted from {conversion['source']}, whose model card states no "
+                         "license; pass --license with the license its authors give the weights")
+    if source_license is not None and license_id not in (None, source_license):
+        raise ValueError(f"--license {license_id}: {model_dir} holds weights converted from {conversion['source']}, "
+                         f"released under {source_license}; a re-packaged model keeps its source's license")
+    return conversion, source_license or license_id
+
+
 def package_code():
     """SHA-256 of every code file this package writes into a Hub folder: the remote code it ships."""
     sources = [os.path.join(os.path.dirname(os.path.abspath(modeling_nucel.__file__)), name)
@@ -157,18 +181,19 @@ def read_inputs(args):
     model = load_model(args.model)
     tokenizer = load_saved_tokenizer(args.model)  # no code from the folder runs (hf_tokenizers)
     pretraining, finetuning = training_context(args.model)
+    conversion, args.license = conversion_context(args.model, args.license)
     results = [read_results(path) for path in args.results] + ([finetuning] if finetuning else [])
-    return model, tokenizer, pretraining, finetuning, results
+    return model, tokenizer, pretraining, finetuning, results, conversion
 
 
-def assemble(args, model, tokenizer, pretraining, finetuning, results):
+def assemble(args, model, tokenizer, pretraining, finetuning, results, conversion):
     """Write the Hub folder and its card; returns the card."""
     model.save_pretrained(args.output_dir)  # safetensors + config with auto_map for every head + remote code
     save_tokenizer(tokenizer, args.output_dir)
     repo_id = args.repo_id or f"your-org/{os.path.basename(os.path.abspath(args.output_dir))}"
     card = render_card(model.config, model.num_parameters(), repo_id, license=args.license, results=results,
                        pretraining=pretraining, finetuning=finetuning, datasets=args.datasets,
-                       mask_token=tokenizer.mask_token)
+                       mask_token=tokenizer.mask_token, conversion=conversion)
     card.save(os.path.join(args.output_dir, "README.md"))
     return card
 

@@ -28,7 +28,7 @@ SIGNATURES = {
 }
 KIND_NAMES = {"pretrain": "a pretraining run", "finetune": "a fine-tuning run", "benchmark": "a benchmark grid",
               "publish": "a Hub folder", "model": "a saved model",
-              "interpret": "an interpretation run"}
+              "interpret": "an interpretation run", "convert": "a converted model (nucel-convert)"}
 
 
 def read_marker(directory):

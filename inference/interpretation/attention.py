@@ -3,7 +3,7 @@
 The fused kernels (sdpa, flash, flex) never form the weights, so the encoder runs with eager attention for the
 maps and goes back to its own implementation after; local layers still run block by block and their weights
 come back as the full matrix, exactly zero outside the `local_attention` band. Maps keep [CLS] and [SEP] (token t
-is base t - 1); the summaries are over bases.
+is base t - 1; a model trained without [SEP] has none); the summaries are over bases.
 """
 
 from contextlib import contextmanager
@@ -12,23 +12,28 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from inference.windows import check_sequence_length, padded_batch
+from inference.windows import NATIVE, check_sequence_length
 
 
 @dataclass
 class AttentionMaps:
     name: str
     ids: np.ndarray  # (L,) token ids
-    maps: np.ndarray  # (layers, heads, L + 2, L + 2): row = query token, column = key token; rows sum to 1
+    maps: np.ndarray  # (layers, heads, T, T), T = L + 2 ([CLS], [SEP]) or L + 1: row = query, column = key
     layer_types: list  # "sliding_attention" (local) or "full_attention" (global), per layer
     half_window: int  # a local-layer query sees keys up to this many tokens away
+
+    @property
+    def bases(self):
+        """The tokens that are bases, [CLS] and [SEP] left out: index both axes of a map with it."""
+        return slice(1, 1 + len(self.ids))
 
     def label(self, layer):
         local = self.layer_types[layer] == "sliding_attention"
         return f"layer {layer + 1} {'local ±' + str(self.half_window) if local else 'global'}"
 
     def visible(self, layer):
-        """(L+2, L+2) bool: the keys each query of `layer` can attend to (local layers: within the window)."""
+        """(T, T) bool: the keys each query of `layer` can attend to (local layers: within the window)."""
         tokens = self.maps.shape[-1]
         if self.layer_types[layer] != "sliding_attention":
             return np.ones((tokens, tokens), dtype=bool)
@@ -39,11 +44,12 @@ class AttentionMaps:
         uniform attention (every query spreading evenly over the keys it can see): 1 is neutral, so bases near the
         ends, which fewer local-layer queries can reach, are not read as ignored."""
         layers = range(len(self.layer_types)) if layers is None else list(layers)
-        observed = sum(self.maps[layer][:, 1:-1, 1:-1].mean(axis=0).sum(axis=0) for layer in layers)
+        bases = self.bases
+        observed = sum(self.maps[layer][:, bases, bases].mean(axis=0).sum(axis=0) for layer in layers)
         uniform = 0.0
         for layer in layers:
             visible = self.visible(layer)
-            uniform = uniform + (visible / visible.sum(axis=1, keepdims=True))[1:-1, 1:-1].sum(axis=0)
+            uniform = uniform + (visible / visible.sum(axis=1, keepdims=True))[bases, bases].sum(axis=0)
         return observed / uniform
 
     def received_by_type(self):
@@ -61,7 +67,7 @@ class AttentionMaps:
         for layer in self.maps.astype(np.float64):
             mixed = 0.5 * layer.mean(0) + 0.5 * np.eye(tokens)
             flow = (mixed / mixed.sum(-1, keepdims=True)) @ flow
-        return flow[1:-1, 1:-1].mean(0)
+        return flow[self.bases, self.bases].mean(0)
 
 
 @contextmanager
@@ -75,13 +81,14 @@ def eager_attention(model):
 
 
 @torch.no_grad()
-def attention_maps(encoder, name, ids):
-    """Run `encoder` (a NucELModel) over one sequence and keep every attention matrix."""
+def attention_maps(encoder, name, ids, layout=NATIVE):
+    """Run `encoder` (a NucELModel) over one sequence (alphabet ids; `layout`: the model's token ids) and keep
+    every attention matrix."""
     config = encoder.config
     ids = np.asarray(ids, dtype=np.uint8)
-    check_sequence_length(name, len(ids), config)
+    check_sequence_length(name, len(ids), config, layout=layout)
     device = next(encoder.parameters()).device
-    input_ids, attention_mask = padded_batch([ids], device)
+    input_ids, attention_mask = layout.batch([ids], device)
     with eager_attention(encoder):
         output = encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
     maps = np.stack([weights[0].float().cpu().numpy() for weights in output.attentions])

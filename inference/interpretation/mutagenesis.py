@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from inference.model_folder import HEADS, load_head, pick_device, pick_dtype, resolve_head
-from inference.windows import check_sequence_length, padded_batch
+from inference.windows import TokenLayout, check_sequence_length
 from tokenization import alphabet
 from tokenization.encoding import decode_bases, encode_sequence, reverse_complement
 
@@ -78,7 +78,8 @@ def target_index(config, target):
 class SaturationMutagenesis:
     """ISM with a loaded NucEL model (`kind`: classifier, generator or discriminator)."""
 
-    def __init__(self, model, kind, target=None, value="logit", batch_size=64, reverse_complement_average=False):
+    def __init__(self, model, kind, target=None, value="logit", batch_size=64, reverse_complement_average=False,
+                 layout=None):
         if kind not in HEADS:
             raise ValueError(f"--head {kind}: expected one of {', '.join(HEADS)}")
         if not isinstance(model, HEADS[kind]):
@@ -88,6 +89,7 @@ class SaturationMutagenesis:
         if batch_size < 1:
             raise ValueError(f"--batch-size {batch_size}: must be at least 1")
         self.model, self.kind, self.value = model.eval(), kind, value
+        self.layout = layout or TokenLayout.for_config(model.config)
         self.batch_size, self.reverse_complement_average = batch_size, reverse_complement_average
         self.target = target_index(model.config, target) if kind == "classifier" else None
 
@@ -96,7 +98,8 @@ class SaturationMutagenesis:
         """From a fine-tuned classifier, a generator or discriminator export, or a pretraining run folder."""
         folder, head = resolve_head(model, head)
         device = pick_device(device)
-        return cls(load_head(folder, head, device, pick_dtype(dtype, device)), head, **options)
+        loaded = load_head(folder, head, device, pick_dtype(dtype, device))
+        return cls(loaded, head, layout=TokenLayout.from_folder(folder, loaded.config), **options)
 
     @property
     def device(self):
@@ -117,7 +120,7 @@ class SaturationMutagenesis:
     def __call__(self, name, ids):
         """ISM of one sequence: token ids (uint8) or text."""
         ids = encode_sequence(ids) if isinstance(ids, str) else np.asarray(ids, dtype=np.uint8)
-        check_sequence_length(name, len(ids), self.model.config)
+        check_sequence_length(name, len(ids), self.model.config, layout=self.layout)
         effects = self.effects(ids)
         if self.reverse_complement_average:
             # Position i, base b on the plus strand is position L-1-i, complement(b) on the minus strand; the
@@ -136,7 +139,7 @@ class SaturationMutagenesis:
             effects[positions, bases] = values[1:] - values[0]
         else:
             # The head's positive logit means "replaced": its negative is the original-token logit.
-            reference = -next(self._batches(ids[None, :]))[1][0, 1:-1]
+            reference = -next(self._batches(ids[None, :]))[1][0, 1:len(ids) + 1]
             mutated = np.concatenate([
                 -logits[np.arange(len(logits)), positions[start:start + len(logits)] + 1]
                 for start, logits in self._batches(mutants)])
@@ -158,17 +161,17 @@ class SaturationMutagenesis:
 
     @torch.no_grad()
     def _batches(self, rows):
-        """(index of the first row, float64 logits) of each batch of `rows` (`[CLS] rows [SEP]`, one length)."""
+        """(index of the first row, float64 logits) of each batch of `rows` (one window each, one length)."""
         for start in range(0, len(rows), self.batch_size):
-            input_ids, attention_mask = padded_batch(list(rows[start:start + self.batch_size]), self.device)
+            input_ids, attention_mask = self.layout.batch(list(rows[start:start + self.batch_size]), self.device)
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
             yield start, logits.double().cpu().numpy()
 
     def _masked_marginals(self, ids):
         """log p over A, C, G, T at each position with that position masked, minus the reference's."""
         masked = np.repeat(ids[None, :], len(ids), axis=0)
-        masked[np.arange(len(ids)), np.arange(len(ids))] = alphabet.MASK_ID
-        columns = list(alphabet.NUCLEOTIDE_IDS)
+        masked[np.arange(len(ids)), np.arange(len(ids))] = alphabet.MASK_ID  # the layout writes the model's id
+        columns = list(self.layout.nucleotide_ids)
         log_p = np.concatenate([
             torch.from_numpy(logits[np.arange(len(logits)), np.arange(start, start + len(logits)) + 1][:, columns])
             .log_softmax(-1).numpy() for start, logits in self._batches(masked)])

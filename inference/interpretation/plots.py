@@ -143,14 +143,14 @@ def attention_grid(maps):
     """Every layer (rows) and head (columns) as a base x base heat map (queries down, keys across; [CLS] and
     [SEP] left out). Local layers: dashed lines at the window's edges, outside which the weights are exactly 0."""
     layers, heads = maps.maps.shape[:2]
-    length = maps.maps.shape[-1] - 2
+    length = len(maps.ids)
     size = 2.2 if heads <= 8 else 1.6
     figure, axes = plt.subplots(layers, heads, figsize=(size * heads + 0.5, size * layers + 0.6), squeeze=False)
     for layer in range(layers):
         local = maps.layer_types[layer] == "sliding_attention"
         for head in range(heads):
             axis = axes[layer, head]
-            weights = maps.maps[layer, head, 1:-1, 1:-1]
+            weights = maps.maps[layer, head, maps.bases, maps.bases]
             axis.imshow(weights, cmap="Blues", norm=PowerNorm(0.5, vmin=0.0, vmax=max(float(weights.max()), 1e-9)),
                         interpolation="nearest", extent=(0.5, length + 0.5, length + 0.5, 0.5))
             if local and maps.half_window < length:
