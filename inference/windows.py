@@ -144,13 +144,7 @@ class TokenLayout:
         return config.max_position_embeddings - self.specials
 
 
-NATIVE = TokenLayout.native()
-
-
-def padded_batch(pieces, device, layout=NATIVE):
-    """`layout.batch`: the package's own ids by default."""
-    return layout.batch(pieces, device)
-
+NATIVE = TokenLayout.native()  # this package's own tokenizer
 
 def check_layer(layer, num_layers):
     """--layer: 0 the token embeddings, i after encoder layer i; -1 and num_layers the final output (the last

@@ -16,6 +16,7 @@ from modeling_nucel import NucELConfig, NucELModel
     (dict(mask_rate=0.0), "mask_rate"),
     (dict(discriminator_weight=-1.0), "discriminator_weight"),
     (dict(generator_temperature=0.0), "generator_temperature"),
+    (dict(replaced_token_head="dense"), "replaced_token_head"),
     (dict(classifier_pooling="max"), "classifier_pooling"),
     (dict(hidden_activation="tanhh"), "hidden_activation"),
     (dict(nucleotide_token_ids=[5, 6, 7]), "nucleotide_token_ids"),

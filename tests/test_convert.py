@@ -292,6 +292,15 @@ def test_variant_scores_and_mutagenesis_run_on_converted_parts(release, tmp_path
     result = ism("s", genome[:60])
     assert result.effects.shape == (60, 4) and np.isfinite(result.effects).all()
 
+    from inference import interpret
+
+    interpret.main(["--model", str(release["root"] / "discriminator"), "--sequence", genome[:255], "--attention",
+                    "--output-dir", str(tmp_path / "interpret"), "--no-report", "--quiet", "--device", "cpu"])
+    assert (tmp_path / "interpret" / "seq1" / "ism.tsv").exists()
+    with pytest.raises(ValueError, match="at most 255 bases"):  # [CLS] + 255 bases = 256 positions, no [SEP]
+        interpret.main(["--model", str(release["root"] / "discriminator"), "--sequence", genome[:256],
+                        "--output-dir", str(tmp_path / "interpret2"), "--quiet", "--device", "cpu"])
+
 
 def test_generator_and_discriminator_of_different_vocabularies_are_refused(release, tiny_export):
     with pytest.raises(ValueError, match="tokenizer's ids differ"):

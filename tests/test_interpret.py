@@ -20,7 +20,7 @@ from inference.interpretation.attention import attention_maps
 from inference.interpretation.motif_files import read_motifs
 from inference.interpretation.motif_match import important_segments, match_segments
 from inference.interpretation.mutagenesis import SaturationMutagenesis
-from inference.windows import padded_batch
+from inference.windows import NATIVE
 from modeling_nucel import (
     NucELConfig,
     NucELForMaskedLM,
@@ -64,7 +64,7 @@ def ctcf_classifier(tmp_path_factory, motifs):
     train_ids, train_labels, _ = planted(rng, ctcf, 4000)
     for _ in range(600):
         rows = rng.integers(0, len(train_ids), 32)
-        input_ids, attention_mask = padded_batch(list(train_ids[rows]), "cpu")
+        input_ids, attention_mask = NATIVE.batch(list(train_ids[rows]), "cpu")
         loss = model(input_ids=input_ids, attention_mask=attention_mask,
                      labels=torch.from_numpy(train_labels[rows])).loss
         loss.backward()
@@ -126,7 +126,7 @@ def test_cli_on_a_classifier_writes_every_file_and_picture(ctcf_classifier, tmp_
 
 # ------------------------------------------------------------------------------------------- ISM is exact
 def direct(model, ids):
-    input_ids, attention_mask = padded_batch([ids], "cpu")
+    input_ids, attention_mask = NATIVE.batch([ids], "cpu")
     with torch.no_grad():
         return model(input_ids=input_ids, attention_mask=attention_mask).logits[0].double()
 

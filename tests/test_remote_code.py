@@ -21,6 +21,8 @@ HEADS = {
     "AutoModelForSequenceClassification": NucELForSequenceClassification,
     "AutoModelForTokenClassification": NucELForTokenClassification,
 }
+# The released NucEL discriminator's one-layer replaced-token head (nucel-convert), as the folder it is saved in.
+LINEAR_HEAD = "linear-head:AutoModelForPreTraining"
 
 LOADER = r"""
 import torch
@@ -29,11 +31,13 @@ import transformers
 root, inputs_path, outputs_path = sys.argv[1:4]
 inputs = torch.load(inputs_path)
 outputs = {}
-for auto_name in sys.argv[4:]:
-    model = getattr(transformers, auto_name).from_pretrained(root + "/" + auto_name, trust_remote_code=True).eval()
+for folder in sys.argv[4:]:  # a folder named after its Auto class, or "<name>:<Auto class>"
+    auto_name = folder.split(":")[-1]
+    path = root + "/" + folder.split(":")[0]
+    model = getattr(transformers, auto_name).from_pretrained(path, trust_remote_code=True).eval()
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
     with torch.no_grad():
-        outputs[auto_name] = model(**inputs)[0]
+        outputs[folder] = model(**inputs)[0]
 torch.save(outputs, outputs_path)
 print("loaded with transformers", transformers.__version__)
 """
@@ -52,13 +56,18 @@ def saved_heads(tmp_path_factory):
         model.save_pretrained(root / auto_name)
         with torch.no_grad():
             expected[auto_name] = model(**inputs)[0]
+    torch.manual_seed(0)
+    model = NucELForReplacedTokenDetection(tiny_config(replaced_token_head="linear")).eval()
+    model.save_pretrained(root / LINEAR_HEAD.split(":")[0])
+    with torch.no_grad():
+        expected[LINEAR_HEAD] = model(**inputs)[0]
     return root, expected
 
 
 @pytest.mark.parametrize("python", interpreters())
 def test_fresh_process_loads_every_head_from_remote_code(saved_heads, tmp_path, python):
     root, expected = saved_heads
-    run_fresh(python, LOADER, [root, root / "inputs.pt", tmp_path / "out.pt", *HEADS], tmp_path)
+    run_fresh(python, LOADER, [root, root / "inputs.pt", tmp_path / "out.pt", *HEADS, LINEAR_HEAD], tmp_path)
     outputs = torch.load(tmp_path / "out.pt")
     mask = torch.load(root / "inputs.pt")["attention_mask"].bool()
     for auto_name, reference in expected.items():

@@ -168,7 +168,7 @@ def attention_grid(maps):
 
 def attention_profile(maps):
     """Per base: the attention it receives relative to uniform (all, local and global layers) and its rollout."""
-    positions = np.arange(1, maps.maps.shape[-1] - 1)
+    positions = np.arange(1, len(maps.ids) + 1)
     figure, (received, rollout) = plt.subplots(2, 1, figsize=(12, 5), sharex=True)
     received.plot(positions, maps.received(), color="black", linewidth=1.0, label="all layers")
     for (kind, values), color in zip(maps.received_by_type().items(), ("#1f77b4", "#ff7f0e")):
