@@ -287,6 +287,18 @@ def test_variant_scores_and_mutagenesis_run_on_converted_parts(release, tmp_path
         logits = release["stock"]["generator"](torch.tensor([masked])).logits[0, 51, [11, 12, 13, 14]]
     np.testing.assert_allclose(log_p, torch.log_softmax(logits, -1).numpy(), atol=1e-5)
 
+    from inference import variants
+
+    (tmp_path / "v.vcf").write_text("##fileformat=VCFv4.2\n##contig=<ID=chr1,length=3000>\n"
+                                    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                                    f"chr1\t1500\tsnv\t{genome[1499]}\t{alt[genome[1499]]}\t.\t.\t.\n")
+    variants.main(["--model", str(release["root"] / "discriminator"), "--generator", str(release["root"] / "generator"),
+                   "--vcf", str(tmp_path / "v.vcf"), "--reference", str(tmp_path / "ref.fa"), "--window", "101",
+                   "--output", str(tmp_path / "scores.tsv"), "--quiet", "--device", "cpu"])
+    header, row = (tmp_path / "scores.tsv").read_text().strip().split("\n")
+    scores = dict(zip(header.split("\t"), row.split("\t")))
+    assert scores["status"] == "ok" and float(scores["generator_llr"]) == pytest.approx(rows[0].scores["generator_llr"], rel=1e-4)
+
     ism = SaturationMutagenesis.from_pretrained(str(release["root"] / "discriminator"), head="discriminator",
                                                 device="cpu")
     result = ism("s", genome[:60])
