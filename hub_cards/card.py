@@ -243,6 +243,9 @@ def read_results(path):
     return results
 
 
+CONVERSION_FILE = "conversion.json"  # nucel-convert's record of imported weights
+
+
 def read_conversion(path):
     """conversion.json, written by nucel-convert beside weights it imported (and carried on by fine-tuning)."""
     return read_json(path, ("source", "revision", "license", "format"), "conversion record (nucel-convert)")

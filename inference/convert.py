@@ -24,7 +24,6 @@ import argparse
 import glob
 import json
 import os
-import re
 import sys
 
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
@@ -33,6 +32,7 @@ if __package__ in (None, ""):  # run as a script: make the repository's packages
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+from hub_cards.card import CONVERSION_FILE  # noqa: E402
 from modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel  # noqa: E402
 from tokenization import alphabet  # noqa: E402
 from tokenization.hf_tokenizers import save_tokenizer  # noqa: E402
@@ -41,11 +41,9 @@ from tokenization.prepare_genome import file_sha256  # noqa: E402
 from tokenization.release_vocabulary import read_release_vocabulary, release_tokenizer, release_vocabulary  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
 from training.run_directory import check_output_directory, claim_output_directory  # noqa: E402
-from training.safe_loading import check_safetensors  # noqa: E402
+from training.safe_loading import HUB_ID, check_safetensors, load_plain_data  # noqa: E402
 
 RELEASE = "FreakingPotato/NucEL"
-CONVERSION_FILE = "conversion.json"
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # What is fetched of a Hub repository: configs, weights, vocabulary and the card (for its license); never code.
 SOURCE_FILES = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "vocab.json",
                 "tokenizer_config.json", "special_tokens_map.json", "README.md", "LICENSE*"]
@@ -140,12 +138,7 @@ def read_weights(files):
             check_safetensors(path)
             tensors = load_file(path)
         else:
-            try:
-                tensors = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as failure:  # an unpickling refusal or a corrupt file: one line either way
-                first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
-                raise ValueError(f"{path}: refused or unreadable (loaded with weights_only=True: tensors only; "
-                                 f"{first})") from None
+            tensors = load_plain_data(path)  # weights_only=True: a pickle of other objects is refused
             if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
                 raise ValueError(f"{path}: expected a state dict of tensors")
         repeated = sorted(set(state) & set(tensors))

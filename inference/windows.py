@@ -59,7 +59,7 @@ class TokenLayout:
     def for_config(cls, config, where="the model"):
         """The native layout, for a model whose config uses this package's alphabet; else one error line (a model
         over another id table needs the layout of its folder's tokenizer: `from_folder`)."""
-        native = cls.native()
+        native = NATIVE
         wrong = {field: getattr(config, field, None) for field, value in
                  (("pad_token_id", native.pad_id), ("cls_token_id", native.cls_id), ("sep_token_id", native.sep_id),
                   ("mask_token_id", native.mask_id)) if getattr(config, field, None) != value}

@@ -106,25 +106,23 @@ def write_source(folder, state, architecture, vocabulary=True, weights="model.sa
     return str(folder)
 
 
-def write_release_discriminator(folder, seed=1):
+def write_release_discriminator(folder, seed=1, **source_options):
     """A release-format discriminator checkpoint (`bert.*` + `discriminator_predictions`, vocab.json) in `folder`."""
     torch.manual_seed(seed)
     model = randomise_norms(AuthorsDiscriminator(stock_config()), seed)
-    return write_source(folder, model.state_dict(), "NucELDiscriminator"), model
+    return write_source(folder, model.state_dict(), "NucELDiscriminator", **source_options), model
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     """The three source formats (discriminator as a .bin, generator and backbone as safetensors), converted."""
     root = tmp_path_factory.mktemp("release")
-    torch.manual_seed(0)
-    discriminator = randomise_norms(AuthorsDiscriminator(stock_config()), 1)
+    discriminator_source, discriminator = write_release_discriminator(
+        root / "src-disc", weights="pytorch_model.bin", card="---\nlicense: mit\ntags: [dna]\n---\n# NucEL\n")
     generator = randomise_norms(transformers.ModernBertForMaskedLM(stock_config()), 2)
     backbone = randomise_norms(transformers.ModernBertModel(stock_config()), 3)
     sources = {
-        "discriminator": write_source(root / "src-disc", discriminator.state_dict(), "NucELDiscriminator",
-                                      weights="pytorch_model.bin",
-                                      card="---\nlicense: mit\ntags: [dna]\n---\n# NucEL\n"),
+        "discriminator": discriminator_source,
         "generator": write_source(root / "src-gen", {k: v for k, v in generator.state_dict().items()
                                                      if k != "decoder.weight"}, "ModernBertForMaskedLM"),
         "backbone": write_source(root / "src-backbone", backbone.state_dict(), "ModernBertModel", vocabulary=False),
@@ -369,7 +367,7 @@ def test_command_line_and_bad_sources_are_one_line(release, tmp_path):
     for args, message in (
             (["Nobody/not-cached", tmp_path / "o2", "--cache-dir", tmp_path / "empty-cache"],
              "not found in the local Hugging Face cache"),
-            ([pickled, tmp_path / "o3"], "refused or unreadable"),
+            ([pickled, tmp_path / "o3"], "refused: it holds Python objects"),
             ([extra, tmp_path / "o4"], "pooler.weight"),
             ([other, tmp_path / "o5"], "model_type 'bert'"),
             ([release["sources"]["backbone"], saved_model], "holds a saved model")):

@@ -45,6 +45,7 @@ from transformers import (  # noqa: E402
     set_seed,
 )
 
+from hub_cards.card import CONVERSION_FILE  # noqa: E402
 from modeling_nucel import NucELConfig, NucELForSequenceClassification  # noqa: E402
 from tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer  # noqa: E402
 from tokenization.prepare_genome import file_sha256  # noqa: E402
@@ -57,11 +58,10 @@ from training.baselines import (  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
 from training.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics  # noqa: E402
 from training.run_directory import check_output_directory, claim_output_directory, kind_of  # noqa: E402
-from training.safe_loading import load_model_config, load_pretrained  # noqa: E402
+from training.safe_loading import HUB_ID, load_model_config, load_pretrained  # noqa: E402
 from training.tasks import LABEL_TYPES, load_task, tokenize_split  # noqa: E402
 
 BASELINES = ("onehot-cnn", "random-init")
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 GUE_LEARNING_RATE, HEAD_LEARNING_RATE = 3e-5, 1e-3
 # Encoder Linear layers LoRA adapts in a NucEL (ModernBERT) backbone; the new head trains in full.
 NUCEL_LORA_TARGETS = ["Wqkv", "Wo", "Wi"]
@@ -204,10 +204,10 @@ def write_model(model, tokenizer, directory, args):
     model.save_pretrained(directory)
     save_tokenizer(tokenizer, directory)
     kind, location = resolve_model(args.model)
-    conversion = os.path.join(location, "conversion.json") if kind == "pretrained" and os.path.isdir(location) \
+    conversion = os.path.join(location, CONVERSION_FILE) if kind == "pretrained" and os.path.isdir(location) \
         else None
     if conversion and os.path.isfile(conversion):  # weights imported with nucel-convert: the credit travels on
-        shutil.copyfile(conversion, os.path.join(directory, "conversion.json"))
+        shutil.copyfile(conversion, os.path.join(directory, CONVERSION_FILE))
 
 
 # ----------------------------------------------------------------------------------------------- the data

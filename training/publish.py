@@ -27,6 +27,7 @@ import modeling_nucel  # noqa: E402
 from hub_cards import render_card  # noqa: E402
 from hub_cards.card import (  # noqa: E402
     AUTO_CLASS_BY_TAG,
+    CONVERSION_FILE,
     read_conversion,
     read_json,
     read_pretraining_summary,
@@ -131,7 +132,7 @@ def training_context(model_dir):
 def conversion_context(model_dir, license_id):
     """(conversion record or None, the card's license). Weights imported with nucel-convert keep their source's
     license: a different --license, or none where the source states none, is refused."""
-    path = os.path.join(model_dir, "conversion.json")
+    path = os.path.join(model_dir, CONVERSION_FILE)
     conversion = read_conversion(path) if os.path.isfile(path) else None
     if conversion is None:
         return None, license_id or "mit"
