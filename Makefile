@@ -7,7 +7,8 @@ TORCH := torch==2.13.0
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PYTEST_ARGS ?=
 # Tests that import only torch, transformers and this repo, so they also run under transformers 4.48.
-COMPAT_TESTS := tests/test_remote_code.py tests/test_tokenizer_remote_code.py
+COMPAT_TESTS := tests/test_remote_code.py tests/test_tokenizer_remote_code.py tests/test_model_contract.py \
+	tests/test_publish_formats.py
 
 # The demo genome: a 2.3-Mbp slice of hg38 chr2 and a 22-Mbp slice of hg19 chr22 (read in place, never copied).
 GENOMES := ../shared/data/genomes

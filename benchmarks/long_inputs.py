@@ -178,7 +178,7 @@ def growth_table(args, config, nucel):
                 layer = nucel.layers[index]
                 theta = config.global_rope_theta if layer.attention_type == "full_attention" else config.local_rope_theta
                 cos, sin = rotary_cos_sin(positions, head_dim, theta, dtype)
-                run = lambda: layer(hidden, cos, sin, masks[layer.attention_type])  # noqa: E731
+                run = lambda: layer(hidden, cos, sin, masks[layer.attention_type], args.attn_implementation)  # noqa: E731
                 run()
                 return statistics.median(timed(args.device, run)[0] for _ in range(args.repeats)) * 1e3
 

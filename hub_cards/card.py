@@ -11,7 +11,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from tokenization.json_files import read_json_object
 
-from .metadata import check_metadata
+from .metadata import HUB_ID, check_metadata
 
 TAGS = ["biology", "genomics", "dna", "electra", "modernbert"]
 PIPELINE_TAG_BY_CLASS = {
@@ -62,23 +62,29 @@ def eval_results(all_results):
     return entries
 
 
-def _usage(pipeline_tag, repo_id, architecture):
+def _usage(pipeline_tag, repo_id, architecture, stock):
     auto = AUTO_CLASS_BY_TAG[pipeline_tag]
     example = widget_examples(pipeline_tag)[0]["text"]
+    trust = "" if stock else ", trust_remote_code=True"
+    # An untrained or lightly trained generator also ranks special tokens; the bases are what a user asks about.
+    targets = ', targets=["A", "C", "G", "T"]' if pipeline_tag == "fill-mask" else ""
     lines = [
         "```python",
         f"from transformers import AutoTokenizer, {auto}, pipeline",
         "",
-        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)',
-        f'model = {auto}.from_pretrained("{repo_id}", trust_remote_code=True)',
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{trust})',
+        f'model = {auto}.from_pretrained("{repo_id}"{trust})',
         f'inputs = tokenizer("{example}", return_tensors="pt")',
         "outputs = model(**inputs)",
         "",
-        f'pipe = pipeline("{pipeline_tag}", model="{repo_id}", trust_remote_code=True)',
-        f'print(pipe("{example}"))',
+        f'pipe = pipeline("{pipeline_tag}", model="{repo_id}"{trust})',
+        f'print(pipe("{widget_examples(pipeline_tag)[0]["text"] if targets else example}"{targets}))',
         "```",
     ]
-    if architecture == "NucELForReplacedTokenDetection":
+    if pipeline_tag == "fill-mask":
+        lines += ["", "`targets` keeps the ranking to the four bases; without it special tokens such as `[SEP]` "
+                  "can rank among them."]
+    if architecture == "NucELForReplacedTokenDetection" and not stock:
         lines += [
             "", "The ELECTRA replaced-token-detection head ships with the weights: per base, a logit that is "
             "positive where the base looks replaced (wrong in its context), usable zero-shot.", "",
@@ -101,6 +107,10 @@ def _model_table(config, parameters):
                           f"(local) / {config.global_rope_theta:g} (global)"),
             ("MLP", f"GeGLU, {config.intermediate_size}"),
             ("max length", f"{config.max_position_embeddings} tokens, [CLS] (and [SEP]) included"),
+            ("sequence pooling", f"`classifier_pooling: {config.classifier_pooling}`"
+                                 + (" (recommended: ELECTRA never trains the [CLS] state on its own)"
+                                    if config.classifier_pooling == "mean" else
+                                    " (the recommended default is mean: ELECTRA never trains [CLS] on its own)")),
             ("tokens", f"single nucleotides: A C G T = ids {', '.join(map(str, config.nucleotide_token_ids))} "
                        f"({config.vocab_size}-entry vocabulary)")]
     return "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
@@ -130,7 +140,7 @@ def _training_section(pretraining, finetuning):
         config = finetuning["config"]
         lines += ["### Fine-tuning", "",
                   f"- task: `{finetuning['task']}` ({finetuning['label_type']}, labels "
-                  f"{', '.join(finetuning['label_names'])}), from `{finetuning['model']}`",
+                  f"{', '.join(finetuning['label_names'])}), from {public_name(finetuning['model'])}",
                   "- splits: " + ", ".join(f"{name} {d['rows']:,} rows (sha256 `{d['sha256'][:12]}…`)"
                                            for name, d in finetuning["data"].items()),
                   f"- AdamW lr {config['lr']}, batch {config['batch_size']}, warmup {config['warmup_steps']}, "
@@ -139,6 +149,14 @@ def _training_section(pretraining, finetuning):
                   f"{', '.join(str(r['seed']) for r in finetuning['seeds'])}"
                   + ("; LoRA" if config.get("lora") else ""), ""]
     return "\n".join(lines) if lines else "Not recorded with this folder."
+
+
+def public_name(model):
+    """How a card names the model something came from: a Hub id as a link, a local folder by its name only (a card
+    never shows a path of the machine it was written on), a baseline as itself."""
+    if HUB_ID.match(model) and not os.path.exists(model):
+        return f"[`{model}`](https://huggingface.co/{model})"
+    return f"`{os.path.basename(os.path.normpath(model))}`"
 
 
 def _source_section(conversion):
@@ -170,6 +188,25 @@ def _evaluation_section(all_results):
     return "\n".join(lines)
 
 
+CITATION = """Cite the model's authors (see Source above for converted weights), and the methods it builds on:
+
+```bibtex
+@inproceedings{clark2020electra,
+  title     = {{ELECTRA}: Pre-training Text Encoders as Discriminators Rather Than Generators},
+  author    = {Clark, Kevin and Luong, Minh-Thang and Le, Quoc V. and Manning, Christopher D.},
+  booktitle = {International Conference on Learning Representations},
+  year      = {2020}
+}
+
+@article{warner2024modernbert,
+  title   = {Smarter, Better, Faster, Longer: A Modern Bidirectional Encoder for Fast, Memory Efficient, and Long
+             Context Finetuning and Inference},
+  author  = {Warner, Benjamin and Chaffin, Antoine and Clavi{\'e}, Benjamin and others},
+  journal = {arXiv preprint arXiv:2412.13663},
+  year    = {2024}
+}
+```"""
+
 LIMITATIONS = """- Trained on the DNA listed above only: other species, organelle genomes or very different sequence
   composition may be out of distribution.
 - Reads at most the max length above; longer sequences must be cut or tiled.
@@ -179,44 +216,56 @@ LIMITATIONS = """- Trained on the DNA listed above only: other species, organell
 
 
 def render_card(config, parameters, repo_id, model_name=None, license="mit", results=(), pretraining=None,
-                finetuning=None, datasets=None, mask_token="[MASK]", conversion=None):
+                finetuning=None, datasets=None, mask_token="[MASK]", conversion=None, base_model=None, stock=False):
     """The ModelCard of a NucEL folder with `config` (NucELConfig) and `parameters` weights.
 
     results: finetune results.json dicts for the model-index and evaluation table; pretraining: the run's
     pretraining_summary.json; finetuning: the results.json this model itself came from; conversion: the
     conversion.json of weights imported with nucel-convert (credited in a Source section, and as `base_model`
-    when they came from the Hub).
+    when they came from the Hub); base_model: the Hub id this model was fine-tuned from (the Hub's model tree);
+    datasets: Hub dataset ids, written only when given; stock: the folder holds transformers' own ModernBERT
+    classes (no remote code), so usage needs no trust_remote_code and the replaced-token head is not there.
     """
     pipeline_tag = pipeline_tag_for(config)
     model_name = model_name or repo_id.split("/")[-1]
     results = list(results)
-    if datasets is None:
-        datasets = sorted({f"GUE/{r['task']}" for r in results})
+    if base_model is None and conversion and conversion.get("revision"):
+        base_model = conversion["source"]
     data = ModelCardData(
         library_name="transformers", pipeline_tag=pipeline_tag, license=license, tags=list(TAGS),
-        datasets=datasets or None, model_name=model_name, eval_results=eval_results(results) or None,
-        widget=widget_examples(pipeline_tag, mask_token),
-        base_model=conversion["source"] if conversion and conversion.get("revision") else None,
+        datasets=list(datasets) if datasets else None, model_name=model_name,
+        eval_results=eval_results(results) or None, widget=widget_examples(pipeline_tag, mask_token),
+        base_model=base_model,
         **({key: conversion[key] for key in ("license_name", "license_link") if conversion.get(key)}
            if conversion else {}))
     metadata = data.to_dict()
     check_metadata(metadata, mask_token)
+    architecture = (getattr(config, "architectures", None) or [""])[0]
     kind = {"feature-extraction": "the ELECTRA discriminator: an encoder whose per-nucleotide embeddings feed "
                                   "downstream models",
             "fill-mask": "a masked-nucleotide model (the ELECTRA generator, or the MLM baseline)",
             "text-classification": "a sequence classifier fine-tuned from a NucEL encoder",
             "token-classification": "a per-nucleotide classifier fine-tuned from a NucEL encoder"}[pipeline_tag]
+    if stock:
+        loading = ("The folder is in transformers' own ModernBERT format (`model_type: modernbert`, no code files): "
+                   "it loads with the Auto classes and `pipeline()` without `trust_remote_code`, and the Hub's "
+                   "inference widget runs it."
+                   + (" The replaced-token-detection head is not part of this format; the NucEL-format release "
+                      "carries it." if architecture == "NucELForReplacedTokenDetection" else ""))
+    else:
+        loading = ("The model code ships with the weights (`configuration_nucel.py`, `modeling_nucel.py`): load it "
+                   "with `trust_remote_code=True`.")
     body = "\n".join([
         f"# {model_name}", "",
         f"NucEL is an ELECTRA-style DNA language model on a ModernBERT backbone, with single-nucleotide tokens. "
-        f"This repository holds {kind}. The model code ships with the weights "
-        "(`configuration_nucel.py`, `modeling_nucel.py`): load it with `trust_remote_code=True`.", "",
+        f"This repository holds {kind}. {loading}", "",
         *(["## Source", "", _source_section(conversion), ""] if conversion else []),
-        "## Usage", "", _usage(pipeline_tag, repo_id, (getattr(config, "architectures", None) or [""])[0]), "",
+        "## Usage", "", _usage(pipeline_tag, repo_id, architecture, stock), "",
         "## Model", "", _model_table(config, parameters), "",
         "## Training", "", _training_section(pretraining, finetuning), "",
         "## Evaluation", "", _evaluation_section(results), "",
-        "## Limitations", "", LIMITATIONS, ""])
+        "## Limitations", "", LIMITATIONS, "",
+        "## Citation", "", CITATION, ""])
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 

@@ -33,6 +33,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from hub_cards.card import CONVERSION_FILE  # noqa: E402
+from hub_cards.metadata import HUB_ID  # noqa: E402
 from modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel  # noqa: E402
 from tokenization import alphabet  # noqa: E402
 from tokenization.hf_tokenizers import save_tokenizer  # noqa: E402
@@ -41,7 +42,7 @@ from tokenization.prepare_genome import file_sha256  # noqa: E402
 from tokenization.release_vocabulary import read_release_vocabulary, release_tokenizer, release_vocabulary  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
 from training.run_directory import check_output_directory, claim_output_directory  # noqa: E402
-from training.safe_loading import HUB_ID, check_safetensors, load_plain_data  # noqa: E402
+from training.safe_loading import check_safetensors, load_plain_data  # noqa: E402
 
 RELEASE = "FreakingPotato/NucEL"
 # What is fetched of a Hub repository: configs, weights, vocabulary and the card (for its license); never code.
@@ -212,11 +213,13 @@ def load_stock(module, weights, path, allowed_missing=()):
 
 
 def nucel_ids(vocabulary, detection_head):
-    """NucELConfig fields carrying the release's ids (and its recipe) onto the converted model."""
+    """NucELConfig fields carrying the release's ids (and its recipe) onto the converted model, with the pooling a
+    fine-tune of it should use (mean: the release, like any ELECTRA discriminator, never trained [CLS] alone)."""
     return dict(pad_token_id=vocabulary[alphabet.PAD], unk_token_id=vocabulary[alphabet.UNK],
                 cls_token_id=vocabulary[alphabet.CLS], sep_token_id=vocabulary[alphabet.SEP],
                 mask_token_id=vocabulary[alphabet.MASK], nucleotide_token_ids=[vocabulary[b] for b in "ACGT"],
-                generator_temperature=RELEASE_SAMPLING["temperature"], replaced_token_head=detection_head)
+                generator_temperature=RELEASE_SAMPLING["temperature"], replaced_token_head=detection_head,
+                classifier_pooling="mean")
 
 
 def convert_weights(kind, stock_config, backbone, head, ids, path):

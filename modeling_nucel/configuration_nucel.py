@@ -12,6 +12,12 @@ from transformers import PretrainedConfig
 _DEFAULT_SPECIAL_IDS = {"pad_token_id": 0, "unk_token_id": 1, "cls_token_id": 2, "sep_token_id": 3, "mask_token_id": 4}
 _DEFAULT_NUCLEOTIDE_IDS = (5, 6, 7, 8)  # A C G T
 REPLACED_TOKEN_HEADS = ("prediction", "linear")
+# NucEL fields a stock ModernBertConfig has no meaning for. A stock export keeps them as inert extra keys, so
+# `from_modernbert_config` recovers them.
+NUCEL_ONLY_FIELDS = ("unk_token_id", "mask_token_id", "nucleotide_token_ids", "generator_hidden_size",
+                     "generator_num_hidden_layers", "generator_num_attention_heads", "generator_intermediate_size",
+                     "mask_rate", "discriminator_weight", "generator_temperature", "share_embeddings",
+                     "replaced_token_head")
 _ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_python", "relu", "silu", "swish", "quick_gelu")
 
 
@@ -37,12 +43,14 @@ class NucELConfig(PretrainedConfig):
         initializer_range, initializer_cutoff_factor: truncated-normal init (as ModernBERT).
         pad/unk/cls/sep/mask_token_id: special token ids; never labelled as "replaced" by the discriminator.
         nucleotide_token_ids: ids of A, C, G, T: the generator samples replacements only among these.
-        classifier_pooling: "cls" or "mean" pooling for sequence classification.
+        classifier_pooling: "mean" (default) or "cls" pooling for sequence classification. Mean: ELECTRA never
+            trains the [CLS] state on its own, so a fine-tune pooling it starts from an untrained summary.
         classifier_dropout, classifier_activation: classification head settings.
         decoder_bias: bias of the MLM decoder (ModernBERT has one).
         sparse_prediction: MLM logits only at labelled positions when labels are given (as ModernBERT).
         generator_hidden_size, generator_num_hidden_layers, generator_num_attention_heads,
-        generator_intermediate_size: the ELECTRA generator's shape (published: 256 x 11).
+        generator_intermediate_size: the ELECTRA generator's shape. Unset, half the discriminator's width, heads,
+            depth and FFN (the published 256 x 11 for 512 x 22); saved configs keep the values they hold.
         mask_rate: fraction of tokens the training masker selects (recorded here so exports document the recipe).
         discriminator_weight: `loss = generator_loss + discriminator_weight * discriminator_loss` (ELECTRA: 50).
         generator_temperature: softmax temperature when sampling replacements (> 0; 1.0 samples the generator).
@@ -86,15 +94,15 @@ class NucELConfig(PretrainedConfig):
         sep_token_id=_DEFAULT_SPECIAL_IDS["sep_token_id"],
         mask_token_id=_DEFAULT_SPECIAL_IDS["mask_token_id"],
         nucleotide_token_ids=_DEFAULT_NUCLEOTIDE_IDS,
-        classifier_pooling="cls",
+        classifier_pooling="mean",
         classifier_dropout=0.0,
         classifier_activation="gelu",
         decoder_bias=True,
         sparse_prediction=False,
-        generator_hidden_size=256,
-        generator_num_hidden_layers=11,
-        generator_num_attention_heads=8,
-        generator_intermediate_size=1024,
+        generator_hidden_size=None,
+        generator_num_hidden_layers=None,
+        generator_num_attention_heads=None,
+        generator_intermediate_size=None,
         mask_rate=0.15,
         discriminator_weight=50.0,
         generator_temperature=1.0,
@@ -131,10 +139,15 @@ class NucELConfig(PretrainedConfig):
         self.classifier_activation = classifier_activation
         self.decoder_bias = decoder_bias
         self.sparse_prediction = sparse_prediction
-        self.generator_hidden_size = generator_hidden_size
-        self.generator_num_hidden_layers = generator_num_hidden_layers
-        self.generator_num_attention_heads = generator_num_attention_heads
-        self.generator_intermediate_size = generator_intermediate_size
+        # Unset: half the discriminator (the published 256 x 11 for 512 x 22); the head size stays the
+        # discriminator's, so an odd head count still gives a valid shape.
+        shape_is_valid = all(isinstance(v, int) and v > 0 for v in (hidden_size, num_attention_heads))
+        half_heads = max(1, num_attention_heads // 2) if shape_is_valid else None  # else validation names it
+        self.generator_num_attention_heads = generator_num_attention_heads or half_heads
+        self.generator_hidden_size = generator_hidden_size or (
+            half_heads * (hidden_size // num_attention_heads) if shape_is_valid else None)
+        self.generator_num_hidden_layers = generator_num_hidden_layers or max(1, num_hidden_layers // 2)
+        self.generator_intermediate_size = generator_intermediate_size or max(1, intermediate_size // 2)
         self.mask_rate = mask_rate
         self.discriminator_weight = discriminator_weight
         self.generator_temperature = generator_temperature
@@ -258,13 +271,16 @@ class NucELConfig(PretrainedConfig):
             sparse_prediction=stock.sparse_prediction, tie_word_embeddings=stock.tie_word_embeddings,
             id2label=dict(stock.id2label), label2id=dict(stock.label2id), problem_type=stock.problem_type,
         )
+        values.update({field: getattr(stock, field) for field in NUCEL_ONLY_FIELDS if hasattr(stock, field)})
         values.update(overrides)
         return cls(**values)
 
-    def to_modernbert_config(self):
-        """The equivalent `transformers.ModernBertConfig` of the backbone (works under transformers 4.48 and 5.x)."""
+    def to_modernbert_config(self, keep_nucel_fields=False):
+        """The equivalent `transformers.ModernBertConfig` of the backbone (works under transformers 4.48 and 5.x).
+        `keep_nucel_fields`: carry NUCEL_ONLY_FIELDS along as extra keys (stock ModernBERT ignores them)."""
         from transformers import ModernBertConfig
 
+        extra = {field: getattr(self, field) for field in NUCEL_ONLY_FIELDS} if keep_nucel_fields else {}
         return ModernBertConfig(
             vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
             num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
@@ -279,7 +295,7 @@ class NucELConfig(PretrainedConfig):
             classifier_pooling=self.classifier_pooling, classifier_dropout=self.classifier_dropout,
             classifier_activation=self.classifier_activation, classifier_bias=False, decoder_bias=self.decoder_bias,
             sparse_prediction=self.sparse_prediction, tie_word_embeddings=self.tie_word_embeddings,
-            id2label=dict(self.id2label), label2id=dict(self.label2id), problem_type=self.problem_type,
+            id2label=dict(self.id2label), label2id=dict(self.label2id), problem_type=self.problem_type, **extra,
         )
 
 

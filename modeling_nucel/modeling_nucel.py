@@ -25,7 +25,7 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_nucel import NucELConfig
 
@@ -44,6 +44,7 @@ try:  # transformers 5.x: these initialisers skip weights already loaded from a 
 except ImportError:
     init = nn.init
 
+logger = logging.get_logger(__name__)
 TRANSFORMERS_V5 = int(transformers.__version__.split(".")[0]) >= 5
 
 # Every head is listed so that each Auto class loads any saved NucEL folder with trust_remote_code=True.
@@ -58,6 +59,13 @@ AUTO_MAP = {
     "AutoModelForTokenClassification": "modeling_nucel.NucELForTokenClassification",
 }
 REMOTE_CODE_FILES = ("configuration_nucel.py", "modeling_nucel.py")
+# transformers' own ModernBERT class with the same parameter names as each NucEL class (see `to_modernbert`).
+MODERNBERT_CLASSES = {
+    "NucELModel": "ModernBertModel",
+    "NucELForMaskedLM": "ModernBertForMaskedLM",
+    "NucELForSequenceClassification": "ModernBertForSequenceClassification",
+    "NucELForTokenClassification": "ModernBertForTokenClassification",
+}
 
 
 # ----------------------------------------------------------------------------------------------- rotary embeddings
@@ -271,11 +279,7 @@ class NucELAttention(nn.Module):
         self.Wo = linear(config.hidden_size, config.hidden_size, "out")
         self.out_drop = nn.Dropout(config.attention_dropout) if config.attention_dropout > 0 else nn.Identity()
 
-    def forward(self, hidden_states, cos, sin, mask, output_attentions=False):
-        implementation = attention_implementation(self.config)
-        if output_attentions and implementation != "eager":
-            raise ValueError(f"output_attentions=True needs attn_implementation='eager' (this model uses "
-                             f"{implementation!r}); load it with attn_implementation='eager'")
+    def forward(self, hidden_states, cos, sin, mask, implementation, output_attentions=False):
         token_shape = hidden_states.shape[:-1]  # (batch, seq) or (tokens,) when unpadded for flash attention
         qkv = self.Wqkv(hidden_states).view(*token_shape, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.unbind(dim=-3)
@@ -339,8 +343,9 @@ class NucELEncoderLayer(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
         self.mlp = NucELMLP(config)
 
-    def forward(self, hidden_states, cos, sin, mask, output_attentions=False):
-        attn_output, weights = self.attn(self.attn_norm(hidden_states), cos, sin, mask, output_attentions)
+    def forward(self, hidden_states, cos, sin, mask, implementation, output_attentions=False):
+        attn_output, weights = self.attn(self.attn_norm(hidden_states), cos, sin, mask, implementation,
+                                         output_attentions)
         hidden_states = hidden_states + attn_output
         hidden_states = hidden_states + self.mlp(self.mlp_norm(hidden_states))
         return hidden_states, weights
@@ -411,27 +416,36 @@ class NucELPreTrainedModel(PreTrainedModel):
         `config_overrides` set NucEL-only fields the stock config lacks (e.g. `mask_token_id`,
         `nucleotide_token_ids` for a 27-token vocabulary).
         """
-        stock_classes = {
-            NucELModel: transformers.ModernBertModel,
-            NucELForMaskedLM: transformers.ModernBertForMaskedLM,
-            NucELForSequenceClassification: transformers.ModernBertForSequenceClassification,
-            NucELForTokenClassification: transformers.ModernBertForTokenClassification,
-        }
-        if cls not in stock_classes:
+        stock_class = getattr(transformers, MODERNBERT_CLASSES.get(cls.__name__, ""), None)
+        if stock_class is None:
             raise TypeError(f"{cls.__name__}.from_modernbert: ModernBERT has no counterpart of this class")
         stock = model_or_path
         if isinstance(model_or_path, (str, os.PathLike)):
-            stock = stock_classes[cls].from_pretrained(model_or_path, attn_implementation="sdpa")
+            stock = stock_class.from_pretrained(model_or_path, attn_implementation="sdpa")
         if cls is NucELModel and isinstance(getattr(stock, "model", None), transformers.ModernBertModel):
             stock = stock.model  # a backbone out of any ModernBERT head
-        if not isinstance(stock, stock_classes[cls]):
-            raise TypeError(f"{cls.__name__}.from_modernbert: expected a {stock_classes[cls].__name__} "
+        if not isinstance(stock, stock_class):
+            raise TypeError(f"{cls.__name__}.from_modernbert: expected a {stock_class.__name__} "
                             f"or its folder, got {type(stock).__name__}")
         config = NucELConfig.from_modernbert_config(stock.config, **config_overrides)
         model = cls(config)
         state = {k: v for k, v in stock.state_dict().items() if "rotary_emb" not in k}
         model.load_state_dict(state, strict=True)
         return model.to(next(stock.parameters()).dtype)
+
+    def to_modernbert(self):
+        """This model as transformers' own ModernBERT class: the same weights, equal outputs, loadable without
+        remote code. NucEL-only config fields ride along as extra config keys that ModernBERT ignores."""
+        stock_class = getattr(transformers, MODERNBERT_CLASSES.get(type(self).__name__, ""), None)
+        if stock_class is None:
+            raise TypeError(f"{type(self).__name__}.to_modernbert: ModernBERT has no counterpart of this class")
+        stock = stock_class(self.config.to_modernbert_config(keep_nucel_fields=True))
+        missing, unexpected = stock.load_state_dict(self.state_dict(), strict=False)
+        missing = [key for key in missing if "rotary_emb" not in key]
+        if missing or unexpected:  # the parameter names are the same by construction: this is a bug
+            raise RuntimeError(f"to_modernbert: {len(missing)} missing / {len(unexpected)} unexpected weights, "
+                               f"e.g. {(missing + unexpected)[0]}")
+        return stock.to(self.dtype).train(self.training)
 
 
 def _return(return_dict, config, output):
@@ -495,6 +509,11 @@ class NucELModel(NucELPreTrainedModel):
 
         hidden_states = self.embeddings(input_ids=input_ids, inputs_embeds=inputs_embeds)
         implementation = attention_implementation(self.config)
+        if output_attentions and implementation != "eager":
+            # Only eager attention materialises the weights; the call falls back to it, as transformers' models do.
+            logger.warning_once(f"NucEL: attn_implementation={implementation!r} cannot return attention weights; "
+                                "output_attentions=True runs this call with eager attention")
+            implementation = "eager"
         unpad_indices = None
         if implementation == "flash_attention_2":
             # Unpad once: every layer runs on real tokens only, as (tokens, hidden).
@@ -530,9 +549,9 @@ class NucELModel(NucELPreTrainedModel):
             mask = masks[layer.attention_type]
             if self.gradient_checkpointing and self.training:
                 hidden_states, weights = self._gradient_checkpointing_func(
-                    layer.__call__, hidden_states, cos, sin, mask, output_attentions)
+                    layer.__call__, hidden_states, cos, sin, mask, implementation, output_attentions)
             else:
-                hidden_states, weights = layer(hidden_states, cos, sin, mask, output_attentions)
+                hidden_states, weights = layer(hidden_states, cos, sin, mask, implementation, output_attentions)
             if output_hidden_states:
                 all_hidden_states += (repad(hidden_states),)
             if output_attentions:
@@ -731,6 +750,7 @@ class NucELForPreTrainingOutput(ModelOutput):
     discriminator_labels: (batch, seq) 1.0 replaced, 0.0 original, -100.0 not scored (padding, special tokens).
     generator_logits: (n_masked, vocab) generator logits at the masked positions, in row-major order.
     replaced_input_ids: (batch, seq) the sequence the discriminator saw.
+    hidden_states, attentions: the discriminator's, when asked for.
     """
 
     loss: Optional[torch.FloatTensor] = None
@@ -740,6 +760,8 @@ class NucELForPreTrainingOutput(ModelOutput):
     discriminator_labels: Optional[torch.FloatTensor] = None
     generator_logits: Optional[torch.FloatTensor] = None
     replaced_input_ids: Optional[torch.LongTensor] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
 
 
 class NucELForPreTraining(NucELPreTrainedModel):
@@ -799,13 +821,30 @@ class NucELForPreTraining(NucELPreTrainedModel):
 
     def detect_replaced(self, input_ids, attention_mask=None):
         """Discriminator logits (batch, seq): positive means "this token was replaced"."""
-        hidden = self.discriminator(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return replaced_token_logits(hidden, self.discriminator_head, self.discriminator_classifier)
+        return self.discriminate(input_ids=input_ids, attention_mask=attention_mask)[0]
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None):
+    def discriminate(self, **backbone_inputs):
+        """(replaced-token logits, the discriminator's BaseModelOutput) for the backbone's keyword inputs."""
+        outputs = self.discriminator(**backbone_inputs, return_dict=True)
+        return replaced_token_logits(outputs.last_hidden_state, self.discriminator_head,
+                                     self.discriminator_classifier), outputs
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, position_ids=None, inputs_embeds=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        """With `labels` (MLM convention, over masked `input_ids`): the joint ELECTRA loss. Without: replaced-token
+        detection of the inputs as given (ids or `inputs_embeds`), as `ElectraForPreTraining`. `hidden_states` and
+        `attentions` are always the discriminator's."""
+        views = {"position_ids": position_ids, "output_attentions": output_attentions,
+                 "output_hidden_states": output_hidden_states}
         if labels is None:
-            output = NucELForPreTrainingOutput(logits=self.detect_replaced(input_ids, attention_mask))
+            logits, outputs = self.discriminate(input_ids=input_ids, inputs_embeds=inputs_embeds,
+                                                attention_mask=attention_mask, **views)
+            output = NucELForPreTrainingOutput(logits=logits, hidden_states=outputs.hidden_states,
+                                               attentions=outputs.attentions)
             return _return(return_dict, self.config, output)
+        if input_ids is None:
+            raise ValueError("NucELForPreTraining.forward: labels need input_ids (the generator samples replacement "
+                             "token ids); inputs_embeds serve replaced-token detection only")
         if labels.shape != input_ids.shape:
             raise ValueError(f"NucELForPreTraining.forward: labels shape {tuple(labels.shape)} != input_ids shape "
                              f"{tuple(input_ids.shape)}")
@@ -831,7 +870,7 @@ class NucELForPreTraining(NucELPreTrainedModel):
             is_replaced = (replaced_input_ids != original).float()
 
         # 3. Discriminator: replaced-token detection at every scored position.
-        logits = self.detect_replaced(replaced_input_ids, attention_mask)
+        logits, outputs = self.discriminate(input_ids=replaced_input_ids, attention_mask=attention_mask, **views)
         discriminator_loss = F.binary_cross_entropy_with_logits(
             logits.float(), is_replaced, weight=scored.float(), reduction="sum") / scored.sum().clamp_min(1)
 
@@ -839,7 +878,8 @@ class NucELForPreTraining(NucELPreTrainedModel):
         output = NucELForPreTrainingOutput(
             loss=loss, generator_loss=generator_loss.detach(), discriminator_loss=discriminator_loss.detach(),
             logits=logits, discriminator_labels=is_replaced.masked_fill(~scored, -100.0),
-            generator_logits=generator_logits, replaced_input_ids=replaced_input_ids)
+            generator_logits=generator_logits, replaced_input_ids=replaced_input_ids,
+            hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         return _return(return_dict, self.config, output)
 
     def export_generator(self):

@@ -79,6 +79,14 @@ def interpreters():
     return found
 
 
+def saved_inputs(root):
+    """A padded batch (rows of 60 and 33 real tokens) saved as root/inputs.pt for a fresh-process loader."""
+    input_ids, attention_mask = dna_batch(lengths=[60, 33], length=60)
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    torch.save(inputs, root / "inputs.pt")
+    return inputs
+
+
 def run_fresh(python, loader_source, args, workdir):
     """Run `loader_source` in a new offline process that cannot import this repo; returns its stdout."""
     result = run_isolated(loader_source, args, workdir, python, env={"HF_MODULES_CACHE": str(workdir / "modules")},

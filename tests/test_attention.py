@@ -65,10 +65,21 @@ def test_eager_weights_are_zero_outside_the_window(make_config, padded_batch):
             assert beyond_window.abs().max() > 0.0
 
 
-def test_output_attentions_needs_eager(make_config, padded_batch):
-    model = encoder(make_config(), "sdpa")
-    with pytest.raises(ValueError, match="output_attentions=True needs attn_implementation='eager'"):
-        model(*padded_batch, output_attentions=True)
+@pytest.mark.parametrize("implementation", ["sdpa", "flex_attention"])
+def test_output_attentions_falls_back_to_eager_for_that_call(make_config, padded_batch, implementation):
+    """transformers' convention: a backend that cannot return weights runs the call eagerly (with a warning)."""
+    if implementation == "flex_attention" and nucel_modeling.flex_attention is None:
+        pytest.skip("this PyTorch has no FlexAttention")
+    model = encoder(make_config(), implementation)
+    with torch.no_grad():
+        fallback = model(*padded_batch, output_attentions=True)
+        assert model.config._attn_implementation == implementation  # only that call ran eagerly
+        model.config._attn_implementation = "eager"
+        eager = model(*padded_batch, output_attentions=True)
+    assert len(fallback.attentions) == model.config.num_hidden_layers
+    for got, expected in zip(fallback.attentions, eager.attentions):
+        torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(fallback.last_hidden_state, eager.last_hidden_state)
 
 
 def test_flex_attention_forward_equals_sdpa_on_cpu(make_config, padded_batch):

@@ -12,7 +12,7 @@ import torch
 from sklearn import metrics as sk
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import REPO_ROOT, SHARED_DATA, motif_task, write_task
+from conftest import REPO_ROOT, SHARED_DATA, motif_rows, motif_task, write_task
 from tokenization.prepare_genome import file_sha256
 from training import finetune
 from training.baselines import FrozenEncoderProbe, SequenceCNNConfig, SequenceCNNForSequenceClassification
@@ -258,7 +258,7 @@ def test_unreachable_hub_id(tmp_path):
 def test_missing_split_from_the_cli(tmp_path):
     task = write_task(tmp_path / "task", {"train": [("ACGT", "0"), ("ACGA", "1")]})
     message = cli_error(tmp_path, "--model", "onehot-cnn", "--task-dir", task, "--output-dir", tmp_path / "o")
-    assert "no dev.csv or dev.csv.gz" in message
+    assert "no test.csv or test.csv.gz" in message  # dev may be absent (carved from train); test may not
 
 
 def test_too_long_sequences_need_truncate(tmp_path, tiny_export):
@@ -281,3 +281,67 @@ def test_probe_and_lora_need_a_pretrained_model(tmp_path, flag):
 
 def test_score_undefined_correlation_is_zero():
     assert score("regression", [1.0, 2.0, 3.0], np.array([[0.5], [0.5], [0.5]]))["pearson"] == 0.0
+
+
+# ----------------------------------------------------------------------------------------- Trainer settings users tune
+def test_trainer_options_reach_training_arguments(tmp_path):
+    args = finetune.parse_args(["--model", "onehot-cnn", "--task-dir", "t", "--output-dir", str(tmp_path / "o"),
+                                "--bf16", "--gradient-accumulation-steps", "4", "--gradient-checkpointing",
+                                "--report-to", "tensorboard", "--training-arg", "lr_scheduler_type=cosine",
+                                "--training-arg", "max_grad_norm=0.5", "--training-arg", "label_smoothing_factor=0.1"])
+    args.lr = 1e-3
+    built = finetune.training_arguments(args, 42, str(tmp_path / "w"), 100, "mcc")
+    checkpointing = getattr(built, "activation_checkpointing", None) or built.gradient_checkpointing
+    assert built.bf16 and built.gradient_accumulation_steps == 4 and checkpointing
+    assert built.report_to == ["tensorboard"] and built.max_grad_norm == 0.5 and built.label_smoothing_factor == 0.1
+    assert getattr(built.lr_scheduler_type, "value", built.lr_scheduler_type) == "cosine"
+    # accumulation counts in the steps an epoch takes
+    args.max_steps, args.epochs = None, 2.0
+    assert finetune.total_optimizer_steps(args, 256) == 2 * 256 // (32 * 4)
+
+
+@pytest.mark.parametrize("item, match", [
+    ("warmup", "expected NAME=VALUE"),
+    ("no_such_field=1", "--training-arg no_such_field: not a transformers.TrainingArguments field"),
+    ("seed=3", "--training-arg seed: set by this script's own options"),
+    ("eval_steps=3", "--training-arg eval_steps: set by this script's own options"),
+])
+def test_bad_training_args_are_one_line(tmp_path, item, match):
+    with pytest.raises(ValueError, match=match):
+        finetune.parse_args(["--model", "onehot-cnn", "--task-dir", "t", "--output-dir", "o",
+                             "--training-arg", item])
+
+
+def test_train_test_only_task_with_tensorboard_and_accumulation(tmp_path):
+    """The Genomic Benchmarks layout end to end: dev carved from train and recorded; TensorBoard logs kept in
+    --output-dir (the Trainer's own folder is scratch)."""
+    rows = motif_rows(160, seed=3)
+    task = write_task(tmp_path / "gb_task", {"train": rows[:120], "test": rows[120:]})
+    results, output = run(tmp_path, "onehot-cnn", task, "--report-to", "tensorboard",
+                          "--gradient-accumulation-steps", "2", "--split-seed", "5")
+    assert results["data"]["dev"]["carved_from_train"] == {"fraction": 0.1, "seed": 5, "rows": 12}
+    assert {split: d["rows"] for split, d in results["data"].items()} == {"train": 108, "dev": 12, "test": 40}
+    assert results["config"]["gradient_accumulation_steps"] == 2 and results["processes"] == 1
+    events = [name for root, _, names in os.walk(output / "logs") for name in names if "tfevents" in name]
+    assert events, "no TensorBoard event file under --output-dir/logs"
+    assert not [name for name in os.listdir(output) if name.startswith(".checkpoints")]
+
+
+@pytest.mark.slow
+def test_two_process_data_parallel_fine_tuning_with_torchrun(tmp_path):
+    """`torchrun --nproc_per_node 2` (CPU, gloo): both ranks train, rank 0 alone writes; predictions cover every
+    test row once (the Trainer gathers across ranks)."""
+    task = motif_task(tmp_path / "task")
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    done = subprocess.run([torchrun, "--nproc_per_node", "2", os.path.join(REPO_ROOT, "training", "finetune.py"),
+                           "--model", "onehot-cnn", "--task-dir", task, "--output-dir", str(tmp_path / "o"),
+                           "--max-steps", "12", "--eval-steps", "6", "--quiet"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert results["processes"] == 2 and results["seeds"][0]["steps"] == 12
+    assert len(read_predictions(tmp_path / "o")) == results["data"]["test"]["rows"] == 64
+    assert done.stdout.count("test mcc") == 2  # one seed line and one summary: rank 1 stays quiet
+    assert sorted(name for name in os.listdir(tmp_path / "o") if not name.startswith(".nucel")) == [
+        "model", "predictions.csv", "results.json"]

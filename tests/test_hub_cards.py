@@ -35,7 +35,7 @@ def test_rendered_card_metadata_passes_the_rules(architecture, tag):
     assert pipeline_tag_for(config) == tag == metadata["pipeline_tag"]
     assert metadata["library_name"] == "transformers" and metadata["license"] == "mit"
     assert {"biology", "genomics", "dna", "electra", "modernbert"} <= set(metadata["tags"])
-    assert metadata["datasets"] == ["GUE/prom_core_tata"]
+    assert "datasets" not in metadata  # no made-up Hub dataset ids: GUE tasks are not Hub datasets by those names
     widget = metadata["widget"][0]["text"]
     assert set(widget.replace("[MASK]", "")) <= set("ACGT")
     assert ("[MASK]" in widget) == (tag == "fill-mask")
@@ -96,3 +96,22 @@ def test_broken_metadata_fails_naming_the_field(edit, problem):
 def test_render_refuses_a_non_nucel_architecture():
     with pytest.raises(ValueError, match="architecture 'BertModel' is not a NucEL head"):
         render_card(tiny_config(architectures=["BertModel"]), 1000, "org/x")
+
+
+def test_card_metadata_and_body_for_users_of_the_hub():
+    """base_model draws the Hub's model tree; datasets only as given; no local path in the body; a citation;
+    fill-mask asks for the four bases; the pooling is stated."""
+    finetuning = {"task": "tata", "label_type": "multi-class", "label_names": ["0", "1"],
+                  "model": "/home/someone/private/runs/demo/discriminator",
+                  "data": {"train": {"rows": 10, "sha256": "a" * 64}},
+                  "config": {"lr": 3e-5, "batch_size": 32, "warmup_steps": 50, "eval_steps": 200, "max_steps": 100},
+                  "seeds": [{"seed": 1}]}
+    card = render_card(tiny_config(architectures=["NucELForSequenceClassification"]), 1000, "org/x",
+                       finetuning=finetuning, base_model="org/nucel-base", datasets=["org/my-promoters"])
+    metadata = card.data.to_dict()
+    assert metadata["base_model"] == "org/nucel-base" and metadata["datasets"] == ["org/my-promoters"]
+    assert "/home/someone" not in str(card) and "from `discriminator`" in card.text
+    assert "## Citation" in card.text and "clark2020electra" in card.text
+    assert "`classifier_pooling: mean` (recommended" in card.text
+    masked = render_card(tiny_config(architectures=["NucELForMaskedLM"]), 1000, "org/g")
+    assert 'targets=["A", "C", "G", "T"]' in masked.text

@@ -5,10 +5,12 @@ import torch
 import transformers
 
 from conftest import dna_batch
-from modeling_nucel import NucELForMaskedLM, NucELForSequenceClassification, NucELModel
+from modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELForSequenceClassification, NucELModel
 
 
 def assert_same_on_real_tokens(a, b, attention_mask):
+    if a.dim() == 2 and a.shape[1] != attention_mask.shape[1]:  # sequence-level logits: nothing to select
+        attention_mask = torch.ones(a.shape[0], dtype=torch.bool)
     torch.testing.assert_close(a[attention_mask.bool()], b[attention_mask.bool()], atol=1e-5, rtol=1e-5)
 
 
@@ -84,3 +86,27 @@ def test_block_local_layers_equal_modernbert_on_odd_lengths(make_config):
     with torch.no_grad():
         assert_same_on_real_tokens(nucel(input_ids, attention_mask).last_hidden_state,
                                    stock(input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask)
+
+
+@pytest.mark.parametrize("model_class", [NucELModel, NucELForMaskedLM, NucELForSequenceClassification],
+                         ids=lambda c: c.__name__)
+def test_to_modernbert_and_back(make_config, padded_batch, model_class, tmp_path):
+    """The stock export has equal outputs, and its config keeps the NucEL-only fields so the import recovers them."""
+    config = make_config(num_labels=3, local_rope_theta=5000.0, mask_rate=0.2, generator_temperature=0.9)
+    torch.manual_seed(3)
+    nucel = model_class(config).eval()
+    stock = nucel.to_modernbert()
+    assert type(stock).__module__.startswith("transformers.models.modernbert")
+    assert stock.config.classifier_pooling == "mean" and stock.config.mask_token_id == 4
+    input_ids, attention_mask = padded_batch
+    with torch.no_grad():
+        ours = nucel(input_ids, attention_mask)[0]
+        assert_same_on_real_tokens(stock(input_ids, attention_mask=attention_mask)[0], ours, attention_mask)
+    stock.save_pretrained(tmp_path)
+    back = model_class.from_modernbert(str(tmp_path)).eval()
+    assert (back.config.mask_token_id, back.config.nucleotide_token_ids, back.config.mask_rate,
+            back.config.generator_temperature) == (4, [5, 6, 7, 8], 0.2, 0.9)
+    with torch.no_grad():
+        assert_same_on_real_tokens(back(input_ids, attention_mask)[0], ours, attention_mask)
+    with pytest.raises(TypeError, match="ModernBERT has no counterpart"):
+        NucELForReplacedTokenDetection(config).to_modernbert()

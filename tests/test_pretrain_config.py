@@ -125,3 +125,25 @@ def test_batches_do_not_depend_on_the_process_count(tmp_path):
     assert one.batches_per_epoch == ranks[0].batches_per_epoch == len(windows) // 8
     with pytest.raises(ValueError, match="fewer than one global batch"):
         MaskedWindowBatches(windows, masker, len(windows) + 1, 1, total_steps=1)
+
+
+def test_warmup_longer_than_the_run_is_warned():
+    config = load_config(os.path.join(CONFIGS, "tiny.yaml"), [("fasta", "g.fa"), ("max_steps", "60")])
+    [warning] = config.warnings()
+    assert "warmup_steps=100 >= max_steps=60" in warning and "--warmup-steps 6" in warning
+    assert load_config(os.path.join(CONFIGS, "tiny.yaml"), [("fasta", "g.fa"), ("max_steps", "600")]).warnings() == []
+
+
+def test_help_lists_every_config_and_model_key_with_its_default(capsys):
+    from training import pretrain
+    from training.config import FIELDS, MODEL_FIELDS
+
+    with pytest.raises(SystemExit):
+        pretrain.parse_config(["--help"])
+    shown = capsys.readouterr().out
+    for key in set(FIELDS) - {"model"}:
+        assert f"\n  {key}: " in shown, key
+    for key in MODEL_FIELDS - {"transformers_version", "architectures", "model_type", "auto_map"}:
+        if key in NucELForPreTraining.config_class.__init__.__code__.co_varnames:
+            assert f"\n  {key}: " in shown, key
+    assert "\n  warmup_steps: 100\n" in shown and "\n  hidden_size: 512\n" in shown

@@ -32,7 +32,7 @@ def test_published_folder_loads_in_a_fresh_process(tmp_path, tiny_export, fine_t
     out = tmp_path / "hub"
     loaded = publish.main(["--model", str(model_dir), "--output-dir", str(out), "--repo-id", "org/nucel-test"])
     assert loaded["pipeline_tag"] == tag and loaded["auto_class"] == auto_class
-    assert sorted(name for name in os.listdir(out) if not name.startswith(".")) == ["README.md", "config.json", "configuration_nucel.py", "model.safetensors",
+    assert sorted(name for name in os.listdir(out) if not name.startswith(".")) == ["LICENSE", "README.md", "config.json", "configuration_nucel.py", "model.safetensors",
                                        "modeling_nucel.py", "tokenizer.json", "tokenizer_config.json"]
     config = json.loads((out / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForPreTraining",
@@ -108,6 +108,30 @@ def test_push_without_token_fails_with_one_line(tmp_path, tiny_export):
     assert code == 1 and lines == ["error: --push: no Hugging Face token; run `hf auth login` or set HF_TOKEN"]
 
 
+def test_push_validates_the_card_with_the_hub_before_uploading(tmp_path, tiny_export, monkeypatch):
+    """huggingface_hub's own validator runs first; its verdict stops the push in one line, nothing uploaded."""
+    calls = []
+
+    def refuse(card, repo_type=None):
+        calls.append("validate")
+        raise ValueError("- \"license\" must be one of [...]\nmore detail")
+
+    monkeypatch.setattr(publish.huggingface_hub.ModelCard, "validate", refuse)
+    monkeypatch.setattr(publish.huggingface_hub, "create_repo", lambda *a, **k: calls.append("create"))
+    monkeypatch.setattr(publish.huggingface_hub, "upload_folder", lambda *a, **k: calls.append("upload"))
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# x\n")
+    with pytest.raises(ValueError, match=r"^--push to org/x: the Hub's card validation failed: - \"license\" "
+                                         r"must be one of \[\.\.\.\]$"):
+        publish.push(str(folder), "org/x", private=False)
+    assert calls == ["validate"]
+    monkeypatch.setattr(publish.huggingface_hub.ModelCard, "validate", lambda card, repo_type=None:
+                        calls.append("validated"))
+    publish.push(str(folder), "org/x", private=False)
+    assert calls == ["validate", "validated", "create", "upload"]
+
+
 def test_push_needs_a_repo_id(tmp_path, tiny_export):
     with pytest.raises(ValueError, match="--push needs --repo-id ORG/NAME"):
         publish.main(["--model", str(tiny_export / "discriminator"), "--output-dir", str(tmp_path / "o"), "--push"])
@@ -152,3 +176,32 @@ def test_benchmark_checks_every_input_before_training(tmp_path):
     with pytest.raises(ValueError, match="no train.csv"):
         benchmark.main(["--tasks", task, str(tmp_path), "--models", "onehot-cnn", "--output-dir", str(tmp_path / "g")])
     assert not (tmp_path / "g").exists()
+
+
+def test_a_fine_tune_of_a_hub_model_names_it_as_base_model(tmp_path, fine_tuned):
+    import shutil
+
+    copy = tmp_path / "ft"
+    shutil.copytree(fine_tuned, copy)
+    results = json.loads((copy / "results.json").read_text())
+    (copy / "results.json").write_text(json.dumps({**results, "model": "org/nucel-base"}))
+    args = publish.parse_args(["--model", str(copy / "model"), "--output-dir", str(tmp_path / "o")])
+    publish.assemble(args, *publish.read_inputs(args))
+    card = ModelCard.load(tmp_path / "o" / "README.md")
+    assert card.data.base_model == "org/nucel-base" and card.data.datasets is None
+    assert str(tmp_path) not in str(card)  # no local path of this machine in the card
+    assert (tmp_path / "o" / "LICENSE").read_text().startswith("MIT License")
+    with pytest.raises(ValueError, match="--base-model 'not a hub id': expected a Hub id ORG/NAME"):
+        publish.read_inputs(publish.parse_args(["--model", str(copy / "model"), "--output-dir",
+                                                str(tmp_path / "p"), "--base-model", "not a hub id"]))
+
+
+def test_pretraining_exports_recommend_mean_pooling(tiny_export):
+    """A user's own Trainer script on an export gets the pooling the project recommends (ELECTRA never trains
+    [CLS] alone), not ModernBERT's "cls"."""
+    from transformers import AutoModelForSequenceClassification
+
+    for which in ("discriminator", "generator"):
+        assert json.loads((tiny_export / which / "config.json").read_text())["classifier_pooling"] == "mean"
+    classifier = AutoModelForSequenceClassification.from_pretrained(tiny_export / "discriminator", num_labels=2)
+    assert classifier.config.classifier_pooling == "mean"

@@ -5,7 +5,7 @@ file under transformers 4.48 and sets NUCEL_OTHER_PYTHON so each version loads w
 import pytest
 import torch
 
-from conftest import dna_batch, interpreters, run_fresh, tiny_config
+from conftest import dna_batch, interpreters, run_fresh, saved_inputs, tiny_config
 from modeling_nucel import (
     NucELForMaskedLM,
     NucELForReplacedTokenDetection,
@@ -46,9 +46,7 @@ print("loaded with transformers", transformers.__version__)
 @pytest.fixture(scope="module")
 def saved_heads(tmp_path_factory):
     root = tmp_path_factory.mktemp("heads")
-    input_ids, attention_mask = dna_batch(lengths=[60, 33], length=60)
-    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-    torch.save(inputs, root / "inputs.pt")
+    inputs = saved_inputs(root)
     expected = {}
     for auto_name, model_class in HEADS.items():
         torch.manual_seed(0)

@@ -74,7 +74,7 @@ def bad(tmp_path, splits, match, label_type=None, **kwargs):
 
 
 def test_missing_split_file(tmp_path):
-    bad(tmp_path, {"train": ROWS, "dev": ROWS}, r"bad: no test\.csv or test\.csv\.gz")
+    bad(tmp_path, {"train": ROWS, "dev": ROWS}, r"bad: no test\.csv or test\.csv\.gz \(nor \.tsv/\.tsv\.gz\)")
 
 
 def test_missing_column(tmp_path):
@@ -120,3 +120,68 @@ def test_sequences_longer_than_the_model_error_unless_truncated(tmp_path):
         tokenize_split(split, tokenizer, 16)
     ids = tokenize_split(split, tokenizer, 16, truncate=True)
     assert len(ids[0]) == 16 and ids[0][0] == 2 and ids[0][-1] == 3 and len(ids[1]) == 10
+
+
+# ----------------------------------------------------------------------------------------- other benchmark layouts
+def test_train_and_test_only_carves_a_seeded_dev_split(tmp_path):
+    """Genomic Benchmarks / NT layout: no dev file; dev is 10% of train, the same rows for the same seed."""
+    rows = [(("ACGT" * 3)[: 8 + i % 4] + "ACGT"[i % 4], str(i % 2)) for i in range(50)]
+    folder = write_task(tmp_path / "gb", {"train": rows, "test": ROWS})
+    task = load_task(folder)
+    assert [len(task.splits[s]) for s in ("train", "dev", "test")] == [45, 5, 2]
+    assert task.carved_dev == {"fraction": 0.1, "seed": 42, "rows": 5}
+    assert task.describe_data()["dev"]["carved_from_train"] == {"fraction": 0.1, "seed": 42, "rows": 5}
+    again, other = load_task(folder), load_task(folder, split_seed=7, dev_fraction=0.2)
+    assert again.splits["dev"].sequences == task.splits["dev"].sequences
+    assert len(other.splits["dev"]) == 10 and other.splits["dev"].sequences != task.splits["dev"].sequences
+    train, dev = task.splits["train"], task.splits["dev"]
+    assert sorted(train.sequences + dev.sequences) == sorted(s for s, _ in rows)  # nothing dropped, nothing twice
+    with pytest.raises(ValueError, match=r"--dev-fraction 1.5: expected a fraction in \(0, 1\)"):
+        load_task(folder, dev_fraction=1.5)
+
+
+def test_tsv_files_and_named_columns(tmp_path):
+    folder = tmp_path / "nt"
+    folder.mkdir()
+    for split in ("train", "test"):
+        (folder / f"{split}.tsv").write_text("name\tseq\ty\n" + "".join(
+            f"r{i}\t{'ACGTTGCA'[i % 8:] + 'ACGT'}\t{i % 2}\n" for i in range(20)))
+    task = load_task(str(folder), sequence_column="seq", label_column="y")
+    assert task.label_names == ["0", "1"] and len(task.splits["test"]) == 20
+    assert task.splits["test"].sequences[0] == "ACGTTGCAACGT"
+    with pytest.raises(ValueError, match=r"train\.tsv: no column sequence or label in the header \['name', 'seq', 'y'\]; "
+                                         r".*--sequence-column"):
+        load_task(str(folder))
+
+
+def test_a_load_dataset_folder_reads_through_datasets(tmp_path):
+    """A datasets.load_dataset path (here a local Parquet dataset; a Hub id takes the same road), with its
+    validation split as dev and integer labels as classes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "parquet_task"
+    folder.mkdir()
+    for split, count in (("train", 30), ("validation", 6), ("test", 8)):
+        table = pa.table({"seq": ["ACGT" * 2 + "ACGT"[i % 4] for i in range(count)],
+                          "label": [i % 2 for i in range(count)]})
+        pq.write_table(table, folder / f"{split}.parquet")
+    task = load_task(str(folder), sequence_column="seq")
+    assert [len(task.splits[s]) for s in ("train", "dev", "test")] == [30, 6, 8]
+    assert task.label_names == ["0", "1"] and task.carved_dev is None
+    assert task.splits["dev"].path.endswith("parquet_task:validation")
+    assert len(task.describe_data()["test"]["sha256"]) == 64
+
+
+def test_an_uncached_hub_dataset_offline_is_one_line_naming_the_cache(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(ValueError, match=r"--task-dir nucel-test/no-such-dataset: datasets.load_dataset failed "
+                                         r"\(HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set: only datasets already in the "
+                                         r"local datasets cache load") as failure:
+        load_task("nucel-test/no-such-dataset")
+    assert "\n" not in str(failure.value)
+
+
+def test_a_task_dir_that_is_neither_folder_nor_id(tmp_path):
+    with pytest.raises(ValueError, match="neither a folder .* nor a Hub dataset id"):
+        load_task(str(tmp_path / "missing" / "deeper"))

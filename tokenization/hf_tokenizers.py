@@ -120,16 +120,23 @@ def load_saved_tokenizer(location, trust_remote_code=False):
         raise ValueError(f"--model {location}: no loadable tokenizer ({message})") from None
 
 
+# How a tokenizer was loaded, not what it is: transformers records these when re-saving offline.
+LOADING_FLAGS = ("local_files_only", "is_local")
+
+
 def save_tokenizer(tokenizer, save_directory):
-    """`save_pretrained` that stays loadable by transformers 4.x: a fast tokenizer is named
-    `PreTrainedTokenizerFast` (5.x writes `TokenizersBackend`, which 4.x cannot load)."""
+    """`save_pretrained` that stays loadable by transformers 4.x and says nothing about this machine: a fast
+    tokenizer is named `PreTrainedTokenizerFast` (5.x writes `TokenizersBackend`, which 4.x cannot load), and the
+    loading flags an offline re-save records (`local_files_only`, `is_local`) are left out."""
     tokenizer.save_pretrained(save_directory)
+    path = os.path.join(save_directory, "tokenizer_config.json")
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    for key in LOADING_FLAGS:
+        config.pop(key, None)
     if isinstance(tokenizer, PreTrainedTokenizerFast):
-        path = os.path.join(save_directory, "tokenizer_config.json")
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
         config["tokenizer_class"] = "PreTrainedTokenizerFast"
         config["model_input_names"] = ["input_ids", "attention_mask"]
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(config, handle, indent=2, sort_keys=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)
     return save_directory

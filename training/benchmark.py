@@ -27,7 +27,7 @@ from training import finetune  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
 from training.metrics import format_mean_sd  # noqa: E402
 from training.run_directory import claim_output_directory  # noqa: E402
-from training.tasks import SPLITS, split_path  # noqa: E402
+from training.tasks import SPLITS, task_files  # noqa: E402
 
 # Test MCC x100 on GUE, model selected on dev: Zhou et al., "DNABERT-2: Efficient Foundation Model and Benchmark
 # for Multi-Species Genome" (ICLR 2024), Table 4. Keys are the GUE task folder names.
@@ -46,7 +46,8 @@ SCALE = 100  # the table shows metrics x100, as the GUE paper does
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", nargs="+", required=True, help="task folders (train/dev/test CSVs)")
+    parser.add_argument("--tasks", nargs="+", required=True,
+                        help="task folders (train/[dev/]test .csv/.tsv files; dev carved from train when absent)")
     parser.add_argument("--models", nargs="+", required=True, help="anything finetune.py --model accepts")
     parser.add_argument("--output-dir", default="runs/benchmark")
     return parser.parse_known_args(argv)
@@ -74,9 +75,11 @@ def stale_reason(results, argv, task_dir, model):
     changed model weights since it was written."""
     if results.get("command") != argv:
         return "it came from another command"
+    files = task_files(task_dir)
     for split in SPLITS:
-        recorded = (results.get("data") or {}).get(split, {}).get("sha256")
-        if recorded != file_sha256(split_path(task_dir, split)):
+        recorded = (results.get("data") or {}).get(split, {})
+        path = files.get(split) or (files["train"] if recorded.get("carved_from_train") else None)
+        if path is None or recorded.get("sha256") != file_sha256(path):
             return f"the {split} split changed"
     kind, location = finetune.resolve_model(model)
     recorded = (results.get("model_info") or {}).get("weights_sha256")
@@ -134,8 +137,7 @@ def main(argv=None):
     args, finetune_args = parse_args(argv)
     names = {}
     for task in args.tasks:  # bad input stops the grid before its first cell trains
-        for split in SPLITS:
-            split_path(task, split)
+        task_files(task)
         names.setdefault(os.path.basename(os.path.normpath(task)), []).append(task)
     for name, tasks in names.items():
         if len(tasks) > 1:

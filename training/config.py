@@ -156,6 +156,15 @@ class PretrainConfig:
                     "cut at the crop's ends); use shorter spans (randommask_min_span, randommask_growth, "
                     "span_mean_length) or a longer crop_length")
 
+    def warnings(self):
+        """Settings that are valid but probably not meant: one line each (pretrain.py prints them)."""
+        found = []
+        if self.warmup_steps >= self.max_steps:
+            found.append(f"warmup_steps={self.warmup_steps} >= max_steps={self.max_steps}: the learning rate never "
+                         f"reaches learning_rate={self.learning_rate:g} (the run ends during warmup); pass "
+                         f"--warmup-steps {max(1, self.max_steps // 10)} for a tenth of the run")
+        return found
+
     def model_config(self):
         """The NucELConfig this run trains (mask rate recorded in it, so exports document the recipe)."""
         try:
@@ -182,6 +191,21 @@ FIELDS = {field.name: field for field in dataclasses.fields(PretrainConfig)}
 FIELD_TYPES = typing.get_type_hints(PretrainConfig)
 MODEL_DEFAULTS = NucELConfig().to_dict()
 MODEL_FIELDS = frozenset(MODEL_DEFAULTS)
+
+
+def describe_keys():
+    """Every config key with its default, for --help: the run's keys, then the model's (NucELConfig)."""
+    lines = ["config keys (YAML top level, or --key value on the command line), with their defaults:"]
+    for name, field in FIELDS.items():
+        if name == "model":
+            continue
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        lines.append(f"  {name}: {default!r}")
+    lines.append("model keys (YAML under model:, or --key value), NucELConfig arguments with their defaults "
+                 "(generator_*: half the discriminator unless set):")
+    skipped = set(MODEL_DEFAULTS) - set(NucELConfig.__init__.__code__.co_varnames)
+    lines += [f"  {name}: {MODEL_DEFAULTS[name]!r}" for name in sorted(MODEL_FIELDS - skipped)]
+    return "\n".join(lines)
 
 
 def coerce(key, value, expected):

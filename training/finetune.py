@@ -5,10 +5,14 @@
     python training/finetune.py --model onehot-cnn --task-dir T --output-dir O          # the one-hot CNN baseline
     python training/finetune.py --model random-init:runs/demo/discriminator ...         # same shape, fresh weights
     python training/finetune.py --model runs/demo/discriminator --probe linear ...      # frozen-embedding probe
+    torchrun --nproc_per_node 4 training/finetune.py --model ... --bf16 ...             # data-parallel, 4 GPUs
 
 --model: a local NucEL folder (a pretraining export; a pretraining run folder means its discriminator/), a Hub id,
 `random-init[:FOLDER]` (NucEL with fresh weights: FOLDER's config, or the published 512 x 22 shape) or
-`onehot-cnn`. Defaults follow the GUE protocol: AdamW, lr 3e-5 (1e-3 for the CNN and probe heads, which start
+`onehot-cnn`. --task-dir: a folder of train/[dev/]test .csv/.tsv(.gz) files or a `datasets.load_dataset` path (Hub
+dataset id, local dataset folder); without dev, 10% of train (seeded) becomes dev (training/tasks.py).
+Trainer settings users tune have flags (--bf16/--fp16, --gradient-accumulation-steps, --gradient-checkpointing,
+--report-to); any other `TrainingArguments` field is `--training-arg NAME=VALUE`. Defaults follow the GUE protocol: AdamW, lr 3e-5 (1e-3 for the CNN and probe heads, which start
 from scratch), batch 32, warmup 50 steps, dev evaluated every 200 steps, the best dev checkpoint kept and test
 scored once at the end.
 
@@ -18,7 +22,9 @@ the head only).
 """
 
 import argparse
+import contextlib
 import csv
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -28,12 +34,14 @@ import shutil
 import sys
 import tempfile
 import time
+from unittest import mock
 
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from transformers import (  # noqa: E402
@@ -46,6 +54,7 @@ from transformers import (  # noqa: E402
 )
 
 from hub_cards.card import CONVERSION_FILE  # noqa: E402
+from hub_cards.metadata import HUB_ID  # noqa: E402
 from modeling_nucel import NucELConfig, NucELForSequenceClassification  # noqa: E402
 from tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer  # noqa: E402
 from tokenization.prepare_genome import file_sha256  # noqa: E402
@@ -55,22 +64,40 @@ from training.baselines import (  # noqa: E402
     SequenceCNNConfig,
     SequenceCNNForSequenceClassification,
 )
-from training.cli import one_line_errors  # noqa: E402
+from training.cli import is_main_rank, one_line_errors  # noqa: E402
 from training.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics  # noqa: E402
 from training.run_directory import check_output_directory, claim_output_directory, kind_of  # noqa: E402
-from training.safe_loading import HUB_ID, load_model_config, load_pretrained  # noqa: E402
-from training.tasks import LABEL_TYPES, load_task, tokenize_split  # noqa: E402
+from training.safe_loading import load_model_config, load_pretrained  # noqa: E402
+from training.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, load_task, tokenize_split  # noqa: E402
 
 BASELINES = ("onehot-cnn", "random-init")
 GUE_LEARNING_RATE, HEAD_LEARNING_RATE = 3e-5, 1e-3
 # Encoder Linear layers LoRA adapts in a NucEL (ModernBERT) backbone; the new head trains in full.
 NUCEL_LORA_TARGETS = ["Wqkv", "Wo", "Wi"]
+# TrainingArguments fields this script sets from its own options and protocol (best dev checkpoint, test once).
+MANAGED_TRAINING_ARGUMENTS = frozenset({
+    "output_dir", "seed", "data_seed", "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "num_train_epochs", "max_steps", "warmup_steps", "weight_decay", "eval_strategy", "eval_steps", "save_strategy",
+    "save_steps", "save_only_model", "save_total_limit", "load_best_model_at_end", "metric_for_best_model",
+    "greater_is_better", "logging_strategy", "logging_steps", "disable_tqdm", "use_cpu", "bf16", "fp16",
+    "report_to", "gradient_accumulation_steps", "gradient_checkpointing", "activation_checkpointing", "do_train",
+    "do_eval", "do_predict",
+})
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="NucEL folder, Hub id, random-init[:FOLDER] or onehot-cnn")
-    parser.add_argument("--task-dir", required=True, help="folder with train/dev/test.csv(.gz): sequence,label")
+    parser.add_argument("--task-dir", required=True,
+                        help="folder with train/[dev/]test .csv/.tsv(.gz), or a datasets.load_dataset path (Hub "
+                             "dataset id or local dataset folder)")
+    parser.add_argument("--dataset-config", default=None, help="configuration name of a load_dataset --task-dir")
+    parser.add_argument("--sequence-column", default="sequence")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--dev-fraction", type=float, default=DEFAULT_DEV_FRACTION,
+                        help="share of train carved out as dev when the task has no dev split")
+    parser.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED,
+                        help="seed of that carving (the same dev rows for every training seed)")
     parser.add_argument("--output-dir", required=True)
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=float, default=None, help="training epochs (default 3)")
@@ -95,11 +122,25 @@ def parse_args(argv=None):
     parser.add_argument("--truncate", action="store_true", help="cut sequences longer than the model's maximum")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow a non-NucEL model folder or Hub id to run its own code (never needed for NucEL)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--bf16", action="store_true", default=None,
+                           help="bf16 mixed precision (default: on for CUDA GPUs that support it)")
+    precision.add_argument("--fp16", action="store_true", help="fp16 mixed precision (CUDA)")
+    precision.add_argument("--fp32", action="store_true", help="no mixed precision, even on a GPU")
+    parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="recompute activations in the backward pass (less memory, ~30%% more time)")
+    parser.add_argument("--report-to", nargs="+", default=["none"],
+                        help="Trainer loggers: none, tensorboard, wandb, ... (logs land in <output-dir>/logs)")
+    parser.add_argument("--training-arg", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other transformers.TrainingArguments field (value read as YAML), repeatable, "
+                             "e.g. --training-arg lr_scheduler_type=cosine --training-arg max_grad_norm=0.5")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    args.training_arg = parse_training_args(args.training_arg)
     if args.epochs is None and args.max_steps is None:
         args.epochs = 3.0
-    for name in ("batch_size", "eval_steps", "lora_rank"):
+    for name in ("batch_size", "eval_steps", "lora_rank", "gradient_accumulation_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
     if args.max_steps is not None and args.max_steps < 1 or args.epochs is not None and args.epochs <= 0:
@@ -107,6 +148,27 @@ def parse_args(argv=None):
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"--seeds {args.seeds}: a seed is repeated")
     return args
+
+
+def parse_training_args(items):
+    """{field: value} from NAME=VALUE strings naming `TrainingArguments` fields this script does not manage."""
+    known = {field.name for field in dataclasses.fields(TrainingArguments)}
+    parsed = {}
+    for item in items:
+        name, equals, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not equals or not name:
+            raise ValueError(f"--training-arg {item!r}: expected NAME=VALUE")
+        if name not in known:
+            raise ValueError(f"--training-arg {name}: not a transformers.TrainingArguments field")
+        if name in MANAGED_TRAINING_ARGUMENTS:
+            raise ValueError(f"--training-arg {name}: set by this script's own options (see --help); the best dev "
+                             "checkpoint and the single test scoring depend on it")
+        try:
+            parsed[name] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ValueError(f"--training-arg {item!r}: the value is not valid YAML") from None
+    return parsed
 
 
 # ----------------------------------------------------------------------------------------------- the model
@@ -224,7 +286,9 @@ def build_datasets(task, tokenizer, limit, truncate):
 def training_arguments(args, seed, output_dir, total_steps, primary):
     eval_steps = min(args.eval_steps, total_steps)
     cuda = torch.cuda.is_available()
-    return TrainingArguments(
+    bf16 = args.bf16 if args.bf16 is not None else (cuda and torch.cuda.is_bf16_supported() and not args.fp16
+                                                     and not args.fp32)
+    values = dict(
         output_dir=output_dir, seed=seed, data_seed=seed, learning_rate=args.lr,
         per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=2 * args.batch_size,
         num_train_epochs=args.epochs or 1, max_steps=args.max_steps or -1, warmup_steps=args.warmup_steps,
@@ -232,14 +296,30 @@ def training_arguments(args, seed, output_dir, total_steps, primary):
         eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
         save_only_model=True, save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model=primary, greater_is_better=True,
-        logging_strategy="steps", logging_steps=eval_steps, report_to="none", disable_tqdm=args.quiet,
-        bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda, dataloader_num_workers=0)
+        logging_strategy="steps", logging_steps=eval_steps, report_to=args.report_to, disable_tqdm=args.quiet,
+        bf16=bool(bf16), fp16=args.fp16, use_cpu=not cuda, dataloader_num_workers=0,
+        gradient_accumulation_steps=args.gradient_accumulation_steps)
+    fields = {field.name for field in dataclasses.fields(TrainingArguments)}
+    # transformers 5.x renamed gradient_checkpointing (a deprecated alias until v6)
+    values["activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"] = \
+        args.gradient_checkpointing
+    if "logging_dir" in fields:  # transformers 4.x
+        values["logging_dir"] = logging_directory(args, seed)
+    values.update(args.training_arg)
+    return TrainingArguments(**values)
+
+
+def logging_directory(args, seed):
+    """Where --report-to loggers write: inside --output-dir (the Trainer's own output_dir is scratch)."""
+    return os.path.join(args.output_dir, "logs", f"seed-{seed}")
 
 
 def total_optimizer_steps(args, train_rows):
     if args.max_steps:
         return args.max_steps
-    return max(1, int(np.ceil(args.epochs * np.ceil(train_rows / args.batch_size))))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_epoch = np.ceil(train_rows / (args.batch_size * world * args.gradient_accumulation_steps))
+    return max(1, int(np.ceil(args.epochs * per_epoch)))
 
 
 def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, model_config=None):
@@ -248,9 +328,14 @@ def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, mo
     model = build_model(args, kind, location, task, model_config)
     primary = PRIMARY_METRIC[task.label_type]
     total_steps = total_optimizer_steps(args, len(datasets["train"]))
-    trainer = Trainer(model=model, args=training_arguments(args, seed, work_dir, total_steps, primary),
-                      train_dataset=datasets["train"], eval_dataset=datasets["dev"],
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=trainer_metrics(task.label_type))
+    # transformers 5.x's TensorBoard logger reads its folder from the environment when the Trainer is built
+    tensorboard = {"TENSORBOARD_LOGGING_DIR": os.environ.get("TENSORBOARD_LOGGING_DIR") or
+                   logging_directory(args, seed)}
+    with mock.patch.dict(os.environ, tensorboard):
+        trainer = Trainer(model=model, args=training_arguments(args, seed, work_dir, total_steps, primary),
+                          train_dataset=datasets["train"], eval_dataset=datasets["dev"],
+                          data_collator=DataCollatorWithPadding(tokenizer),
+                          compute_metrics=trainer_metrics(task.label_type))
     frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()} if args.probe else None
     started = time.time()
     trainer.train()
@@ -341,23 +426,51 @@ def main(argv=None):
     if args.lr is None:
         args.lr = HEAD_LEARNING_RATE if kind == "onehot-cnn" or args.probe else GUE_LEARNING_RATE
 
-    task = load_task(args.task_dir, args.label_type)
+    task = load_task(args.task_dir, args.label_type, args.sequence_column, args.label_column, args.dev_fraction,
+                     args.split_seed, args.dataset_config)
     model_config = load_model_config(location, args.trust_remote_code) if location else None
     tokenizer = build_tokenizer(location, args.trust_remote_code)
     limit = max_tokens(kind, model_config or NucELConfig(), tokenizer)
     datasets = build_datasets(task, tokenizer, limit, args.truncate)
-    print(f"{task.name}: {task.label_type}, {task.num_labels} label(s), "
-          f"{', '.join(f'{n} {len(s)}' for n, s in task.splits.items())}; model {args.model} ({kind})", flush=True)
+    say(f"{task.name}: {task.label_type}, {task.num_labels} label(s), "
+        f"{', '.join(f'{n} {len(s)}' for n, s in task.splits.items())}"
+        + (f" (dev: {task.carved_dev['fraction']:g} of train, split seed {task.carved_dev['seed']})"
+           if task.carved_dev else "") + f"; model {args.model} ({kind})")
 
-    with claim_output_directory(args.output_dir, "finetune"):
+    total_steps = total_optimizer_steps(args, len(datasets["train"]))
+    if args.warmup_steps >= total_steps and is_main_rank():
+        print(f"warning: --warmup-steps {args.warmup_steps} >= the run's {total_steps} optimizer steps: the learning "
+              f"rate never reaches --lr {args.lr:g}", file=sys.stderr, flush=True)
+
+    # A distributed launch (torchrun / accelerate launch) trains on every rank; rank 0 alone owns the folder.
+    owner = claim_output_directory(args.output_dir, "finetune") if is_main_rank() else contextlib.nullcontext()
+    with owner:
         return train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer)
+
+
+def say(message):
+    if is_main_rank():
+        print(message, flush=True)
+
+
+def scratch_directory(output_dir):
+    """The checkpoints of this run (removed at its end). Every rank of a distributed launch loads the best one, so
+    all name the same folder, after the launch's run id; rank 0 creates it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return tempfile.mkdtemp(prefix=".checkpoints-", dir=output_dir)
+    launch = re.sub(r"\W", "_", os.environ.get("TORCHELASTIC_RUN_ID", "distributed"))
+    path = os.path.join(output_dir, f".checkpoints-{launch}")
+    if is_main_rank():
+        os.makedirs(path, exist_ok=True)
+    return path
 
 
 def train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer):
     """Every seed in scratch checkpoints of our own, then results.json, predictions.csv and model/."""
     records, logits, best = [], [], None
     primary = PRIMARY_METRIC[task.label_type]
-    scratch = tempfile.mkdtemp(prefix=".checkpoints-", dir=args.output_dir)  # ours: removed at the end
+    main_rank = is_main_rank()
+    scratch = scratch_directory(args.output_dir)  # ours: removed at the end
     try:
         for seed in args.seeds:
             work_dir = os.path.join(scratch, f"seed-{seed}")
@@ -367,18 +480,24 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
             logits.append((seed, test_logits))
             if best is None or record["dev"][primary] > best["dev"][primary]:
                 best = record
-                save_model(model, tokenizer, os.path.join(args.output_dir, "model"), args)
+                if main_rank:
+                    save_model(model, tokenizer, os.path.join(args.output_dir, "model"), args)
                 described = describe_model(kind, location, model, model_config)
-            shutil.rmtree(work_dir)  # the best checkpoint is loaded and saved; the rest is scratch
-            print(f"seed {seed}: dev {primary} {record['dev'][primary]:.4f} (best step {record['best_step']}), "
-                  f"test {primary} {record['test'][primary]:.4f}", flush=True)
+            if main_rank:  # every rank has scored test (a collective step), so the checkpoint is no longer read
+                shutil.rmtree(work_dir)  # the best checkpoint is loaded and saved; the rest is scratch
+            say(f"seed {seed}: dev {primary} {record['dev'][primary]:.4f} (best step {record['best_step']}), "
+                f"test {primary} {record['test'][primary]:.4f}")
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if main_rank:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if not main_rank:
+        return None
 
     results = {"task": task.name, "task_dir": task.directory, "label_type": task.label_type,
                "label_names": task.label_names, "primary_metric": primary, "model": args.model,
                "model_info": described, "saved_model": {"path": "model", "seed": best["seed"]},
                "command": list(argv if argv is not None else sys.argv[1:]), "config": vars(args),
+               "processes": int(os.environ.get("WORLD_SIZE", "1")),
                "data": task.describe_data(), "versions": versions(), "seeds": records,
                "dev": aggregate([r["dev"] for r in records]), "test": aggregate([r["test"] for r in records])}
     with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:

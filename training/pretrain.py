@@ -34,7 +34,7 @@ from training.batches import MaskedWindowBatches, validation_batches  # noqa: E4
 from training.checkpoints import checkpoint_directories, load_checkpoint, read_progress, save_checkpoint  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
 from training.compute import check_memory, flops_per_token, peak_flops, run_estimate  # noqa: E402
-from training.config import OBJECTIVES, incompatible_change, load_config  # noqa: E402
+from training.config import OBJECTIVES, describe_keys, incompatible_change, load_config  # noqa: E402
 from training.genome_windows import GenomeWindows  # noqa: E402
 from training.masking import STRATEGIES, Masker  # noqa: E402
 from training.metrics_log import MetricsLog  # noqa: E402
@@ -43,7 +43,8 @@ from training.run_directory import check_output_directory, claim_output_director
 
 # --------------------------------------------------------------------------------------------- configuration
 def parse_config(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=describe_keys())
     parser.add_argument("--config", help="YAML preset, e.g. training/configs/tiny.yaml")
     parser.add_argument("--fasta", nargs="+", help="one or more FASTA files (.fa, .fa.gz); species may be mixed")
     parser.add_argument("--output-dir")
@@ -297,6 +298,8 @@ def main(argv=None):
     opened = on_main_process(accelerator, lambda: open_run(config, accelerator, precision))
     lock, resume_from, progress = opened or (None, None, None)
     resume_from, progress = broadcast_object_list([resume_from, progress])
+    for warning in config.warnings():
+        accelerator.print(f"warning: config {warning}", file=sys.stderr)
     if config.resume and resume_from is None:
         accelerator.print(f"warning: --resume: {config.output_dir} holds no complete checkpoint; starting at step 0",
                           file=sys.stderr)

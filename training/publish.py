@@ -3,18 +3,25 @@
     python training/publish.py --model runs/demo/discriminator --output-dir runs/demo/hub \
         --results runs/demo/finetune/prom_core_tata/runs_demo_discriminator/results.json
     python training/publish.py --model runs/ft/tata/model --output-dir runs/ft/tata/hub --repo-id org/nucel-tata --push
+    python training/publish.py --model runs/ft/tata/model --output-dir runs/ft/tata/hub-stock --format modernbert
 
-The folder holds model.safetensors, config.json (auto_map for every head), the remote-code .py files, tokenizer
-files and README.md (the card: `hub_cards`). Training details are read from beside the model: a pretraining
-export's ../pretraining_summary.json, a fine-tuned model's ../results.json (which also enters the model-index,
-with every --results file). Before anything is pushed, a fresh Python process that cannot import this package
-loads the folder with the Auto classes and runs `transformers.pipeline` on the card's widget example.
+--format nucel (default): model.safetensors, config.json (auto_map for every head) and the remote-code .py files;
+every NucEL head, loaded with trust_remote_code=True. --format modernbert: transformers' own ModernBERT classes
+(config.json says model_type modernbert; no code files), which the Auto classes, pipeline() and the Hub's inference
+widgets load without trust_remote_code; what that format cannot hold is reported (the replaced-token head).
+Both: tokenizer files, LICENSE and README.md (the card: `hub_cards`). Training details are read from beside the
+model: a pretraining export's ../pretraining_summary.json, a fine-tuned model's ../results.json (which also enters
+the model-index, with every --results file). Before anything is pushed, a fresh Python process that cannot import
+this package loads the folder with the Auto classes and runs `transformers.pipeline` on the card's widget example,
+and huggingface_hub's own card validation runs.
 """
 
 import argparse
+import glob
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -22,6 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the repository's packages
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import huggingface_hub  # noqa: E402
+from transformers import PreTrainedTokenizerFast  # noqa: E402
 
 import modeling_nucel  # noqa: E402
 from hub_cards import render_card  # noqa: E402
@@ -33,7 +41,10 @@ from hub_cards.card import (  # noqa: E402
     read_pretraining_summary,
     read_results,
 )
+from hub_cards.metadata import HUB_ID  # noqa: E402
 from modeling_nucel import NucELConfig  # noqa: E402
+from modeling_nucel.configuration_nucel import NUCEL_ONLY_FIELDS  # noqa: E402
+from modeling_nucel.modeling_nucel import MODERNBERT_CLASSES  # noqa: E402
 from tokenization import tokenization_kmer  # noqa: E402
 from tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
@@ -50,12 +61,12 @@ import sys
 import transformers
 from huggingface_hub import ModelCard
 
-folder = sys.argv[1]
+folder, trust = sys.argv[1], sys.argv[3] == "remote-code"
 card = ModelCard.load(folder + "/README.md")
 tag, text = card.data.pipeline_tag, card.data.widget[0]["text"]
 auto = json.loads(sys.argv[2])[tag]  # hub_cards.card.AUTO_CLASS_BY_TAG
-model = getattr(transformers, auto).from_pretrained(folder, trust_remote_code=True)
-tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+model = getattr(transformers, auto).from_pretrained(folder, trust_remote_code=trust)
+tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=trust)
 output = transformers.pipeline(tag, model=model, tokenizer=tokenizer)(text)
 if tag == "feature-extraction":
     preview = {"shape": [len(output), len(output[0]), len(output[0][0])]}
@@ -63,15 +74,20 @@ elif tag == "fill-mask":
     preview = [{"token_str": o["token_str"], "score": round(o["score"], 4)} for o in output[:4]]
 else:
     preview = output if isinstance(output, list) else [output]
-    preview = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in o.items()} for o in preview[:4]]
-loaded = {"auto_class": auto, "model_class": type(model).__name__, "pipeline_tag": tag, "widget_text": text,
-          "output": preview}
+    plain = [{k: (v.item() if type(v).__module__ == "numpy" else v) for k, v in o.items()} for o in preview[:4]]
+    preview = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in o.items()} for o in plain]
+loaded = {"auto_class": auto, "model_class": type(model).__name__, "model_module": type(model).__module__,
+          "pipeline_tag": tag, "widget_text": text, "output": preview, "transformers": transformers.__version__}
 if (model.config.architectures or [""])[0] == "NucELForReplacedTokenDetection":  # the ELECTRA head, documented
     detector = transformers.AutoModelForPreTraining.from_pretrained(folder, trust_remote_code=True)
     logits = detector(**tokenizer(text, return_tensors="pt")).logits
     loaded["replaced_token_logits"] = {"class": type(detector).__name__, "shape": list(logits.shape)}
 print(json.dumps(loaded))
 """
+
+
+FORMATS = ("nucel", "modernbert")
+REPOSITORY_LICENSE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "LICENSE")
 
 
 def parse_args(argv=None):
@@ -82,7 +98,14 @@ def parse_args(argv=None):
     parser.add_argument("--results", nargs="*", default=[], help="finetune results.json files for the model-index")
     parser.add_argument("--license", default=None, help="Hub license id (default: mit; a converted model keeps its "
                                                             "source's license)")
-    parser.add_argument("--datasets", nargs="*", default=None, help="Hub dataset ids for the card metadata")
+    parser.add_argument("--format", choices=FORMATS, default="nucel",
+                        help="nucel: NucEL classes as remote code, every head; modernbert: transformers' own "
+                             "ModernBERT classes, no code (Hub widgets run it)")
+    parser.add_argument("--base-model", default=None,
+                        help="Hub id of the model this one was fine-tuned from (the card's base_model; default: "
+                             "the fine-tuning run's --model when that was a Hub id)")
+    parser.add_argument("--datasets", nargs="*", default=None,
+                        help="Hub dataset ids for the card metadata (none are written unless given)")
     parser.add_argument("--push", action="store_true", help="upload the folder with huggingface_hub.upload_folder")
     parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
     return parser.parse_args(argv)
@@ -157,10 +180,11 @@ def package_code():
     return digests
 
 
-def check_code_files(folder):
-    """Refuse a Hub folder holding any code file that is not byte-identical to this package's own: it would be
-    uploaded and run by everyone who loads the model with trust_remote_code=True."""
-    known = package_code()
+def check_code_files(folder, allowed=None):
+    """Refuse a Hub folder holding any code file that is not byte-identical to one of `allowed` (name -> SHA-256;
+    default this package's own): it would be uploaded and run by everyone who loads the model with
+    trust_remote_code=True."""
+    known = package_code() if allowed is None else allowed
     for root, _, names in os.walk(folder):
         for name in sorted(names):
             if not name.endswith((".py", ".pyc", ".so", ".pyd", ".sh", ".ipynb")):
@@ -170,7 +194,8 @@ def check_code_files(folder):
                 digest = hashlib.sha256(handle.read()).hexdigest()
             if known.get(name) != digest:
                 raise ValueError(f"{path}: a code file that is not this package's own; a Hub folder carries only "
-                                 "NucEL's remote code (remove it, or publish into a new --output-dir)")
+                                 "NucEL's remote code, and a --format modernbert folder none (remove it, or "
+                                 "publish into a new --output-dir)")
 
 
 def read_inputs(args):
@@ -184,25 +209,78 @@ def read_inputs(args):
     pretraining, finetuning = training_context(args.model)
     conversion, args.license = conversion_context(args.model, args.license)
     results = [read_results(path) for path in args.results] + ([finetuning] if finetuning else [])
+    if args.base_model is not None and not HUB_ID.match(args.base_model):
+        raise ValueError(f"--base-model {args.base_model!r}: expected a Hub id ORG/NAME")
+    if args.base_model is None and finetuning and HUB_ID.match(finetuning["model"]) \
+            and not os.path.exists(finetuning["model"]):
+        args.base_model = finetuning["model"]
+    if args.format == "modernbert":
+        stock_export(model, tokenizer, args.model)  # refusals before anything is written
     return model, tokenizer, pretraining, finetuning, results, conversion
 
 
+def stock_export(model, tokenizer, model_dir):
+    """(transformers' own ModernBERT model, what the format leaves out): the --format modernbert folder's model."""
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        raise ValueError(f"--format modernbert: {model_dir} has a {type(tokenizer).__name__}, which needs its own "
+                         "code; only the single-nucleotide tokenizer (a plain tokenizer.json) loads without it")
+    left_out = []
+    if type(model).__name__ == "NucELForReplacedTokenDetection":
+        left_out.append("the replaced-token-detection head (ModernBERT has none): the folder holds the backbone "
+                        "(AutoModel, feature-extraction); --format nucel keeps the head")
+        model = model.model
+    if type(model).__name__ not in MODERNBERT_CLASSES:
+        raise ValueError(f"--format modernbert: {type(model).__name__} has no ModernBERT counterpart")
+    return model.to_modernbert(), left_out
+
+
+def write_stock_config(folder, config):
+    """Add the transformers 4.x names of the layer pattern and RoPE bases to config.json (5.x writes only
+    layer_types and rope_parameters, and 4.48 would fall back to its own defaults)."""
+    path = os.path.join(folder, "config.json")
+    values = read_json(path, kind="model config")
+    values.update(global_attn_every_n_layers=config.global_attn_every_n_layers,
+                  global_rope_theta=config.global_rope_theta, local_rope_theta=config.local_rope_theta)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(values, handle, indent=2, sort_keys=True)
+
+
+def write_license(folder, license_id, model_dir):
+    """The license text the card declares: the source's own LICENSE files for converted weights, this
+    repository's LICENSE for MIT; None when there is no text for `license_id` here (reported)."""
+    sources = sorted(glob.glob(os.path.join(model_dir, "LICENSE*")))
+    if not sources and license_id == "mit":
+        sources = [REPOSITORY_LICENSE]
+    for path in sources:
+        shutil.copyfile(path, os.path.join(folder, os.path.basename(path)))
+    return [os.path.basename(path) for path in sources] or None
+
+
 def assemble(args, model, tokenizer, pretraining, finetuning, results, conversion):
-    """Write the Hub folder and its card; returns the card."""
-    model.save_pretrained(args.output_dir)  # safetensors + config with auto_map for every head + remote code
+    """Write the Hub folder and its card; returns (card, what the format left out, license files)."""
+    stock = args.format == "modernbert"
+    exported, left_out = stock_export(model, tokenizer, args.model) if stock else (model, [])
+    exported.save_pretrained(args.output_dir)  # nucel: config with auto_map for every head + the remote code
+    if stock:
+        write_stock_config(args.output_dir, model.config)
     save_tokenizer(tokenizer, args.output_dir)
+    licenses = write_license(args.output_dir, args.license, args.model)
     repo_id = args.repo_id or f"your-org/{os.path.basename(os.path.abspath(args.output_dir))}"
-    card = render_card(model.config, model.num_parameters(), repo_id, license=args.license, results=results,
+    card = render_card(model.config, exported.num_parameters(), repo_id, license=args.license, results=results,
                        pretraining=pretraining, finetuning=finetuning, datasets=args.datasets,
-                       mask_token=tokenizer.mask_token, conversion=conversion)
+                       mask_token=tokenizer.mask_token, conversion=conversion, base_model=args.base_model,
+                       stock=stock)
     card.save(os.path.join(args.output_dir, "README.md"))
-    return card
+    return card, left_out, licenses
 
 
-def verify_in_fresh_process(folder):
-    """Load `folder` the way Hub users will, in a new interpreter; returns what it printed (a dict)."""
+def verify_in_fresh_process(folder, stock=False, python=None):
+    """Load `folder` the way Hub users will, in a new interpreter (`python`, default this one) that cannot import
+    this package; a stock folder without trust_remote_code. Returns what it printed (a dict)."""
+    code = "stock" if stock else "remote-code"
     with tempfile.TemporaryDirectory() as scratch:  # cwd away from the repository, so nothing leaks in
-        done = run_isolated(FRESH_PROCESS_CHECK, [os.path.abspath(folder), json.dumps(AUTO_CLASS_BY_TAG)], scratch)
+        done = run_isolated(FRESH_PROCESS_CHECK, [os.path.abspath(folder), json.dumps(AUTO_CLASS_BY_TAG), code],
+                            scratch, python=python or sys.executable)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeError(f"{folder}: the assembled folder does not load in a fresh process: {last}")
@@ -210,6 +288,12 @@ def verify_in_fresh_process(folder):
 
 
 def push(folder, repo_id, private):
+    """Validate the card with the Hub's own validator, then create the repository and upload the folder."""
+    try:
+        huggingface_hub.ModelCard.load(os.path.join(folder, "README.md")).validate()
+    except Exception as failure:  # the Hub's verdict, or no network: either way nothing is uploaded
+        first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+        raise ValueError(f"--push to {repo_id}: the Hub's card validation failed: {first}") from None
     try:
         huggingface_hub.create_repo(repo_id, private=private, exist_ok=True)
         return huggingface_hub.upload_folder(folder_path=folder, repo_id=repo_id,
@@ -229,11 +313,18 @@ def main(argv=None):
 
 
 def publish(args, *inputs):
-    card = assemble(args, *inputs)
-    check_code_files(args.output_dir)
-    loaded = verify_in_fresh_process(args.output_dir)
-    print(f"assembled {args.output_dir}: pipeline_tag {card.data.pipeline_tag}, "
-          f"{len(card.data.eval_results or [])} model-index result(s)")
+    card, left_out, licenses = assemble(args, *inputs)
+    stock = args.format == "modernbert"
+    check_code_files(args.output_dir, allowed={} if stock else package_code())
+    loaded = verify_in_fresh_process(args.output_dir, stock)
+    print(f"assembled {args.output_dir} ({args.format} format): pipeline_tag {card.data.pipeline_tag}, "
+          f"{len(card.data.eval_results or [])} model-index result(s), license {args.license}"
+          + (f" ({', '.join(licenses)})" if licenses else " (no license text here: add the LICENSE file yourself)"))
+    for item in left_out:
+        print(f"--format modernbert leaves out {item}")
+    if stock:
+        print("--format modernbert keeps these NucEL fields in config.json as keys stock ModernBERT ignores: "
+              + ", ".join(NUCEL_ONLY_FIELDS))
     print(f"fresh-process check: {loaded['auto_class']} -> {loaded['model_class']}; "
           f"pipeline('{loaded['pipeline_tag']}') on the widget text -> {json.dumps(loaded['output'])}", flush=True)
     if "replaced_token_logits" in loaded:

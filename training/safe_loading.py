@@ -11,11 +11,8 @@
 
 import os
 import pickle
-import re
 
 import modeling_nucel  # noqa: F401  (registers NucEL with the Auto classes: no remote code needed for it)
-
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # ORG/NAME on the Hugging Face Hub
 
 
 def first_line(failure):
