@@ -78,7 +78,7 @@ def _usage(pipeline_tag, repo_id, architecture, stock):
         "outputs = model(**inputs)",
         "",
         f'pipe = pipeline("{pipeline_tag}", model="{repo_id}"{trust})',
-        f'print(pipe("{widget_examples(pipeline_tag)[0]["text"] if targets else example}"{targets}))',
+        f'print(pipe("{example}"{targets}))',
         "```",
     ]
     if pipeline_tag == "fill-mask":
