@@ -283,3 +283,36 @@ def test_bad_input_is_one_error_line_before_training(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.fa'}: FASTA file not found"]
     assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+# A checkpoint written by the code before training/ was restructured (commit 789ed3c): 4 steps of a 16-wide model
+# on `plain_motif_fasta`. The run must continue from it exactly as an uninterrupted run of today's code.
+BEFORE_RESTRUCTURE = os.path.join(REPO_ROOT, "tests", "fixtures", "resume_before_restructure")
+FIXTURE_MODEL = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     local_attention=32, max_position_embeddings=256, generator_hidden_size=8,
+                     generator_num_hidden_layers=1, generator_num_attention_heads=1, generator_intermediate_size=16)
+
+
+def plain_motif_fasta(folder):
+    """The planted-motif genome as uncompressed FASTA: byte-identical on every machine (a gzip header holds a
+    time), so the genome checksum a checkpoint records matches."""
+    genome = planted_motif_genome(20_000, seed=1)
+    path = folder / "motifs.fa"
+    path.write_text("".join(f">{name}\n" + "\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + "\n"
+                            for name, seq in (("chrA", genome[:15_000]), ("chrB", genome[15_000:]))))
+    return str(path)
+
+
+def test_a_checkpoint_written_before_the_restructure_resumes_exactly(tmp_path):
+    import shutil
+
+    fasta = plain_motif_fasta(tmp_path)
+    shutil.copytree(BEFORE_RESTRUCTURE, tmp_path / "old" / "run")
+    resumed = run(tmp_path / "old", fasta, "--resume", max_steps=8, model=FIXTURE_MODEL)
+    straight = run(tmp_path / "new", fasta, max_steps=8, model=FIXTURE_MODEL)
+    assert losses(read_metrics(resumed)) == losses(read_metrics(straight))
+    from safetensors.torch import load_file
+
+    for name in ("discriminator", "generator"):
+        a, b = load_file(straight / name / "model.safetensors"), load_file(resumed / name / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a), name
