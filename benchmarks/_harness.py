@@ -1,13 +1,17 @@
 """Shared by the benchmark scripts: wall-clock timing around CUDA's asynchronous kernels (calls interleaved so that
 machine noise hits every contender alike) and the random DNA they feed the models."""
 
+import os
 import statistics
 import time
 
 import torch
 
 from tokenization import alphabet
-from training.masking import uniform_mask
+from training.pretraining.masking import uniform_mask
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_GENOMES = os.path.join(REPO_ROOT, "..", "shared", "data", "genomes")
 
 
 def synchronize(device):

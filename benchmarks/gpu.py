@@ -9,23 +9,22 @@ unpadded vs padded inference on variable-length input. Exits non-zero when a bac
    against sdpa in fp32. A backend fails when its error exceeds max(3 x sdpa's own error in --dtype, a floor).
    flex_attention has no backward on CPU; flash_attention_2 needs the flash_attn package on CUDA (else skipped).
 2. Training step: NucELForPreTraining (ELECTRA), autocast bf16 on CUDA, fused AdamW, full 1,024-token windows;
-   tokens/s and MFU = tokens/s x training FLOPs per token (training/compute.py) / the device's dense bf16 peak.
+   tokens/s and MFU = tokens/s x training FLOPs per token (training/pretraining/compute.py) / the device's dense
+   bf16 peak.
 3. Inference on variable-length sequences (lengths uniform in [seq/8, seq]): padded batches on sdpa against
    unpadded flash_attention_2 (tokens packed, no padding computed).
 """
 
-import _bootstrap  # noqa: F401  (first: fixes sys.path)
+import argparse
+import sys
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
+import torch
+import transformers
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-
-from _harness import interleaved_medians, masked_batch  # noqa: E402
-import modeling_nucel.modeling_nucel as nucel_modeling  # noqa: E402
-from modeling_nucel import NucELConfig, NucELForPreTraining, NucELModel  # noqa: E402
-from training.compute import flops_per_token, peak_flops  # noqa: E402
+from _harness import interleaved_medians, masked_batch
+import modeling_nucel.modeling_nucel as nucel_modeling
+from modeling_nucel import NucELConfig, NucELForPreTraining, NucELModel
+from training.pretraining.compute import flops_per_token, peak_flops
 
 BACKENDS = ("sdpa", "eager", "flex_attention", "flash_attention_2")
 ERROR_FLOOR = {"bf16": {"output": 1e-2, "gradient": 2e-2}, "fp32": {"output": 1e-4, "gradient": 1e-4}}
@@ -151,9 +150,8 @@ def print_agreement(rows, dtype):
 # ----------------------------------------------------------------------------------------------- 2. training step
 def electra_step(config, backend, args):
     torch.manual_seed(0)
-    model = NucELForPreTraining(config).to(args.device).train()
-    model.config._attn_implementation = backend
-    model.generator.config._attn_implementation = backend
+    model = NucELForPreTraining(NucELConfig.from_dict(config.to_dict(), attn_implementation=backend))
+    model = model.to(args.device).train()
     fused = args.device.startswith("cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
     batch = masked_batch(config, args.batch_size, args.seq_len, args.device, seed=3)

@@ -6,26 +6,24 @@ depend on them), plus the peak memory of embedding a 5-Mbp FASTA. Prints one tab
     python benchmarks/inference_throughput.py --device cuda --dtype bfloat16 --bases 2000000 --variants 2000
 """
 
-import _bootstrap  # noqa: F401  (first: fixes sys.path)
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import numpy as np
+import torch
+import transformers
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
-
-from inference.embed import Embedder, FastaRecords, embed_to_file  # noqa: E402
-from inference.model_folder import pick_dtype  # noqa: E402
-from inference.tiling import tile  # noqa: E402
-from inference.variants import Allele, VariantScorer  # noqa: E402
-from modeling_nucel import NucELConfig, NucELForPreTraining  # noqa: E402
-from tokenization.reference import ReferenceGenome  # noqa: E402
+from inference.embed import Embedder, FastaRecords, embed_to_file
+from inference.model_folder import pick_dtype
+from inference.tiling import tile
+from inference.variants import Allele, VariantScorer
+from modeling_nucel import NucELConfig, NucELForPreTraining
+from tokenization.reference import ReferenceGenome
 
 SHAPES = {
     "tiny": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,

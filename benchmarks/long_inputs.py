@@ -10,19 +10,17 @@ through /proc/self/clear_refs before each forward); on CUDA `torch.cuda.max_memo
 one sequence without padding, in inference mode.
 """
 
-import _bootstrap  # noqa: F401  (first: fixes sys.path)
+import argparse
+import ctypes
+import statistics
+import time
 
-import argparse  # noqa: E402
-import ctypes  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+import torch
+import transformers
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-
-from _harness import random_windows, synchronize  # noqa: E402
-from modeling_nucel import NucELConfig, NucELModel  # noqa: E402
-from modeling_nucel.modeling_nucel import build_attention_masks, rotary_cos_sin  # noqa: E402
+from _harness import random_windows, synchronize
+from modeling_nucel import NucELConfig, NucELModel
+from modeling_nucel.modeling_nucel import build_attention_masks, rotary_cos_sin
 
 
 def parse_args():
@@ -105,12 +103,11 @@ def timed(device, function):
 
 def build_models(args, max_length):
     if args.published:
-        config = NucELConfig(max_position_embeddings=max_length)
+        config = NucELConfig(max_position_embeddings=max_length, attn_implementation=args.attn_implementation)
     else:
         config = NucELConfig(hidden_size=args.hidden_size, intermediate_size=2 * args.hidden_size,
                              num_hidden_layers=args.layers, num_attention_heads=args.heads,
-                             max_position_embeddings=max_length)
-    config._attn_implementation = args.attn_implementation
+                             max_position_embeddings=max_length, attn_implementation=args.attn_implementation)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     torch.manual_seed(0)
     nucel = NucELModel(config).to(args.device, dtype).eval()

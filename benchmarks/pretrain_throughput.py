@@ -6,31 +6,30 @@ one process, interleaved. Also the data path alone. Prints a table; the goal is 
     python benchmarks/pretrain_throughput.py --config training/configs/nucel-93m.yaml --steps 50 --num-workers 4
 """
 
-import _bootstrap  # noqa: F401  (first: fixes sys.path)
+import argparse
+import itertools
+import os
+import statistics
+import tempfile
+import time
 
-import argparse  # noqa: E402
-import itertools  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import torch
+from accelerate import Accelerator
 
-import torch  # noqa: E402
-from accelerate import Accelerator  # noqa: E402
+from tokenization.genome_store import GenomeStore
+from tokenization.prepare_genome import prepare_genome
+from training.pretraining.batches import MaskedWindowBatches
+from training.pretraining.config import load_config
+from training.pretraining.genome_windows import GenomeWindows
+from training.pretraining.run import build_masker, build_model, build_optimizer, optimizer_step, resolve_runtime
+from _harness import REPO_ROOT, SHARED_GENOMES
 
-from tokenization.genome_store import GenomeStore  # noqa: E402
-from tokenization.prepare_genome import prepare_genome  # noqa: E402
-from training.batches import MaskedWindowBatches  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.genome_windows import GenomeWindows  # noqa: E402
-from training.pretrain import build_masker, build_model, build_optimizer, optimizer_step, resolve_runtime  # noqa: E402
-
-FASTA = os.path.join(_bootstrap.SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")
+FASTA = os.path.join(SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=os.path.join(_bootstrap.REPO_ROOT, "training", "configs", "tiny.yaml"))
+    parser.add_argument("--config", default=os.path.join(REPO_ROOT, "training", "configs", "tiny.yaml"))
     parser.add_argument("--fasta", nargs="+", default=[FASTA])
     parser.add_argument("--steps", type=int, default=40, help="timed optimizer steps per mode and objective")
     parser.add_argument("--block", type=int, default=5, help="steps per interleaved block")

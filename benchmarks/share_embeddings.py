@@ -6,24 +6,23 @@ sharing on and off, then scores held-out windows. Prints a table.
     python benchmarks/share_embeddings.py [--steps 600]
 """
 
-import _bootstrap  # noqa: F401  (first: fixes sys.path)
+import argparse
+import contextlib
+import os
+import tempfile
+import time
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import torch
 
-import torch  # noqa: E402
+from modeling_nucel import NucELConfig, NucELForPreTraining
+from tokenization.genome_store import GenomeStore
+from tokenization.prepare_genome import prepare_genome
+from training.pretraining.genome_windows import GenomeWindows
+from training.pretraining.masking import uniform_mask
+from training.pretraining.run import evaluate
+from _harness import SHARED_GENOMES
 
-from modeling_nucel import NucELConfig, NucELForPreTraining  # noqa: E402
-from tokenization.genome_store import GenomeStore  # noqa: E402
-from tokenization.prepare_genome import prepare_genome  # noqa: E402
-from training.genome_windows import GenomeWindows  # noqa: E402
-from training.masking import uniform_mask  # noqa: E402
-from training.pretrain import evaluate  # noqa: E402
-
-FASTA = os.path.join(_bootstrap.SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")
+FASTA = os.path.join(SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")
 
 
 def main():

@@ -5,15 +5,13 @@ ModernBertForMaskedLM with the discriminator's shape, in one process, same batch
     python benchmarks/train_step.py --published --device cuda --dtype bf16 --batch-size 32   # 512 x 22, seq 1024
 """
 
-import _bootstrap  # noqa: F401  (first: fixes sys.path)
+import argparse
 
-import argparse  # noqa: E402
+import torch
+import transformers
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-
-from _harness import interleaved_medians, masked_batch  # noqa: E402
-from modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForPreTraining  # noqa: E402
+from _harness import interleaved_medians, masked_batch
+from modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForPreTraining
 
 
 def parse_args():
@@ -33,14 +31,12 @@ def parse_args():
 
 
 def build_config(args):
+    common = {"attn_implementation": args.attn_implementation, "max_position_embeddings": max(2048, args.seq_len)}
     if args.published:
-        return NucELConfig(max_position_embeddings=max(2048, args.seq_len))
+        return NucELConfig(**common)
+    # the generator: half the discriminator (NucELConfig's default)
     return NucELConfig(hidden_size=args.hidden_size, intermediate_size=4 * args.hidden_size,
-                       num_hidden_layers=args.layers, num_attention_heads=args.heads,
-                       generator_hidden_size=args.hidden_size // 2, generator_num_hidden_layers=max(1, args.layers // 2),
-                       generator_num_attention_heads=max(1, args.heads // 2),
-                       generator_intermediate_size=2 * args.hidden_size,
-                       max_position_embeddings=max(2048, args.seq_len))
+                       num_hidden_layers=args.layers, num_attention_heads=args.heads, **common)
 
 
 def make_step(model, batch):
@@ -61,7 +57,6 @@ def main():
     if args.published:
         args.seq_len = 1024
     config = build_config(args)
-    config._attn_implementation = args.attn_implementation
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     batch = masked_batch(config, args.batch_size, args.seq_len, args.device)
 

@@ -9,22 +9,18 @@ import os
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from modeling_nucel.modeling_nucel import HEADS, PIPELINE_TAGS
+
 from tokenization.json_files import read_json_object
 
 from .metadata import HUB_ID, check_metadata
 
 TAGS = ["biology", "genomics", "dna", "electra", "modernbert"]
-PIPELINE_TAG_BY_CLASS = {
-    "NucELModel": "feature-extraction",
-    "NucELForPreTraining": "feature-extraction",
-    "NucELForReplacedTokenDetection": "feature-extraction",  # the backbone's embeddings; the head is documented
-    "NucELForMaskedLM": "fill-mask",
-    "NucELForSequenceClassification": "text-classification",
-    "NucELForTokenClassification": "token-classification",
-}
-AUTO_CLASS_BY_TAG = {"feature-extraction": "AutoModel", "fill-mask": "AutoModelForMaskedLM",
-                     "text-classification": "AutoModelForSequenceClassification",
-                     "token-classification": "AutoModelForTokenClassification"}
+PIPELINE_TAG_BY_CLASS = dict(PIPELINE_TAGS)  # modeling_nucel.HEADS: the head table cards derive from
+AUTO_CLASS_BY_TAG = {}  # pipeline tag -> the Auto class its widget and usage load (the first head with that tag)
+for _name, _auto, _tag, _ in HEADS:
+    if _auto:
+        AUTO_CLASS_BY_TAG.setdefault(_tag, _auto)
 # A real human core promoter with a TATA box (GUE prom_core_tata, test split, a positive example), 70 bp.
 PROMOTER = "GTCTATAAATAGAGCAGCCAGTTGCAGGGCTCCATTCTGCTTTCCAACTGCCTGACTGCTTGTTCGTCTC"
 # sklearn-named metrics in results.json -> Hub metric ids (https://hf.co/metrics).

@@ -7,14 +7,13 @@ a chromosome into memory.
 """
 
 import os
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from tokenization import alphabet
 from tokenization.encoding import encode_sequence, reverse_complement
-from tokenization.fasta import FastaRecord, scan_fasta
+from tokenization.fasta import EmptyRecord, FastaRecord, scan_fasta
 from tokenization.reference import ReferenceGenome
 
 ACGT_MASK = np.zeros(256, dtype=bool)
@@ -59,9 +58,8 @@ class FastaRecords:
         self.path = path
 
     def _scan(self):
-        with warnings.catch_warnings():  # empty records: reported by the caller, by name, with what happens
-            warnings.simplefilter("ignore")
-            yield from scan_fasta(self.path, encode=True)
+        # empty records: reported by the caller, by name, with what happens (describe() sees their length 0)
+        return (item for item in scan_fasta(self.path, encode=True) if not isinstance(item, EmptyRecord))
 
     def describe(self):
         infos, name, line, length, acgt = [], None, 0, 0, 0

@@ -1,17 +1,13 @@
 """NucEL models. Importing this package registers every class with the transformers Auto classes."""
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForMaskedLM,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
+import transformers
+from transformers import AutoConfig
 
 from .configuration_nucel import NucELConfig
+from . import modeling_nucel as _modeling
 from .modeling_nucel import (
     AUTO_MAP,
+    HEADS,
     NucELForMaskedLM,
     NucELForPreTraining,
     NucELForPreTrainingOutput,
@@ -24,17 +20,13 @@ from .modeling_nucel import (
 )
 
 AutoConfig.register(NucELConfig.model_type, NucELConfig, exist_ok=True)
-for _auto_class, _model_class in (
-    (AutoModel, NucELModel),
-    (AutoModelForMaskedLM, NucELForMaskedLM),
-    (AutoModelForPreTraining, NucELForReplacedTokenDetection),
-    (AutoModelForSequenceClassification, NucELForSequenceClassification),
-    (AutoModelForTokenClassification, NucELForTokenClassification),
-):
-    _auto_class.register(NucELConfig, _model_class, exist_ok=True)
+for _name, _auto, _, _ in HEADS:  # the one head table (modeling_nucel.HEADS)
+    if _auto:
+        getattr(transformers, _auto).register(NucELConfig, getattr(_modeling, _name), exist_ok=True)
 
 __all__ = [
     "AUTO_MAP",
+    "HEADS",
     "NucELConfig",
     "NucELPreTrainedModel",
     "NucELModel",

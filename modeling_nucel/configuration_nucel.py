@@ -229,9 +229,8 @@ class NucELConfig(PretrainedConfig):
         values.update(hidden_size=self.generator_hidden_size, num_hidden_layers=self.generator_num_hidden_layers,
                       num_attention_heads=self.generator_num_attention_heads,
                       intermediate_size=self.generator_intermediate_size)
-        generator = NucELConfig(**values)
-        generator._attn_implementation_internal = getattr(self, "_attn_implementation_internal", None)
-        return generator
+        # the generator attends the way the discriminator was asked to (from_pretrained / the constructor)
+        return NucELConfig(**values, attn_implementation=getattr(self, "_attn_implementation_internal", None))
 
     @classmethod
     def from_modernbert_config(cls, modernbert_config, **overrides):

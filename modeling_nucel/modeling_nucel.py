@@ -47,25 +47,27 @@ except ImportError:
 logger = logging.get_logger(__name__)
 TRANSFORMERS_V5 = int(transformers.__version__.split(".")[0]) >= 5
 
-# Every head is listed so that each Auto class loads any saved NucEL folder with trust_remote_code=True.
-# AutoModelForPreTraining is the discriminator with its replaced-token head, as for ELECTRA in transformers
-# (ElectraForPreTraining); the joint generator + discriminator (NucELForPreTraining) is a training wrapper.
-AUTO_MAP = {
-    "AutoConfig": "configuration_nucel.NucELConfig",
-    "AutoModel": "modeling_nucel.NucELModel",
-    "AutoModelForMaskedLM": "modeling_nucel.NucELForMaskedLM",
-    "AutoModelForPreTraining": "modeling_nucel.NucELForReplacedTokenDetection",
-    "AutoModelForSequenceClassification": "modeling_nucel.NucELForSequenceClassification",
-    "AutoModelForTokenClassification": "modeling_nucel.NucELForTokenClassification",
-}
+# The one table of heads: (NucEL class, the Auto class that loads it, its Hub pipeline tag, transformers' own
+# ModernBERT class with the same parameter names). `auto_map`, Auto registration, ModernBERT conversion and the
+# model cards derive from it. AutoModelForPreTraining is the discriminator with its replaced-token head, as for
+# ELECTRA in transformers (ElectraForPreTraining); the joint generator + discriminator (NucELForPreTraining) is a
+# training wrapper that loads through its own class, and its embeddings are the discriminator's.
+HEADS = (
+    ("NucELModel", "AutoModel", "feature-extraction", "ModernBertModel"),
+    ("NucELForMaskedLM", "AutoModelForMaskedLM", "fill-mask", "ModernBertForMaskedLM"),
+    ("NucELForReplacedTokenDetection", "AutoModelForPreTraining", "feature-extraction", None),
+    ("NucELForSequenceClassification", "AutoModelForSequenceClassification", "text-classification",
+     "ModernBertForSequenceClassification"),
+    ("NucELForTokenClassification", "AutoModelForTokenClassification", "token-classification",
+     "ModernBertForTokenClassification"),
+    ("NucELForPreTraining", None, "feature-extraction", None),
+)
+# Every Auto class is listed so that each loads any saved NucEL folder with trust_remote_code=True.
+AUTO_MAP = {"AutoConfig": "configuration_nucel.NucELConfig",
+            **{auto: f"modeling_nucel.{name}" for name, auto, _, _ in HEADS if auto}}
+PIPELINE_TAGS = {name: tag for name, _, tag, _ in HEADS}
+MODERNBERT_CLASSES = {name: stock for name, _, _, stock in HEADS if stock}
 REMOTE_CODE_FILES = ("configuration_nucel.py", "modeling_nucel.py")
-# transformers' own ModernBERT class with the same parameter names as each NucEL class (see `to_modernbert`).
-MODERNBERT_CLASSES = {
-    "NucELModel": "ModernBertModel",
-    "NucELForMaskedLM": "ModernBertForMaskedLM",
-    "NucELForSequenceClassification": "ModernBertForSequenceClassification",
-    "NucELForTokenClassification": "ModernBertForTokenClassification",
-}
 
 
 # ----------------------------------------------------------------------------------------------- rotary embeddings

@@ -13,7 +13,7 @@ from conftest import REPO_ROOT
 @pytest.mark.parametrize("script, args", [
     ("train_step.py", ["--hidden-size", "32", "--layers", "2", "--heads", "2", "--seq-len", "64", "--batch-size", "2",
                        "--steps", "1", "--warmup", "0"]),
-    ("tokenize.py", ["--repeats", "1", "--hf-mbp", "0.05"]),
+    ("genome_encoding.py", ["--repeats", "1", "--hf-mbp", "0.05"]),
     ("share_embeddings.py", ["--steps", "2", "--batch-size", "2", "--crop", "64"]),
     ("pretrain_throughput.py", ["--steps", "2", "--block", "1", "--per-device-batch-size", "2"]),
     ("long_inputs.py", ["--compare-lengths", "600", "--growth-lengths", "300", "600", "--repeats", "1"]),
@@ -29,7 +29,7 @@ def test_benchmark_script_prints_its_table(script, args):
 
 
 def load_script(name, monkeypatch):
-    monkeypatch.syspath_prepend(os.path.join(REPO_ROOT, "benchmarks"))  # for its `import _bootstrap`
+    monkeypatch.syspath_prepend(os.path.join(REPO_ROOT, "benchmarks"))  # for its `import _harness`
     spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), os.path.join(REPO_ROOT, "benchmarks", name))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -322,7 +322,7 @@ def test_generator_and_discriminator_of_different_vocabularies_are_refused(relea
 
 
 def test_converted_model_fine_tunes_with_finetune_py(release, tmp_path):
-    from training import finetune
+    from training.finetuning import run as finetune
 
     task = motif_task(tmp_path / "task")
     results = finetune.main(["--model", str(release["root"] / "discriminator"), "--task-dir", task,
@@ -409,7 +409,7 @@ def test_converted_model_runs_through_nucel_embed(release, tmp_path):
 
 
 def test_published_card_credits_the_source_and_keeps_its_license(release, tmp_path):
-    from training import publish
+    from hub_cards import publish
 
     import shutil
 

@@ -14,9 +14,9 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 
 from conftest import REPO_ROOT, SHARED_DATA, motif_rows, motif_task, write_task
 from tokenization.prepare_genome import file_sha256
-from training import finetune
-from training.baselines import FrozenEncoderProbe, SequenceCNNConfig, SequenceCNNForSequenceClassification
-from training.metrics import aggregate, score
+from training.finetuning import run as finetune
+from training.finetuning.baselines import FrozenEncoderProbe, SequenceCNNConfig, SequenceCNNForSequenceClassification
+from training.finetuning.metrics import aggregate, score
 
 QUICK = ["--max-steps", "24", "--eval-steps", "6", "--warmup-steps", "2", "--batch-size", "32", "--quiet"]
 

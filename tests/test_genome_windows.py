@@ -6,7 +6,7 @@ from conftest import write_fasta
 from tokenization import alphabet, reverse_complement
 from tokenization.genome_store import GenomeStore
 from tokenization.prepare_genome import prepare_genome
-from training.genome_windows import GenomeWindows, ShardedWindows
+from training.pretraining.genome_windows import GenomeWindows, ShardedWindows
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
-"""training/masking.py: realised rates, span-length distributions, the RandomMask curriculum, specials never masked."""
+"""training/pretraining/masking.py: realised rates, span-length distributions, the RandomMask curriculum, specials never masked."""
 
 import pytest
 import torch
 
 from tokenization import alphabet
-from training.masking import (Masker, RandomMaskCurriculum, geometric_lengths, span_mask, span_start_probability,
+from training.pretraining.masking import (Masker, RandomMaskCurriculum, geometric_lengths, span_mask, span_start_probability,
                               uniform_lengths, uniform_mask)
 
 

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from conftest import REPO_ROOT, interpreters, run_fresh, write_fasta
-from training import pretrain
+from training.pretraining import run as pretrain
 
 # A tiny model on 130-token windows (128-bp crops + [CLS]/[SEP]): a few hundred steps take seconds.
 TEST_CONFIG = dict(
@@ -197,7 +197,7 @@ def test_sigkill_mid_run_resumes_cleanly(tmp_path, motif_fasta):
 @pytest.mark.slow
 @pytest.mark.parametrize("objective", ["mlm", "electra"])
 def test_two_process_ddp_matches_one_process(tmp_path, motif_fasta, objective):
-    """2 CPU processes x 4 windows == 1 process x 8 windows: the same global batches (see training/batches.py);
+    """2 CPU processes x 4 windows == 1 process x 8 windows: the same global batches (see training/pretraining/batches.py);
     losses differ only by how masked positions are averaged per rank (and, for ELECTRA, by sampling)."""
     settings = dict(max_steps=6, eval_steps=6, save_steps=6, learning_rate=1e-3, objective=objective)
     single = run(tmp_path / "one", motif_fasta, **settings)

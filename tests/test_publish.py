@@ -11,7 +11,9 @@ from huggingface_hub import ModelCard
 from transformers import pipeline
 
 from conftest import REPO_ROOT, motif_task
-from training import benchmark, finetune, publish
+from training.finetuning import grid as benchmark
+from training.finetuning import run as finetune
+from hub_cards import publish
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from modeling_nucel import (
     NucELForTokenClassification,
 )
 from tokenization.hf_tokenizers import load_tokenizer, save_tokenizer
-from training import publish
+from hub_cards import publish
 
 pytestmark = pytest.mark.slow  # eight folders published, each proved in a fresh process (~1 min)
 

@@ -14,8 +14,11 @@ import torch
 
 from conftest import REPO_ROOT, dna_batch, motif_task, tiny_config, write_fasta
 from test_pretrain import planted_motif_genome, read_metrics, run, write_config
-from training import benchmark, finetune, pretrain, publish
-from training.config import load_config
+from training.finetuning import grid as benchmark
+from training.finetuning import run as finetune
+from training.pretraining import run as pretrain
+from hub_cards import publish
+from training.pretraining.config import load_config
 from training.run_directory import LOCK, RunLock
 
 CONFIGS = os.path.join(REPO_ROOT, "training", "configs")
@@ -241,7 +244,7 @@ def test_finetuned_results_record_what_was_loaded(tmp_path, tiny_export):
 # ----------------------------------------------------------------------------------------- silent wrong results
 @pytest.mark.parametrize("label", ["nan", "inf", "-Infinity"])
 def test_non_finite_labels_are_refused_with_file_and_line(tmp_path, label):
-    from training.tasks import load_task
+    from training.finetuning.tasks import load_task
 
     rows = [("ACGTACGT", "0"), ("ACGTTTGT", "1"), ("ACGGACGT", label)]
     task = motif_task(tmp_path / "t")
@@ -327,7 +330,7 @@ def test_an_empty_config_and_a_run_that_cannot_fit_are_refused_before_anything_i
         pretrain.main(["--config", str(empty), "--fasta", fasta, "--output-dir", str(tmp_path / "out")])
     with pytest.raises(ValueError, match="--config: required"):
         pretrain.main(["--fasta", fasta, "--output-dir", str(tmp_path / "out")])
-    from training import compute
+    from training.pretraining import compute
 
     monkeypatch.setattr(compute, "available_memory", lambda device: 8 * compute.GIB)
     with pytest.raises(ValueError, match=r"needs at least \d+\.\d GiB .* but cpu has 8.0 GiB available"):
@@ -339,7 +342,7 @@ def test_an_empty_config_and_a_run_that_cannot_fit_are_refused_before_anything_i
 def test_memory_estimate_is_below_what_a_training_step_measured():
     """The refusal uses a lower bound: measured on 2 CPU cores, the published 512 x 22 ELECTRA at 1,026 tokens
     peaked at 4.1 GB (batch 1) and 9.7 GB (batch 4) of resident memory."""
-    from training.compute import memory_estimate
+    from training.pretraining.compute import memory_estimate
 
     for batch, measured in ((1, 4.1e9), (4, 9.7e9)):
         config = load_config(os.path.join(CONFIGS, "nucel-93m.yaml"), [

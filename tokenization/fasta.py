@@ -3,7 +3,7 @@
 `scan_fasta` yields records as a header plus sequence chunks, so a whole chromosome is never held in memory;
 `read_fasta` joins them into `(name, sequence)` pairs. Errors name the file and the line.
 
-Speed (benchmarks/tokenize.py): every step over the sequence bytes is one C-level pass with no Python per line —
+Speed (benchmarks/genome_encoding.py): every step over the sequence bytes is one C-level pass with no Python per line —
 zlib straight on 1-MB reads (the gzip module's reader is ~1.7x slower), `find(b">")` for headers (a multiline
 regex scans ~5x slower), one `replace` for line ends and one `translate` that checks and encodes at once;
 line numbers come from the length the line ends took, so nothing counts newlines.
@@ -41,6 +41,17 @@ class FastaRecord:
 
     def __init__(self, name, description, line):
         self.name, self.description, self.line = name, description, line
+
+
+class EmptyRecord:
+    """In the stream right after a record that held no sequence (`record`, its FastaRecord): `message` says so,
+    naming the file and line. Callers report it; nothing is skipped silently."""
+
+    __slots__ = ("record", "message")
+
+    def __init__(self, record, path):
+        self.record = record
+        self.message = f"{path}:{record.line}: record '{record.name}' is empty"
 
 
 class _BrokenStream(Exception):
@@ -82,7 +93,8 @@ def _blocks(path):
 
 def scan_fasta(path, encode=False):
     """Yield `FastaRecord` at each header, then `bytes` chunks of its sequence: the letters as in the file (line ends
-    removed, case kept), or with `encode=True` the alphabet's token ids (what `encode_sequence` gives)."""
+    removed, case kept), or with `encode=True` the alphabet's token ids (what `encode_sequence` gives); after a
+    record without sequence, an `EmptyRecord`."""
     table = _ID_TABLE if encode else _TEXT_TABLE
     carry, line_no, record, record_has_sequence = b"", 1, None, False
 
@@ -108,9 +120,9 @@ def scan_fasta(path, encode=False):
             record_has_sequence = True
         return chunk, len(segment) - len(joined)  # the chunk, and how many lines the segment ended
 
-    def end_record():
-        if record is not None and not record_has_sequence:
-            warnings.warn(f"{path}:{record.line}: record '{record.name}' is empty", stacklevel=3)
+    def ended_empty():
+        """The EmptyRecord for the record just ended, or None when it held sequence."""
+        return EmptyRecord(record, path) if record is not None and not record_has_sequence else None
 
     blocks = _blocks(path)
     while True:
@@ -135,7 +147,8 @@ def scan_fasta(path, encode=False):
             if header == len(data):
                 break
             end = data.index(b"\n", header)
-            end_record()
+            if empty := ended_empty():
+                yield empty
             description = data[header + 1:end].rstrip(b"\r").decode("utf-8", errors="replace")
             name = description.split(maxsplit=1)[0] if description.strip() else ""
             if not name:
@@ -151,7 +164,8 @@ def scan_fasta(path, encode=False):
             yield chunk
     if record is None:
         raise ValueError(f"{path}: no '>' header found: not a FASTA file, or empty")
-    end_record()
+    if empty := ended_empty():
+        yield empty
 
 
 def _next_header(data, start):
@@ -168,6 +182,9 @@ def read_fasta(path):
     word; the sequence is returned as in the file (case kept, line ends removed)."""
     name, chunks = None, []
     for item in scan_fasta(path):
+        if isinstance(item, EmptyRecord):  # reported to the reader of this convenience stream as a warning
+            warnings.warn(item.message, stacklevel=2)
+            continue
         if isinstance(item, FastaRecord):
             if name is not None:
                 yield name, b"".join(chunks).decode("ascii")

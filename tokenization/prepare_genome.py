@@ -14,12 +14,11 @@ import hashlib
 import json
 import os
 import sys
-import warnings
 
 import numpy as np
 
 from . import alphabet
-from .fasta import FastaRecord, scan_fasta
+from .fasta import EmptyRecord, FastaRecord, scan_fasta
 from .json_files import read_json_object
 
 FORMAT_VERSION = 1
@@ -101,11 +100,14 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
         return existing
 
     records, empty, offset = [], [], 0
-    with open(tokens_path + ".tmp", "wb") as tokens, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with open(tokens_path + ".tmp", "wb") as tokens:
         for source_id, source in enumerate(sources):
             names = {}
             for item in scan_fasta(fasta_paths[source_id], encode=True):
+                if isinstance(item, EmptyRecord):  # reported here and kept in the index with length 0
+                    empty.append(item.message)
+                    log(f"warning: {item.message}")
+                    continue
                 if isinstance(item, FastaRecord):
                     if item.name in names:
                         raise ValueError(f"{fasta_paths[source_id]}:{item.line}: duplicate record name "
@@ -119,9 +121,6 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
                 record["length"] += len(item)
                 record["n_count"] += int(np.count_nonzero(np.frombuffer(item, dtype=np.uint8) == alphabet.N_ID))
                 offset += len(item)
-        for warning in caught:  # empty records: reported here and kept in the index with length 0
-            empty.append(str(warning.message))
-            log(f"warning: {warning.message}")
     if offset == 0:
         raise ValueError(f"{', '.join(fasta_paths)}: no sequence in any record")
 

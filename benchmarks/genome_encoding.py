@@ -1,6 +1,6 @@
 """Throughput of the three ways to turn DNA into token ids, on one core, in one process; prints a table.
 
-    python benchmarks/tokenize.py [--fasta ../shared/data/genomes/hg19_chr22_1-22000000.fa.gz]
+    python benchmarks/genome_encoding.py [--fasta ../shared/data/genomes/hg19_chr22_1-22000000.fa.gz]
 
 - encode_sequence: the byte-table encoder on the whole record already in memory;
 - prepare_genome: FASTA.gz -> genome store end to end (gunzip, parse, validate, encode, write, SHA-256);
@@ -8,22 +8,20 @@
 - HF tokenizer: the nucleotide PreTrainedTokenizerFast on 1,024-bp chunks in batches of 256 (the stock path).
 """
 
-import _bootstrap  # noqa: F401  (first: fixes sys.path)
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import zlib  # noqa: E402
+import argparse
+import os
+import tempfile
+import time
+import zlib
 
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core for every path
 os.environ["RAYON_NUM_THREADS"] = "1"
 
-from tokenization import encode_sequence, load_tokenizer, read_fasta  # noqa: E402
-from tokenization.prepare_genome import prepare_genome  # noqa: E402
+from tokenization import encode_sequence, load_tokenizer, read_fasta
+from tokenization.prepare_genome import prepare_genome
+from _harness import SHARED_GENOMES
 
-DEFAULT_FASTA = os.path.join(_bootstrap.SHARED_GENOMES, "hg19_chr22_1-22000000.fa.gz")
+DEFAULT_FASTA = os.path.join(SHARED_GENOMES, "hg19_chr22_1-22000000.fa.gz")
 
 
 def best_of(repeats, function):

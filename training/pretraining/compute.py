@@ -6,15 +6,14 @@ FLOPs per trained token = 6 x (weights of every matmul a token passes through) +
 `local_attention` tokens, global layers to the whole sequence. ELECTRA runs both networks on every token.
 """
 
+import copy
+
 import torch
-from torch import nn
+
+from .objectives import OBJECTIVES
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s, matched against torch.cuda.get_device_name().
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "L4": 121e12}
-
-
-def matmul_weights(module):
-    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
 
 
 def encoder_flops_per_token(config, sequence_length, linear_weights):
@@ -23,17 +22,18 @@ def encoder_flops_per_token(config, sequence_length, linear_weights):
     return 6 * linear_weights + 12 * config.hidden_size * attended
 
 
-def flops_per_token(config, objective, sequence_length):
-    """Training FLOPs per token (forward + backward) of `objective` ("electra" | "mlm") at `sequence_length`."""
-    from modeling_nucel import NucELForMaskedLM, NucELForPreTraining  # noqa: PLC0415
+def objective_model(config, objective):
+    """The model `objective` trains with `config`, on the meta device: shapes only, no memory, no init."""
+    with torch.device("meta"):
+        return OBJECTIVES[objective].build(copy.deepcopy(config))
 
-    with torch.device("meta"):  # shapes only: no memory, no init
-        if objective == "mlm":
-            return encoder_flops_per_token(config, sequence_length, matmul_weights(NucELForMaskedLM(config)))
-        model = NucELForPreTraining(config)
-    discriminator = matmul_weights(model) - matmul_weights(model.generator)
-    return (encoder_flops_per_token(config, sequence_length, discriminator)
-            + encoder_flops_per_token(config.generator_config(), sequence_length, matmul_weights(model.generator)))
+
+def flops_per_token(config, objective, sequence_length):
+    """Training FLOPs per token (forward + backward) of `objective` ("electra" | "mlm") at `sequence_length`: every
+    encoder the objective runs on each token (objectives.py)."""
+    model = objective_model(config, objective)
+    return sum(encoder_flops_per_token(encoder, sequence_length, weights)
+               for encoder, weights in OBJECTIVES[objective].encoders(model))
 
 
 def run_estimate(config):
@@ -58,11 +58,7 @@ GIB = 1024 ** 3
 
 
 def training_parameters(config, objective):
-    from modeling_nucel import NucELForMaskedLM, NucELForPreTraining  # noqa: PLC0415
-
-    with torch.device("meta"):
-        model = NucELForMaskedLM(config) if objective == "mlm" else NucELForPreTraining(config)
-    return sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in objective_model(config, objective).parameters())
 
 
 def encoder_activation_bytes(config, sequence_length, bytes_per_value, dense_scores):
@@ -85,9 +81,9 @@ def memory_estimate(config, device_type, mixed_precision):
     static = BYTES_PER_PARAMETER * training_parameters(model, config.objective)
     bytes_per_value = 2 if mixed_precision in ("bf16", "fp16") else 4
     dense = device_type == "cpu"
-    per_sequence = encoder_activation_bytes(model, sequence_length, bytes_per_value, dense)
-    if config.objective == "electra":
-        per_sequence += encoder_activation_bytes(model.generator_config(), sequence_length, bytes_per_value, dense)
+    encoders = OBJECTIVES[config.objective].encoders(objective_model(model, config.objective))
+    per_sequence = sum(encoder_activation_bytes(encoder, sequence_length, bytes_per_value, dense)
+                       for encoder, _ in encoders)
     return static, per_sequence * config.per_device_batch_size
 
 

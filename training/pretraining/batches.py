@@ -17,12 +17,13 @@ def sample_generator(seed, *keys):
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def mask_windows(windows, indices, masker, step, seed, stream):
-    """Stack `windows[i]` for `indices` and mask each sample with its own generator (seed, stream, epoch, i)."""
+def mask_windows(windows, indices, masker, step, seed, stream, epoch=0):
+    """Stack the windows `indices` of `epoch` and mask each sample with its own generator (seed, stream, epoch,
+    i)."""
     inputs, labels = [], []
     for index in indices:
-        ids = windows[int(index)]["input_ids"]
-        masked, label = masker(ids, step, sample_generator(seed, stream, windows.epoch, int(index)))
+        ids = windows.sample(int(index), epoch)["input_ids"]
+        masked, label = masker(ids, step, sample_generator(seed, stream, epoch, int(index)))
         inputs.append(masked)
         labels.append(label)
     return {"input_ids": torch.stack(inputs), "labels": torch.stack(labels)}
@@ -53,10 +54,9 @@ class MaskedWindowBatches(torch.utils.data.Dataset):
         if epoch != self._order_epoch:  # one permutation per epoch (per worker)
             self._order = self.windows.epoch_order(epoch, self.rank, self.world_size)
             self._order_epoch = epoch
-            self.windows.set_epoch(epoch)
         indices = self._order[position * self.batch_size:(position + 1) * self.batch_size]
         return mask_windows(self.windows, indices, self.masker, k // self.accumulation_steps, self.seed,
-                            self.TRAIN_STREAM)
+                            self.TRAIN_STREAM, epoch)
 
 
 def validation_batches(windows, masker, batch_size, num_batches, step, seed):

@@ -83,21 +83,23 @@ class GenomeWindows(torch.utils.data.Dataset):
         return len(self.starts)
 
     def set_epoch(self, epoch):
-        """Crops and strands of epoch `e` differ from epoch `e-1` but are the same on every run."""
+        """The epoch `windows[i]` serves (the torch / accelerate convention); `sample(i, epoch)` takes it directly."""
         self.epoch = epoch
 
-    def window(self, index):
-        """(record_id, start, crop_offset, reverse_complemented) of window `index` in the current epoch."""
+    def window(self, index, epoch=None):
+        """(record_id, start, crop_offset, reverse_complemented) of window `index` in `epoch` (default: the set one).
+        Crops and strands of epoch `e` differ from epoch `e-1` but are the same on every run."""
         if self.split == "validation":  # fixed: the same bases are scored at every evaluation
             return int(self.record_ids[index]), int(self.starts[index]), \
                 (self.window_length - self.crop_length) // 2, False
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+        rng = np.random.default_rng((self.seed, self.epoch if epoch is None else epoch, index))
         offset = int(rng.integers(0, self.window_length - self.crop_length + 1))
         return (int(self.record_ids[index]), int(self.starts[index]), offset,
                 bool(rng.random() < self.reverse_complement_prob))
 
-    def __getitem__(self, index):
-        record_id, start, offset, flip = self.window(index)
+    def sample(self, index, epoch):
+        """Window `index` as served in `epoch`: {"input_ids": LongTensor}."""
+        record_id, start, offset, flip = self.window(index, epoch)
         ids = np.asarray(self.store.record_tokens(record_id)[start + offset:start + offset + self.crop_length])
         if flip:
             ids = reverse_complement(ids)
@@ -105,6 +107,9 @@ class GenomeWindows(torch.utils.data.Dataset):
         if self.add_special_tokens:
             ids = np.concatenate(([alphabet.CLS_ID], ids, [alphabet.SEP_ID]))
         return {"input_ids": torch.from_numpy(ids)}
+
+    def __getitem__(self, index):
+        return self.sample(index, self.epoch)
 
     def epoch_order(self, epoch, rank=0, world_size=1, shuffle=True):
         """Window indices for `rank` in `epoch`: one seeded permutation cut into disjoint, complete rank shards."""
@@ -125,13 +130,10 @@ class GenomeWindows(torch.utils.data.Dataset):
         fingerprint = "-".join(str(part) for part in (
             "nucel-windows", self.store.checksum, self.split, self.window_length, self.stride, self.crop_length,
             len(self), self.reverse_complement_prob, self.seed, epoch))
+
         def rows():
-            current, self.epoch = self.epoch, epoch
-            try:
-                for i in range(len(self)):
-                    yield {"input_ids": self[i]["input_ids"].tolist()}
-            finally:
-                self.epoch = current
+            for i in range(len(self)):
+                yield {"input_ids": self.sample(i, epoch)["input_ids"].tolist()}
 
         features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("uint8"))})
         return datasets.Dataset.from_generator(rows, features=features, cache_dir=cache_dir, fingerprint=fingerprint)
@@ -145,7 +147,6 @@ class ShardedWindows(torch.utils.data.IterableDataset):
 
     def set_epoch(self, epoch):
         self.epoch = epoch
-        self.windows.set_epoch(epoch)
 
     def __iter__(self):
         order = self.windows.epoch_order(self.epoch, self.rank, self.world_size, self.shuffle)
@@ -153,4 +154,4 @@ class ShardedWindows(torch.utils.data.IterableDataset):
         if worker is not None:  # dataloader workers split the rank's share further, still disjoint
             order = order[worker.id::worker.num_workers]
         for index in order:
-            yield self.windows[int(index)]
+            yield self.windows.sample(int(index), self.epoch)

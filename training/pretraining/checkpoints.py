@@ -19,7 +19,7 @@ import sys
 
 from tokenization.json_files import read_json_object
 
-from .safe_loading import check_safetensors, load_plain_data
+from training.safe_loading import check_safetensors, load_plain_data
 
 CHECKPOINTS = "checkpoints"
 PROGRESS_FILE = "progress.json"

@@ -17,8 +17,8 @@ from modeling_nucel import NucELConfig
 from tokenization import alphabet
 
 from .masking import STRATEGIES, expected_mask_fraction
+from .objectives import OBJECTIVES
 
-OBJECTIVES = ("electra", "mlm")
 ATTENTION_CHOICES = ("auto", "eager", "sdpa", "flex_attention", "flash_attention_2")
 # A masking that reaches less than this share of `mask_rate` in the configured crops (spans cut at the crop's
 # ends) is refused: the run would silently train on another recipe.
@@ -165,10 +165,11 @@ class PretrainConfig:
                          f"--warmup-steps {max(1, self.max_steps // 10)} for a tenth of the run")
         return found
 
-    def model_config(self):
-        """The NucELConfig this run trains (mask rate recorded in it, so exports document the recipe)."""
+    def model_config(self, attn_implementation=None):
+        """The NucELConfig this run trains (mask rate recorded in it, so exports document the recipe), attending
+        with `attn_implementation` (None: the model's default, sdpa)."""
         try:
-            return NucELConfig(**{**self.model, "mask_rate": self.mask_rate})
+            return NucELConfig(**{**self.model, "mask_rate": self.mask_rate}, attn_implementation=attn_implementation)
         except TypeError as error:
             raise ValueError(f"config model: {error}") from None
 
@@ -300,7 +301,8 @@ def load_config(path=None, overrides=()):
     values = read_yaml(path)
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {unknown}; expected keys of training.config.PretrainConfig")
+        raise ValueError(f"{path}: unknown key(s) {unknown}; expected keys of "
+                         "training.pretraining.config.PretrainConfig")
     if values.get("model") is not None and not isinstance(values["model"], dict):
         raise ValueError(f"{path}: model: expected a mapping of NucELConfig arguments")
     values["model"] = dict(values.get("model") or {})

@@ -1,0 +1,169 @@
+"""Fine-tune a grid of models on a grid of tasks and print one markdown table (test metric per task, mean per model).
+
+    python training/benchmark.py --tasks ../shared/data/gue/prom_core_tata ../shared/data/gue/tf_0 \
+        --models runs/demo/discriminator random-init:runs/demo/discriminator onehot-cnn --seeds 42 43 --epochs 3
+
+Every other option goes to training/finetune.py unchanged (--epochs, --max-steps, --lr, --probe, --lora, ...).
+Each cell runs `finetune.main` into <output-dir>/<task>/<model>-<hash>/ (the hash of the resolved model, so two
+spellings of one folder share a cell and two folders never do); a cell is reused when its results.json came from
+the same command, the same split files (SHA-256) and the same model weights, so an interrupted grid continues
+where it stopped and a changed task or model is trained again. For GUE tasks the published numbers
+(DNABERT-2 paper, Table 4) are printed beside ours. Writes <output-dir>/benchmark.md and benchmark.json.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+
+from hub_cards.card import read_results
+from tokenization.prepare_genome import file_sha256
+from training.finetuning import run as finetune
+from training.cli import one_line_errors
+from training.finetuning.metrics import format_mean_sd
+from training.run_directory import claim_output_directory
+from training.finetuning.tasks import SPLITS, task_files
+
+# Test MCC x100 on GUE, model selected on dev: Zhou et al., "DNABERT-2: Efficient Foundation Model and Benchmark
+# for Multi-Species Genome" (ICLR 2024), Table 4. Keys are the GUE task folder names.
+PUBLISHED_GUE_MCC = {
+    "DNABERT (3-mer)": {"prom_core_all": 70.92, "prom_core_notata": 69.82, "prom_core_tata": 78.15,
+                        "tf_0": 67.95, "tf_1": 70.90, "tf_2": 60.51, "tf_4": 69.76, "mouse_3": 55.40,
+                        "mouse_4": 41.97},
+    "NT-2500M-multi": {"prom_core_all": 70.33, "prom_core_notata": 71.58, "prom_core_tata": 72.97,
+                       "tf_0": 66.64, "tf_1": 70.28, "tf_2": 58.72, "tf_4": 69.34, "mouse_3": 69.44,
+                       "mouse_4": 47.07},
+    "DNABERT-2": {"prom_core_all": 69.37, "prom_core_notata": 68.04, "prom_core_tata": 74.17,
+                  "tf_0": 71.99, "tf_1": 76.06, "tf_2": 66.52, "tf_4": 77.43, "mouse_3": 66.47, "mouse_4": 52.66},
+}
+SCALE = 100  # the table shows metrics x100, as the GUE paper does
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", nargs="+", required=True,
+                        help="task folders (train/[dev/]test .csv/.tsv files; dev carved from train when absent)")
+    parser.add_argument("--models", nargs="+", required=True, help="anything finetune.py --model accepts")
+    parser.add_argument("--output-dir", default="runs/benchmark")
+    return parser.parse_known_args(argv)
+
+
+def resolved_model(model):
+    """The model a --models entry names, independent of how it is spelled: baselines and Hub ids as given, folders
+    as the absolute path of the folder finetune.py would load (random-init:FOLDER likewise)."""
+    kind, location = finetune.resolve_model(model)
+    if location and os.path.isdir(location):
+        location = os.path.realpath(location)
+    return kind if location is None else f"{kind}:{location}"
+
+
+def cell_directory(output_dir, task_dir, model):
+    """<output-dir>/<task>/<model as a file name>-<8 hex of the resolved model>: readable and never shared."""
+    task = os.path.basename(os.path.normpath(task_dir))
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", model.strip("/")).strip("_")[:80]
+    digest = hashlib.sha256(resolved_model(model).encode()).hexdigest()[:8]
+    return os.path.join(output_dir, task, f"{readable}-{digest}")
+
+
+def stale_reason(results, argv, task_dir, model):
+    """Why a cell's results.json cannot be reused (None: it can): another command, changed split files, or
+    changed model weights since it was written."""
+    if results.get("command") != argv:
+        return "it came from another command"
+    files = task_files(task_dir)
+    for split in SPLITS:
+        recorded = (results.get("data") or {}).get(split, {})
+        path = files.get(split) or (files["train"] if recorded.get("carved_from_train") else None)
+        if path is None or recorded.get("sha256") != file_sha256(path):
+            return f"the {split} split changed"
+    kind, location = finetune.resolve_model(model)
+    recorded = (results.get("model_info") or {}).get("weights_sha256")
+    weights = os.path.join(location, "model.safetensors") if kind == "pretrained" and location else None
+    if weights and os.path.isfile(weights) and recorded != file_sha256(weights):
+        return "the model's weights changed"
+    return None
+
+
+def run_cell(task_dir, model, output_dir, finetune_args):
+    """results.json of one (task, model) cell: reused when nothing it depends on changed, else trained."""
+    argv = ["--model", model, "--task-dir", task_dir, "--output-dir", output_dir, *finetune_args]
+    path = os.path.join(output_dir, "results.json")
+    if os.path.isfile(path):
+        try:
+            results = read_results(path)
+            reason = stale_reason(results, argv, task_dir, model)
+        except ValueError as unreadable:
+            reason = str(unreadable)
+        if reason is None:
+            print(f"reusing {path}", flush=True)
+            return results
+        print(f"not reusing {path}: {reason}; training again", flush=True)
+    return finetune.main(argv)
+
+
+def markdown_table(results, tasks, models):
+    """Rows: our models, then the published ones for the GUE tasks among `tasks`. Cells: test metric x100."""
+    names = [os.path.basename(os.path.normpath(task)) for task in tasks]
+    metrics = {results[(task, models[0])]["primary_metric"] for task in tasks}
+    seeds = sorted({len(results[key]["seeds"]) for key in results})
+    header = ["model"] + [f"{name} ({results[(task, models[0])]['primary_metric']})" if len(metrics) > 1 else name
+                          for name, task in zip(names, tasks)] + ["mean"]
+    lines = [f"Test {'/'.join(sorted(metrics)).upper()} x{SCALE}, mean ± sd over {'/'.join(map(str, seeds))} "
+             "seed(s); checkpoint chosen on dev.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model in models:
+        cells = [results[(task, model)]["test"][results[(task, model)]["primary_metric"]] for task in tasks]
+        mean = sum(cell["mean"] for cell in cells) / len(cells) * SCALE
+        lines.append("| " + " | ".join([model] + [format_mean_sd(cell, SCALE) for cell in cells] + [f"{mean:.2f}"])
+                     + " |")
+    if any(name in PUBLISHED_GUE_MCC["DNABERT-2"] for name in names):
+        for reference, scores in PUBLISHED_GUE_MCC.items():
+            known = [scores.get(name) for name in names]
+            mean = f"{sum(known) / len(known):.2f}" if None not in known else "—"
+            lines.append("| " + " | ".join([f"{reference} (published)"]
+                                           + ["—" if value is None else f"{value:.2f}" for value in known]
+                                           + [mean]) + " |")
+        lines += ["", "Published: DNABERT-2 paper (Zhou et al., ICLR 2024), Table 4, test MCC x100; those models "
+                  "were trained far longer than these runs."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args, finetune_args = parse_args(argv)
+    names = {}
+    for task in args.tasks:  # bad input stops the grid before its first cell trains
+        task_files(task)
+        names.setdefault(os.path.basename(os.path.normpath(task)), []).append(task)
+    for name, tasks in names.items():
+        if len(tasks) > 1:
+            raise ValueError(f"--tasks {' and '.join(tasks)}: two tasks named {name!r} (cells and the table name "
+                             "tasks by folder name); give each task once, in folders with distinct names")
+    resolved = {}
+    for model in args.models:
+        resolved.setdefault(resolved_model(model), []).append(model)
+    repeated = [names for names in resolved.values() if len(names) > 1]
+    if repeated:
+        raise ValueError(f"--models {' and '.join(repeated[0])}: the same model twice; give each model once")
+    with claim_output_directory(args.output_dir, "benchmark"):
+        return run_grid(args, finetune_args)
+
+
+def run_grid(args, finetune_args):
+    results = {}
+    for task in args.tasks:
+        for model in args.models:
+            results[(task, model)] = run_cell(task, model, cell_directory(args.output_dir, task, model),
+                                              finetune_args)
+    table = markdown_table(results, args.tasks, args.models)
+    with open(os.path.join(args.output_dir, "benchmark.md"), "w", encoding="utf-8") as handle:
+        handle.write(table + "\n")
+    with open(os.path.join(args.output_dir, "benchmark.json"), "w", encoding="utf-8") as handle:
+        json.dump([{"task": task, "model": model, "results": os.path.join(cell_directory(args.output_dir, task,
+                                                                                          model), "results.json"),
+                    "test": results[(task, model)]["test"]} for task, model in results], handle, indent=1)
+    print("\n" + table, flush=True)
+    return table
+
+
+cli = one_line_errors(main)

@@ -1,0 +1,510 @@
+"""Fine-tune (or probe) a model on a benchmark task with `transformers.Trainer`; score test once, per seed.
+
+    python training/finetune.py --model runs/demo/discriminator --task-dir ../shared/data/gue/prom_core_tata \
+        --output-dir runs/ft/tata --seeds 42 43 44
+    python training/finetune.py --model onehot-cnn --task-dir T --output-dir O          # the one-hot CNN baseline
+    python training/finetune.py --model random-init:runs/demo/discriminator ...         # same shape, fresh weights
+    python training/finetune.py --model runs/demo/discriminator --probe linear ...      # frozen-embedding probe
+    torchrun --nproc_per_node 4 training/finetune.py --model ... --bf16 ...             # data-parallel, 4 GPUs
+
+--model: a local NucEL folder (a pretraining export; a pretraining run folder means its discriminator/), a Hub id,
+`random-init[:FOLDER]` (NucEL with fresh weights: FOLDER's config, or the published 512 x 22 shape) or `onehot-cnn`.
+--task-dir: a folder of train/[dev/]test .csv/.tsv(.gz) files or a `datasets.load_dataset` path (Hub dataset id,
+local dataset folder); without dev, 10% of train (seeded) becomes dev (training/finetuning/tasks.py). Trainer
+settings users tune have flags (--bf16/--fp16, --gradient-accumulation-steps, --gradient-checkpointing,
+--report-to); any other `TrainingArguments` field is `--training-arg NAME=VALUE`. Defaults follow the GUE protocol:
+AdamW, lr 3e-5 (1e-3 for the CNN and probe heads, which start from scratch), batch 32, warmup 50 steps, dev
+evaluated every 200 steps, the best dev checkpoint kept and test scored once at the end.
+
+Writes to --output-dir: results.json (per seed and mean ± sd, with the exact config, data checksums and package
+versions), predictions.csv (test, every seed) and model/ (the best-dev seed's model with its tokenizer; for a probe
+the head only).
+"""
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from unittest import mock
+
+import numpy as np
+import torch
+import yaml
+from datasets import Dataset
+from safetensors.torch import save_file
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from hub_cards.card import CONVERSION_FILE
+from hub_cards.metadata import HUB_ID
+from modeling_nucel import NucELConfig, NucELForSequenceClassification
+from tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer
+from tokenization.prepare_genome import file_sha256
+from training.finetuning.baselines import (
+    PROBES,
+    FrozenEncoderProbe,
+    SequenceCNNConfig,
+    SequenceCNNForSequenceClassification,
+)
+from training.cli import is_main_rank, one_line_errors
+from training.finetuning.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics
+from training.run_directory import check_output_directory, claim_output_directory, kind_of
+from training.safe_loading import load_model_config, load_pretrained
+from training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, load_task, tokenize_split
+
+BASELINES = ("onehot-cnn", "random-init")
+GUE_LEARNING_RATE, HEAD_LEARNING_RATE = 3e-5, 1e-3
+# Encoder Linear layers LoRA adapts in a NucEL (ModernBERT) backbone; the new head trains in full.
+NUCEL_LORA_TARGETS = ["Wqkv", "Wo", "Wi"]
+# TrainingArguments fields this script sets from its own options and protocol (best dev checkpoint, test once).
+MANAGED_TRAINING_ARGUMENTS = frozenset({
+    "output_dir", "seed", "data_seed", "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "num_train_epochs", "max_steps", "warmup_steps", "weight_decay", "eval_strategy", "eval_steps", "save_strategy",
+    "save_steps", "save_only_model", "save_total_limit", "load_best_model_at_end", "metric_for_best_model",
+    "greater_is_better", "logging_strategy", "logging_steps", "disable_tqdm", "use_cpu", "bf16", "fp16",
+    "report_to", "gradient_accumulation_steps", "gradient_checkpointing", "activation_checkpointing", "do_train",
+    "do_eval", "do_predict",
+})
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="NucEL folder, Hub id, random-init[:FOLDER] or onehot-cnn")
+    parser.add_argument("--task-dir", required=True,
+                        help="folder with train/[dev/]test .csv/.tsv(.gz), or a datasets.load_dataset path (Hub "
+                             "dataset id or local dataset folder)")
+    parser.add_argument("--dataset-config", default=None, help="configuration name of a load_dataset --task-dir")
+    parser.add_argument("--sequence-column", default="sequence")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--dev-fraction", type=float, default=DEFAULT_DEV_FRACTION,
+                        help="share of train carved out as dev when the task has no dev split")
+    parser.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED,
+                        help="seed of that carving (the same dev rows for every training seed)")
+    parser.add_argument("--output-dir", required=True)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, default=None, help="training epochs (default 3)")
+    length.add_argument("--max-steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"peak learning rate (default {GUE_LEARNING_RATE}; {HEAD_LEARNING_RATE} for "
+                             "onehot-cnn and --probe, whose weights start from scratch)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--warmup-steps", type=int, default=50)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--eval-steps", type=int, default=200, help="evaluate dev (and checkpoint) every N steps")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
+    parser.add_argument("--label-type", choices=LABEL_TYPES, default=None,
+                        help="override the label type detected from the training labels")
+    parser.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of every weight")
+    parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--probe", choices=PROBES, default=None,
+                        help="freeze the encoder; train a linear head or a CNN on its embeddings (Tang & Koo)")
+    parser.add_argument("--probe-layer", type=int, default=-1, help="layer the probe reads (-1: the last)")
+    parser.add_argument("--pooling", choices=("mean", "cls"), default="mean",
+                        help="sequence pooling of the NucEL classifier (ELECTRA never trains [CLS] on its own)")
+    parser.add_argument("--truncate", action="store_true", help="cut sequences longer than the model's maximum")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a non-NucEL model folder or Hub id to run its own code (never needed for NucEL)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--bf16", action="store_true", default=None,
+                           help="bf16 mixed precision (default: on for CUDA GPUs that support it)")
+    precision.add_argument("--fp16", action="store_true", help="fp16 mixed precision (CUDA)")
+    precision.add_argument("--fp32", action="store_true", help="no mixed precision, even on a GPU")
+    parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="recompute activations in the backward pass (less memory, ~30%% more time)")
+    parser.add_argument("--report-to", nargs="+", default=["none"],
+                        help="Trainer loggers: none, tensorboard, wandb, ... (logs land in <output-dir>/logs)")
+    parser.add_argument("--training-arg", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other transformers.TrainingArguments field (value read as YAML), repeatable, "
+                             "e.g. --training-arg lr_scheduler_type=cosine --training-arg max_grad_norm=0.5")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    args.training_arg = parse_training_args(args.training_arg)
+    if args.epochs is None and args.max_steps is None:
+        args.epochs = 3.0
+    for name in ("batch_size", "eval_steps", "lora_rank", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
+    if args.max_steps is not None and args.max_steps < 1 or args.epochs is not None and args.epochs <= 0:
+        raise ValueError("--epochs / --max-steps: expected a positive number")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise ValueError(f"--seeds {args.seeds}: a seed is repeated")
+    return args
+
+
+def parse_training_args(items):
+    """{field: value} from NAME=VALUE strings naming `TrainingArguments` fields this script does not manage."""
+    known = {field.name for field in dataclasses.fields(TrainingArguments)}
+    parsed = {}
+    for item in items:
+        name, equals, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not equals or not name:
+            raise ValueError(f"--training-arg {item!r}: expected NAME=VALUE")
+        if name not in known:
+            raise ValueError(f"--training-arg {name}: not a transformers.TrainingArguments field")
+        if name in MANAGED_TRAINING_ARGUMENTS:
+            raise ValueError(f"--training-arg {name}: set by this script's own options (see --help); the best dev "
+                             "checkpoint and the single test scoring depend on it")
+        try:
+            parsed[name] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ValueError(f"--training-arg {item!r}: the value is not valid YAML") from None
+    return parsed
+
+
+# ----------------------------------------------------------------------------------------------- the model
+def resolve_model(name):
+    """(kind, location): kind is onehot-cnn | random-init | pretrained; location a folder, Hub id or None."""
+    if name == "onehot-cnn":
+        return "onehot-cnn", None
+    if name == "random-init" or name.startswith("random-init:"):
+        location = name.partition(":")[2] or None
+        return "random-init", (resolve_model(location)[1] if location else None)
+    if os.path.isdir(name):
+        for candidate in (name, os.path.join(name, "discriminator"), os.path.join(name, "mlm")):
+            if os.path.isfile(os.path.join(candidate, "config.json")):
+                return "pretrained", candidate
+        raise ValueError(f"--model {name}: a folder without config.json (expected a NucEL export such as "
+                         "runs/demo/discriminator, or a pretraining run folder holding discriminator/)")
+    if HUB_ID.match(name) and not os.path.exists(name):
+        return "pretrained", name
+    raise ValueError(f"--model {name!r}: neither a folder, a Hub id (org/name), nor a baseline "
+                     f"({', '.join(BASELINES)}[:FOLDER])")
+
+
+def build_tokenizer(location, trust_remote_code=False):
+    if location is None:  # the baselines and the default random-init read single nucleotides
+        return load_tokenizer("nucleotide")
+    return load_saved_tokenizer(location, trust_remote_code)
+
+
+def max_tokens(kind, config, tokenizer):
+    """The longest input (specials included) the model takes; None: any length (convolutions)."""
+    if kind == "onehot-cnn":
+        return None
+    limit = getattr(config, "max_position_embeddings", None) or tokenizer.model_max_length
+    return limit if limit < 1e9 else None  # transformers' "no limit" sentinel is a huge integer
+
+
+def build_model(args, kind, location, task, model_config=None):
+    """A fresh model for one seed: classifier, probe, or baseline, labelled with the task's classes."""
+    labels = {"num_labels": task.num_labels, "problem_type": task.problem_type,
+              "id2label": dict(enumerate(task.label_names)),
+              "label2id": {name: i for i, name in enumerate(task.label_names)}}
+    if kind == "onehot-cnn":
+        return SequenceCNNForSequenceClassification(SequenceCNNConfig(**labels))
+    if kind == "random-init":
+        config = load_model_config(location) if location else NucELConfig()
+        if config.model_type != NucELConfig.model_type:
+            raise ValueError(f"--model random-init:{location}: config.json has model_type {config.model_type!r}; "
+                             "random-init takes the shape of a NucEL folder")
+        config = NucELConfig.from_dict({**config.to_dict(), **labels, "classifier_pooling": args.pooling})
+        return NucELForSequenceClassification(config)
+    if args.probe:
+        encoder, _ = load_pretrained(AutoModel, location, args.trust_remote_code)
+        return FrozenEncoderProbe(encoder, args.probe, task.num_labels, task.problem_type, args.probe_layer)
+    model_config = model_config or load_model_config(location, args.trust_remote_code)
+    nucel = model_config.model_type == NucELConfig.model_type
+    model, _ = load_pretrained(AutoModelForSequenceClassification, location, args.trust_remote_code,
+                               **({"classifier_pooling": args.pooling} if nucel else {}), **labels)
+    if args.lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        nucel = isinstance(model, NucELForSequenceClassification) or model.config.model_type == "nucel"
+        model = get_peft_model(model, LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=args.lora_rank, lora_alpha=2 * args.lora_rank, lora_dropout=0.05,
+            target_modules=NUCEL_LORA_TARGETS if nucel else "all-linear",
+            modules_to_save=["head", "classifier"] if nucel else None))
+    return model
+
+
+def save_model(model, tokenizer, directory, args):
+    """The model users load again: LoRA merged into the weights; for a probe, the head and what it reads.
+    Written beside `directory` and swapped in, so a kill never leaves half a model; the one it replaces was
+    written by an earlier seed or run of this command (main() refuses a model/ it did not write)."""
+    staging = tempfile.mkdtemp(prefix=".model-", dir=os.path.dirname(directory))
+    try:
+        write_model(model, tokenizer, staging, args)
+        if os.path.isdir(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def write_model(model, tokenizer, directory, args):
+    if isinstance(model, FrozenEncoderProbe):
+        save_file({k: v.contiguous() for k, v in model.head.state_dict().items()},
+                  os.path.join(directory, "probe_head.safetensors"))
+        with open(os.path.join(directory, "probe.json"), "w", encoding="utf-8") as handle:
+            json.dump({"encoder": args.model, "probe": model.probe, "layer": model.layer,
+                       "num_labels": model.config.num_labels, "problem_type": model.config.problem_type}, handle,
+                      indent=1)
+        return directory
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(directory)
+    save_tokenizer(tokenizer, directory)
+    kind, location = resolve_model(args.model)
+    conversion = os.path.join(location, CONVERSION_FILE) if kind == "pretrained" and os.path.isdir(location) \
+        else None
+    if conversion and os.path.isfile(conversion):  # weights imported with nucel-convert: the credit travels on
+        shutil.copyfile(conversion, os.path.join(directory, CONVERSION_FILE))
+
+
+# ----------------------------------------------------------------------------------------------- the data
+def build_datasets(task, tokenizer, limit, truncate):
+    """One `datasets.Dataset` per split: input_ids ([CLS] ... [SEP]) and labels."""
+    datasets = {}
+    for name, split in task.splits.items():
+        input_ids = tokenize_split(split, tokenizer, limit or float("inf"), truncate)
+        datasets[name] = Dataset.from_dict({"input_ids": input_ids, "labels": split.labels.tolist()})
+    return datasets
+
+
+# ----------------------------------------------------------------------------------------------- one seed
+def training_arguments(args, seed, output_dir, total_steps, primary):
+    eval_steps = min(args.eval_steps, total_steps)
+    cuda = torch.cuda.is_available()
+    bf16 = args.bf16 if args.bf16 is not None else (cuda and torch.cuda.is_bf16_supported() and not args.fp16
+                                                     and not args.fp32)
+    values = dict(
+        output_dir=output_dir, seed=seed, data_seed=seed, learning_rate=args.lr,
+        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=2 * args.batch_size,
+        num_train_epochs=args.epochs or 1, max_steps=args.max_steps or -1, warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay, lr_scheduler_type="linear",
+        eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
+        save_only_model=True, save_total_limit=1, load_best_model_at_end=True,
+        metric_for_best_model=primary, greater_is_better=True,
+        logging_strategy="steps", logging_steps=eval_steps, report_to=args.report_to, disable_tqdm=args.quiet,
+        bf16=bool(bf16), fp16=args.fp16, use_cpu=not cuda, dataloader_num_workers=0,
+        gradient_accumulation_steps=args.gradient_accumulation_steps)
+    fields = {field.name for field in dataclasses.fields(TrainingArguments)}
+    # transformers 5.x renamed gradient_checkpointing (a deprecated alias until v6)
+    values["activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"] = \
+        args.gradient_checkpointing
+    if "logging_dir" in fields:  # transformers 4.x
+        values["logging_dir"] = logging_directory(args, seed)
+    values.update(args.training_arg)
+    return TrainingArguments(**values)
+
+
+def logging_directory(args, seed):
+    """Where --report-to loggers write: inside --output-dir (the Trainer's own output_dir is scratch)."""
+    return os.path.join(args.output_dir, "logs", f"seed-{seed}")
+
+
+def total_optimizer_steps(args, train_rows):
+    if args.max_steps:
+        return args.max_steps
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_epoch = np.ceil(train_rows / (args.batch_size * world * args.gradient_accumulation_steps))
+    return max(1, int(np.ceil(args.epochs * per_epoch)))
+
+
+def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, model_config=None):
+    """Train one seed, keep its best dev checkpoint, score dev and test with it."""
+    set_seed(seed)
+    model = build_model(args, kind, location, task, model_config)
+    primary = PRIMARY_METRIC[task.label_type]
+    total_steps = total_optimizer_steps(args, len(datasets["train"]))
+    # transformers 5.x's TensorBoard logger reads its folder from the environment when the Trainer is built
+    tensorboard = {"TENSORBOARD_LOGGING_DIR": os.environ.get("TENSORBOARD_LOGGING_DIR") or
+                   logging_directory(args, seed)}
+    with mock.patch.dict(os.environ, tensorboard):
+        trainer = Trainer(model=model, args=training_arguments(args, seed, work_dir, total_steps, primary),
+                          train_dataset=datasets["train"], eval_dataset=datasets["dev"],
+                          data_collator=DataCollatorWithPadding(tokenizer),
+                          compute_metrics=trainer_metrics(task.label_type))
+    frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()} if args.probe else None
+    started = time.time()
+    trainer.train()
+    runtime = time.time() - started
+    if frozen is not None and any(not torch.equal(frozen[k], v) for k, v in model.encoder.state_dict().items()):
+        raise RuntimeError("probe: an encoder weight changed during training")  # a bug, never bad input
+
+    history = [{"step": entry["step"], primary: entry[f"eval_{primary}"]}
+               for entry in trainer.state.log_history if f"eval_{primary}" in entry]
+    best_step = int(re.search(r"checkpoint-(\d+)", trainer.state.best_model_checkpoint).group(1))
+    dev = trainer.predict(datasets["dev"])
+    test = trainer.predict(datasets["test"])
+    record = {"seed": seed, "steps": trainer.state.global_step, "best_step": best_step,
+              "dev_history": history, "train_runtime_s": round(runtime, 2),
+              "dev": score(task.label_type, dev.label_ids, dev.predictions),
+              "test": score(task.label_type, test.label_ids, test.predictions)}
+    return record, trainer.model, test.predictions
+
+
+# ----------------------------------------------------------------------------------------------- outputs
+def versions():
+    found = {"python": platform.python_version()}
+    for package in ("nucel", "torch", "transformers", "accelerate", "datasets", "peft", "scikit-learn", "numpy"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def describe_model(kind, location, model, model_config=None):
+    """What was trained, honestly: the class, its model_type, and the checksum of the weights it started from
+    (only for a pretrained model, whose backbone load_pretrained proved complete)."""
+    described = {"kind": kind, "location": location, "class": type(model).__name__,
+                 "model_type": getattr(model_config or getattr(model, "config", None), "model_type", None),
+                 "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                 "parameters": sum(p.numel() for p in model.parameters())}
+    weights = (os.path.join(location, "model.safetensors")
+               if kind == "pretrained" and location and os.path.isdir(location) else None)
+    if weights and os.path.isfile(weights):
+        described["weights_sha256"] = file_sha256(weights)
+    return described
+
+
+def prediction_rows(task, seed, logits):
+    """predictions.csv rows of one seed: the label and prediction as in the CSV, plus per-class scores."""
+    split, label_type = task.splits["test"], task.label_type
+    predictions = predicted_labels(label_type, logits)
+    if label_type == "multi-class":
+        scores = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), -1).numpy()
+    elif label_type == "multi-label":
+        scores = torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()
+    for row, (sequence, label) in enumerate(zip(split.sequences, split.raw_labels)):
+        if label_type == "regression":
+            yield [seed, row, sequence, label, f"{predictions[row]:.6g}"]
+            continue
+        if label_type == "multi-label":
+            predicted = ";".join(name for name, on in zip(task.label_names, predictions[row]) if on)
+        else:
+            predicted = task.label_names[predictions[row]]
+        yield [seed, row, sequence, label, predicted] + [f"{value:.6g}" for value in scores[row]]
+
+
+def write_predictions(path, task, per_seed_logits):
+    header = ["seed", "row", "sequence", "label", "prediction"]
+    if task.label_type != "regression":
+        header += [f"score_{name}" for name in task.label_names]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for seed, logits in per_seed_logits:
+            writer.writerows(prediction_rows(task, seed, logits))
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main(argv=None):
+    args = parse_args(argv)
+    check_output_directory(args.output_dir, "finetune")  # every refusal before anything is written
+    if os.path.isdir(args.output_dir) and kind_of(args.output_dir)[0] != "finetune" \
+            and os.path.lexists(os.path.join(args.output_dir, "model")):
+        raise ValueError(f"--output-dir {args.output_dir}: holds a model/ that no fine-tuning run wrote; choose "
+                         "another --output-dir (nothing was written)")
+    kind, location = resolve_model(args.model)
+    if (args.probe or args.lora) and kind != "pretrained":
+        raise ValueError(f"--{'probe' if args.probe else 'lora'} needs a pretrained model, not {args.model}")
+    if args.probe and args.lora:
+        raise ValueError("--probe and --lora exclude each other (a probe trains no encoder weight)")
+    if args.lr is None:
+        args.lr = HEAD_LEARNING_RATE if kind == "onehot-cnn" or args.probe else GUE_LEARNING_RATE
+
+    task = load_task(args.task_dir, args.label_type, args.sequence_column, args.label_column, args.dev_fraction,
+                     args.split_seed, args.dataset_config)
+    model_config = load_model_config(location, args.trust_remote_code) if location else None
+    tokenizer = build_tokenizer(location, args.trust_remote_code)
+    limit = max_tokens(kind, model_config or NucELConfig(), tokenizer)
+    datasets = build_datasets(task, tokenizer, limit, args.truncate)
+    say(f"{task.name}: {task.label_type}, {task.num_labels} label(s), "
+        f"{', '.join(f'{n} {len(s)}' for n, s in task.splits.items())}"
+        + (f" (dev: {task.carved_dev['fraction']:g} of train, split seed {task.carved_dev['seed']})"
+           if task.carved_dev else "") + f"; model {args.model} ({kind})")
+
+    total_steps = total_optimizer_steps(args, len(datasets["train"]))
+    if args.warmup_steps >= total_steps and is_main_rank():
+        print(f"warning: --warmup-steps {args.warmup_steps} >= the run's {total_steps} optimizer steps: the learning "
+              f"rate never reaches --lr {args.lr:g}", file=sys.stderr, flush=True)
+
+    # A distributed launch (torchrun / accelerate launch) trains on every rank; rank 0 alone owns the folder.
+    owner = claim_output_directory(args.output_dir, "finetune") if is_main_rank() else contextlib.nullcontext()
+    with owner:
+        return train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer)
+
+
+def say(message):
+    if is_main_rank():
+        print(message, flush=True)
+
+
+def scratch_directory(output_dir):
+    """The checkpoints of this run (removed at its end). Every rank of a distributed launch loads the best one, so
+    all name the same folder, after the launch's run id; rank 0 creates it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return tempfile.mkdtemp(prefix=".checkpoints-", dir=output_dir)
+    launch = re.sub(r"\W", "_", os.environ.get("TORCHELASTIC_RUN_ID", "distributed"))
+    path = os.path.join(output_dir, f".checkpoints-{launch}")
+    if is_main_rank():
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
+def train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer):
+    """Every seed in scratch checkpoints of our own, then results.json, predictions.csv and model/."""
+    records, logits, best = [], [], None
+    primary = PRIMARY_METRIC[task.label_type]
+    main_rank = is_main_rank()
+    scratch = scratch_directory(args.output_dir)  # ours: removed at the end
+    try:
+        for seed in args.seeds:
+            work_dir = os.path.join(scratch, f"seed-{seed}")
+            record, model, test_logits = run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir,
+                                                  model_config)
+            records.append(record)
+            logits.append((seed, test_logits))
+            if best is None or record["dev"][primary] > best["dev"][primary]:
+                best = record
+                if main_rank:
+                    save_model(model, tokenizer, os.path.join(args.output_dir, "model"), args)
+                described = describe_model(kind, location, model, model_config)
+            if main_rank:  # every rank has scored test (a collective step), so the checkpoint is no longer read
+                shutil.rmtree(work_dir)  # the best checkpoint is loaded and saved; the rest is scratch
+            say(f"seed {seed}: dev {primary} {record['dev'][primary]:.4f} (best step {record['best_step']}), "
+                f"test {primary} {record['test'][primary]:.4f}")
+    finally:
+        if main_rank:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if not main_rank:
+        return None
+
+    results = {"task": task.name, "task_dir": task.directory, "label_type": task.label_type,
+               "label_names": task.label_names, "primary_metric": primary, "model": args.model,
+               "model_info": described, "saved_model": {"path": "model", "seed": best["seed"]},
+               "command": list(argv if argv is not None else sys.argv[1:]), "config": vars(args),
+               "processes": int(os.environ.get("WORLD_SIZE", "1")),
+               "data": task.describe_data(), "versions": versions(), "seeds": records,
+               "dev": aggregate([r["dev"] for r in records]), "test": aggregate([r["test"] for r in records])}
+    with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1)
+    write_predictions(os.path.join(args.output_dir, "predictions.csv"), task, logits)
+    test = results["test"][primary]
+    print(f"{task.name} / {args.model}: test {primary} {test['mean']:.4f}"
+          + (f" ± {test['sd']:.4f}" if test["sd"] is not None else "") + f" over {len(records)} seed(s); "
+          f"wrote {args.output_dir}/results.json, predictions.csv, model/", flush=True)
+    return results
+
+
+cli = one_line_errors(main)

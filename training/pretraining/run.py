@@ -1,0 +1,423 @@
+"""Pretrain NucEL: ELECTRA (generator + discriminator) or the MLM baseline, with accelerate.
+
+    accelerate launch training/pretrain.py --config training/configs/tiny.yaml --fasta genome.fa.gz
+    python training/pretrain.py --config training/configs/tiny.yaml --fasta a.fa.gz b.fa.gz --objective mlm
+    accelerate launch training/pretrain.py --config training/configs/tiny.yaml --output-dir runs/x --resume
+
+Any config key can be overridden: `--masking randommask --mask-rate 0.2 --hidden-size 128` (see
+training/pretraining/config.py; `--help` lists every key).
+Writes to --output-dir: metrics.jsonl, metrics.png, checkpoints/step-N/ (accelerate state, written atomically),
+tensorboard/ (with --report-to tensorboard), and at the end discriminator/ + generator/ (electra) or mlm/ (mlm):
+Hub-ready folders with config (auto_map), safetensors, tokenizer files and the remote-code .py files.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, set_seed
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from tokenization.genome_store import GenomeStore
+from tokenization.prepare_genome import describe_sources, load_index, prepare_genome, sources_checksum
+from training.pretraining.batches import MaskedWindowBatches, validation_batches
+from training.pretraining.checkpoints import checkpoint_directories, load_checkpoint, read_progress, save_checkpoint
+from training.cli import one_line_errors
+from training.pretraining.compute import check_memory, flops_per_token, peak_flops, run_estimate
+from training.pretraining.config import describe_keys, incompatible_change, load_config
+from training.pretraining.genome_windows import GenomeWindows
+from training.pretraining.masking import STRATEGIES, Masker
+from training.pretraining.metrics_log import MetricsLog
+from training.pretraining.objectives import LOSS_PART_SLOTS, OBJECTIVES, export_with_tokenizer
+from training.run_directory import check_output_directory, claim_output_directory
+
+
+# --------------------------------------------------------------------------------------------- configuration
+def parse_config(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=describe_keys())
+    parser.add_argument("--config", help="YAML preset, e.g. training/configs/tiny.yaml")
+    parser.add_argument("--fasta", nargs="+", help="one or more FASTA files (.fa, .fa.gz); species may be mixed")
+    parser.add_argument("--output-dir")
+    parser.add_argument("--max-steps", help="optimizer steps (an integer; 1e3 works)")
+    parser.add_argument("--objective", choices=OBJECTIVES)
+    parser.add_argument("--masking", choices=STRATEGIES)
+    parser.add_argument("--resume", action="store_true", default=None,
+                        help="continue from the latest complete checkpoint in --output-dir")
+    parser.add_argument("--report-to", choices=("none", "tensorboard"))
+    args, rest = parser.parse_known_args(argv)
+    overrides = [(key, value) for key, value in vars(args).items() if key != "config" and value is not None]
+    if len(rest) % 2 or any(not key.startswith("--") for key in rest[::2]):
+        parser.error(f"unrecognized arguments {' '.join(rest)}: expected --key value pairs of config keys")
+    overrides += list(zip(rest[::2], rest[1::2]))
+    return load_config(args.config, overrides)
+
+
+def resolve_runtime(config):
+    """(mixed_precision, attn_implementation) for this machine from the config's `auto` choices."""
+    cuda = torch.cuda.is_available()
+    precision = ("bf16" if cuda else "no") if config.mixed_precision == "auto" else config.mixed_precision
+    attention = config.attn_implementation
+    if attention == "auto":
+        try:
+            import flash_attn  # noqa: F401, PLC0415
+            attention = "flash_attention_2" if cuda else "sdpa"
+        except ImportError:
+            attention = "sdpa"
+    if attention == "flex_attention" and not cuda:
+        raise ValueError("config attn_implementation=flex_attention: PyTorch has no FlexAttention backward pass on "
+                         "CPU, so it cannot train here; use sdpa (or auto)")
+    if attention == "flash_attention_2" and not cuda:
+        raise ValueError("config attn_implementation=flash_attention_2: flash-attn runs on CUDA GPUs only; use sdpa "
+                         "(or auto)")
+    return precision, attention
+
+
+# ------------------------------------------------------------------------------------------------------ data
+def planned_sources(config):
+    """The sources (path, size, SHA-256) the run's genome store will hold: the FASTA files, or a prepared store's."""
+    if config.fasta:
+        return describe_sources(config.fasta)
+    index = load_index(config.store_directory)
+    if index is None:
+        raise ValueError(f"config genome_store={config.store_directory}: no prepared store there (index.json)")
+    return index["sources"]
+
+
+def on_main_process(accelerator, work):
+    """`work()` on the main process only; a ValueError there stops every rank with the same message (none
+    hangs). Returns its result on the main process, None elsewhere."""
+    result, error, failure = None, None, None
+    if accelerator.is_main_process:
+        try:
+            result = work()
+        except Exception as caught:  # noqa: BLE001  (broadcast first, so the other ranks never wait forever)
+            failure, error = caught, str(caught)
+    error = broadcast_object_list([error])[0]
+    if failure is not None:
+        raise failure
+    if error is not None:
+        raise ValueError(error)
+    return result
+
+
+def open_run(config, accelerator, precision):
+    """Every refusal first, with nothing written (output directory, inputs, resume point, memory); then the
+    directory is claimed (created, locked, marked) and the genome store built. Main process only; returns
+    (lock, resume checkpoint or None, its progress or None)."""
+    check_output_directory(config.output_dir, "pretrain")
+    sources = planned_sources(config)  # hashed once: checked against the checkpoint, then handed to the store
+    genome_checksum = sources_checksum(sources)
+    find_resume_point(config, genome_checksum)
+    check_memory(config, accelerator.device, precision,
+                 processes_sharing=int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+                 if accelerator.device.type == "cpu" else 1)
+    lock = claim_output_directory(config.output_dir, "pretrain")
+    try:
+        resume_from, progress = find_resume_point(config, genome_checksum)  # again, now under the lock
+        if config.fasta:
+            prepare_genome(config.fasta, config.store_directory, log=accelerator.print, sources=sources)
+    except BaseException:
+        lock.release()
+        raise
+    return lock, resume_from, progress
+
+
+def build_data(config):
+    """Train and validation windows over the run's genome store."""
+    store = GenomeStore(config.store_directory)
+    source = ", ".join(config.fasta) or config.store_directory
+    splits = {}
+    for split in ("train", "validation"):
+        splits[split] = GenomeWindows(
+            store, split, window_length=config.window_length, overlap=config.window_overlap,
+            crop_length=config.crop_length, max_n_fraction=config.max_n_fraction,
+            reverse_complement_prob=config.reverse_complement_prob, validation_records=config.validation_records,
+            validation_fraction=config.validation_fraction, seed=config.seed)
+        if len(splits[split]) == 0:
+            summary = splits[split].summary()
+            raise ValueError(f"{source}: no {split} window of {config.window_length} bp with at most "
+                             f"{config.max_n_fraction:.0%} N ({summary['candidates']} candidates, "
+                             f"{summary['dropped_for_n']} dropped for N); give more (or less N-rich) sequence")
+    return store, splits["train"], splits["validation"]
+
+
+def build_masker(config):
+    return Masker(config.masking, config.mask_rate, total_steps=config.max_steps, bert_80_10_10=config.bert_80_10_10,
+                  span_mean_length=config.span_mean_length, randommask_phases=config.randommask_phases,
+                  randommask_min_span=config.randommask_min_span, randommask_growth=config.randommask_growth)
+
+
+# ----------------------------------------------------------------------------------------------------- model
+def build_model(config, attn_implementation="sdpa"):
+    """The objective's model (objectives.py) with the run's shape and fresh weights."""
+    return OBJECTIVES[config.objective].build(config.model_config(attn_implementation))
+
+
+def build_optimizer(config, model):
+    """AdamW without weight decay on norms and biases; warmup + decay from transformers.get_scheduler."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
+    scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
+                              num_training_steps=config.max_steps)
+    return optimizer, scheduler
+
+
+# ------------------------------------------------------------------------------------------------------ step
+def optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulation_steps, max_grad_norm):
+    """One optimizer step over `accumulation_steps` micro-batches; returns summed (loss, gen, disc) as a tensor."""
+    totals = torch.zeros(3, device=accelerator.device)
+    for micro in range(accumulation_steps):
+        batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in next(batches).items()}
+        sync = micro == accumulation_steps - 1  # gradients are all-reduced once, on the last micro-batch
+        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+            output = model(**batch)
+            accelerator.backward(output.loss / accumulation_steps)
+        parts = [getattr(output, name, None) for name in LOSS_PART_SLOTS]
+        totals += torch.stack([output.loss.detach().float()] + [
+            (part.detach().float() if part is not None else torch.zeros((), device=accelerator.device))
+            for part in parts]) / accumulation_steps
+    if max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return totals
+
+
+@torch.no_grad()
+def evaluate(model, batches, objective_name, device, seed, autocast):
+    """Validation: generator (or MLM) loss and accuracy at masked positions; for ELECTRA also discriminator
+    accuracy and AUC over every scored position, beside the trivial baselines they must beat."""
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+    objective = OBJECTIVES[objective_name]
+    was_training = model.training
+    model.eval()
+    mlm_loss = mlm_correct = masked = 0.0
+    counts = 0
+    scores, truths = [], []
+    # A private RNG for the generator's sampling: evaluating never shifts the training random stream.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast:
+        torch.manual_seed(seed)
+        for batch in batches:
+            batch = {key: value.to(device) for key, value in batch.items()}
+            output = model(**batch)
+            targets = batch["labels"][batch["labels"] != -100]
+            logits = objective.masked_logits(output).float()
+            mlm_loss += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+            mlm_correct += (logits.argmax(-1) == targets).sum().item()
+            masked += targets.numel()
+            counts = counts + torch.bincount(targets.cpu(), minlength=logits.shape[-1]).float()
+            if objective.detects_replacements:
+                scored = output.discriminator_labels != -100
+                scores.append(output.logits.float()[scored].cpu())
+                truths.append(output.discriminator_labels[scored].cpu())
+    model.train(was_training)
+    prefix = objective.eval_prefix
+    metrics = {f"{prefix}_loss": mlm_loss / max(masked, 1), f"{prefix}_accuracy": mlm_correct / max(masked, 1),
+               "eval_base_composition_accuracy": (counts.max() / counts.sum().clamp_min(1)).item()}
+    if objective.detects_replacements:
+        scores, truths = torch.cat(scores), torch.cat(truths)
+        replaced = truths.mean().item()
+        metrics.update({
+            "eval_discriminator_accuracy": ((scores > 0).float() == truths).float().mean().item(),
+            "eval_discriminator_auc": roc_auc_score(truths.numpy(), scores.numpy()) if 0 < replaced < 1 else None,
+            "eval_all_original_accuracy": 1.0 - replaced})
+    return metrics
+
+
+def describe(evaluation):
+    return ", ".join(f"{key[len('eval_'):]} {value:.4f}" for key, value in evaluation.items() if value is not None)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+def find_resume_point(config, genome_checksum):
+    """The latest complete checkpoint and its progress, after checking it belongs to this run; or (None, None).
+    Read-only, so it runs before anything is written."""
+    found = checkpoint_directories(config.output_dir)
+    if not config.resume:
+        if found:
+            raise ValueError(f"{config.output_dir}: already holds checkpoints ({os.path.basename(found[-1])}); "
+                             "pass --resume to continue that run or choose another --output-dir")
+        return None, None
+    if not found:
+        return None, None
+    progress = read_progress(found[-1])
+    change = incompatible_change(progress["config"], config.to_dict())
+    if change:
+        key, saved, current = change
+        raise ValueError(f"--resume: {found[-1]} was trained with {key}={saved!r}, this run has {key}={current!r}; "
+                         "resume with the same config or choose another --output-dir")
+    if progress["genome_checksum"] != genome_checksum:
+        raise ValueError(f"--resume: {found[-1]} was trained on a different genome (store checksum "
+                         f"{progress['genome_checksum']} != {genome_checksum}); resume with the same FASTA files")
+    return found[-1], progress
+
+
+# ----------------------------------------------------------------------------------------------------- export
+def export_models(config, state_dict, output_dir):
+    """Hub-ready folders from the trained weights, as the objective exports them (objectives.py)."""
+    model = build_model(config)
+    model.load_state_dict(state_dict)
+    return export_with_tokenizer(OBJECTIVES[config.objective], model, output_dir)
+
+
+# ------------------------------------------------------------------------------------------------------- main
+def main(argv=None):
+    config = parse_config(argv)
+    precision, attention = resolve_runtime(config)
+    accelerator = Accelerator(mixed_precision=precision, project_dir=config.output_dir,
+                              log_with="tensorboard" if config.report_to == "tensorboard" else None)
+    accumulation = config.gradient_accumulation_steps(accelerator.num_processes)
+    opened = on_main_process(accelerator, lambda: open_run(config, accelerator, precision))
+    lock, resume_from, progress = opened or (None, None, None)
+    resume_from, progress = broadcast_object_list([resume_from, progress])
+    for warning in config.warnings():
+        accelerator.print(f"warning: config {warning}", file=sys.stderr)
+    if config.resume and resume_from is None:
+        accelerator.print(f"warning: --resume: {config.output_dir} holds no complete checkpoint; starting at step 0",
+                          file=sys.stderr)
+    try:
+        train(config, accelerator, precision, attention, accumulation, resume_from, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def train(config, accelerator, precision, attention, accumulation, resume_from, progress):
+    """The run itself, in a claimed output directory with its genome store built."""
+    store, train_windows, validation_windows = build_data(config)
+    masker = build_masker(config)
+
+    set_seed(config.seed)
+    model = build_model(config, attention)
+    optimizer, scheduler = build_optimizer(config, model)
+    model, optimizer = accelerator.prepare(model, optimizer)  # the scheduler is stepped by us, saved as JSON
+
+    metrics = MetricsLog(os.path.join(config.output_dir, "metrics.jsonl"))
+    start_step, interval = 0, torch.zeros(4)  # interval: summed loss, gen, disc over `steps` since the last log
+    if resume_from:
+        # model, optimizer, schedule and this process's RNG state, every file checked before it is read
+        load_checkpoint(accelerator, resume_from, scheduler, progress.get("num_processes", 1))
+        start_step, interval = progress["step"], torch.tensor(progress["interval"])
+        accelerator.print(f"resuming from {resume_from} (step {start_step})")
+    if accelerator.is_main_process:
+        if resume_from:
+            metrics.truncate_after(start_step)
+        elif os.path.exists(metrics.path):
+            os.remove(metrics.path)
+
+    train_batches = MaskedWindowBatches(train_windows, masker, config.per_device_batch_size, accumulation,
+                                        config.max_steps, accelerator.process_index, accelerator.num_processes,
+                                        config.seed)
+    loader = torch.utils.data.DataLoader(train_batches, batch_size=None, num_workers=config.num_workers,
+                                         sampler=range(start_step * accumulation, len(train_batches)),
+                                         pin_memory=accelerator.device.type == "cuda",
+                                         # its own seed source: creating the iterator must not draw from the
+                                         # global RNG, which a resume has just restored
+                                         generator=torch.Generator().manual_seed(config.seed))
+    batches = iter(loader)
+    sequence_length = config.crop_length + 2
+    tokens_per_step = config.global_batch_size * sequence_length
+    model_flops = flops_per_token(accelerator.unwrap_model(model).config, config.objective, sequence_length)
+    peak = peak_flops(accelerator.device)
+
+    estimate = run_estimate(config)
+    accelerator.print(
+        f"{config.objective} | masking {config.masking} | {sum(p.numel() for p in model.parameters()):,} parameters "
+        f"| train {len(train_windows):,} windows, validation {len(validation_windows):,} | global batch "
+        f"{config.global_batch_size} = {config.per_device_batch_size} x {accelerator.num_processes} process(es) x "
+        f"{accumulation} | {precision}, {attention} | run: {estimate['tokens']:.3g} tokens, "
+        f"{estimate['flops']:.3g} FLOPs")
+    if config.report_to == "tensorboard":
+        accelerator.init_trackers("tensorboard", config={
+            key: value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+            for key, value in config.to_dict().items()})
+
+    def validation_metrics(step):
+        evaluation = {}
+        if accelerator.is_main_process:
+            evaluation = evaluate(accelerator.unwrap_model(model),
+                                  validation_batches(validation_windows, masker, config.per_device_batch_size,
+                                                     config.eval_batches, step, config.seed),
+                                  config.objective, accelerator.device, config.seed, accelerator.autocast())
+        accelerator.wait_for_everyone()
+        return evaluation
+
+    bar = tqdm(total=config.max_steps, initial=start_step, unit="step", dynamic_ncols=True,
+               disable=not (accelerator.is_main_process and config.progress_bar))
+    evaluation, evaluated_at, step = {}, None, start_step
+    interval_start, interval_steps = time.perf_counter(), 0
+    while step < config.max_steps:
+        totals = optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulation,
+                                config.max_grad_norm)
+        step += 1
+        interval += torch.cat([accelerator.reduce(totals, "mean").cpu(), torch.ones(1)])
+        interval_steps += 1
+        bar.update(1)
+
+        if step % config.logging_steps == 0 or step == config.max_steps:
+            elapsed = time.perf_counter() - interval_start
+            tokens_per_second = interval_steps * tokens_per_step / elapsed
+            mean = (interval[:3] / interval[3]).tolist()
+            record = {"step": step, "epoch": round(step * accumulation / train_batches.batches_per_epoch, 4),
+                      "loss": mean[0], "lr": scheduler.get_last_lr()[0],
+                      "tokens_seen": step * tokens_per_step, "tokens_per_second": tokens_per_second}
+            record.update({name: mean[1 + LOSS_PART_SLOTS.index(name)]
+                           for name in OBJECTIVES[config.objective].loss_parts})
+            if peak:
+                record["mfu"] = tokens_per_second * model_flops / (peak * accelerator.num_processes)
+            if accelerator.is_main_process:
+                metrics.write(record)
+            accelerator.log({key: value for key, value in record.items() if key != "step"}, step=step)
+            bar.set_postfix({"loss": f"{mean[0]:.4f}", "tok/s": f"{tokens_per_second:,.0f}",
+                             **({"mfu": f"{record['mfu']:.1%}"} if peak else {})})
+            interval, interval_start, interval_steps = torch.zeros(4), time.perf_counter(), 0
+
+        if step % config.eval_steps == 0 or step == config.max_steps:
+            evaluation, evaluated_at = validation_metrics(step), step
+            if accelerator.is_main_process:
+                metrics.write({"step": step, **evaluation})
+                metrics.plot(os.path.join(config.output_dir, "metrics.png"))
+                bar.write(f"step {step}: {describe(evaluation)}")
+            accelerator.log(evaluation, step=step)
+            interval_start = time.perf_counter()  # evaluation time is not training throughput
+
+        if step % config.save_steps == 0 or step == config.max_steps:
+            save_checkpoint(accelerator, config.output_dir, step, {
+                "interval": interval.tolist(), "genome_checksum": store.checksum,
+                "num_processes": accelerator.num_processes, "config": config.to_dict()}, scheduler,
+                config.save_total_limit)
+            interval_start = time.perf_counter()
+    bar.close()
+
+    if evaluated_at != step:  # resumed at the end: nothing was evaluated in this process
+        evaluation = validation_metrics(step)
+    state_dict = accelerator.get_state_dict(model)  # gathered on every rank (needed under FSDP)
+    if accelerator.is_main_process:
+        paths = export_models(config, state_dict, config.output_dir)
+        summary = {"steps": step, "tokens_seen": step * tokens_per_step, "validation": evaluation,
+                   "exports": paths, "genome": {"checksum": store.checksum, "sources": store.index["sources"],
+                                                "total_length": store.total_length},
+                   "config": config.to_dict(), "compute_estimate": estimate}
+        with open(os.path.join(config.output_dir, "pretraining_summary.json"), "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=1)
+        metrics.plot(os.path.join(config.output_dir, "metrics.png"))
+        accelerator.print(f"validation at step {step}: {describe(evaluation)}")
+        for name, path in paths.items():
+            accelerator.print(f"exported {name}: {path}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+
+
+cli = one_line_errors(main)
