@@ -10,7 +10,6 @@ import os
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_nucel.modeling_nucel import HEADS, PIPELINE_TAGS
-
 from tokenization.json_files import read_json_object
 
 from .metadata import HUB_ID, check_metadata

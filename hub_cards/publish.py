@@ -212,12 +212,12 @@ def read_inputs(args):
             and not os.path.exists(finetuning["model"]):
         args.base_model = finetuning["model"]
     if args.format == "modernbert":
-        stock_export(model, tokenizer, args.model)  # refusals before anything is written
+        stock_source(model, tokenizer, args.model)  # refusals before anything is written
     return model, tokenizer, pretraining, finetuning, results, conversion
 
 
-def stock_export(model, tokenizer, model_dir):
-    """(transformers' own ModernBERT model, what the format leaves out): the --format modernbert folder's model."""
+def stock_source(model, tokenizer, model_dir):
+    """(the NucEL model --format modernbert converts, what the format leaves out); one line where it cannot."""
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
         raise ValueError(f"--format modernbert: {model_dir} has a {type(tokenizer).__name__}, which needs its own "
                          "code; only the single-nucleotide tokenizer (a plain tokenizer.json) loads without it")
@@ -228,18 +228,7 @@ def stock_export(model, tokenizer, model_dir):
         model = model.model
     if type(model).__name__ not in MODERNBERT_CLASSES:
         raise ValueError(f"--format modernbert: {type(model).__name__} has no ModernBERT counterpart")
-    return model.to_modernbert(), left_out
-
-
-def write_stock_config(folder, config):
-    """Add the transformers 4.x names of the layer pattern and RoPE bases to config.json (5.x writes only
-    layer_types and rope_parameters, and 4.48 would fall back to its own defaults)."""
-    path = os.path.join(folder, "config.json")
-    values = read_json(path, kind="model config")
-    values.update(global_attn_every_n_layers=config.global_attn_every_n_layers,
-                  global_rope_theta=config.global_rope_theta, local_rope_theta=config.local_rope_theta)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(values, handle, indent=2, sort_keys=True)
+    return model, left_out
 
 
 def write_license(folder, license_id, model_dir):
@@ -256,10 +245,11 @@ def write_license(folder, license_id, model_dir):
 def assemble(args, model, tokenizer, pretraining, finetuning, results, conversion):
     """Write the Hub folder and its card; returns (card, what the format left out, license files)."""
     stock = args.format == "modernbert"
-    exported, left_out = stock_export(model, tokenizer, args.model) if stock else (model, [])
-    exported.save_pretrained(args.output_dir)  # nucel: config with auto_map for every head + the remote code
+    exported, left_out = model, []
     if stock:
-        write_stock_config(args.output_dir, model.config)
+        source, left_out = stock_source(model, tokenizer, args.model)
+        exported = source.to_modernbert()
+    exported.save_pretrained(args.output_dir)  # nucel: config with auto_map for every head + the remote code
     save_tokenizer(tokenizer, args.output_dir)
     licenses = write_license(args.output_dir, args.license, args.model)
     repo_id = args.repo_id or f"your-org/{os.path.basename(os.path.abspath(args.output_dir))}"

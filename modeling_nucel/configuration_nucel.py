@@ -280,7 +280,7 @@ class NucELConfig(PretrainedConfig):
         from transformers import ModernBertConfig
 
         extra = {field: getattr(self, field) for field in NUCEL_ONLY_FIELDS} if keep_nucel_fields else {}
-        return ModernBertConfig(
+        stock = ModernBertConfig(
             vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
             num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
             hidden_activation=self.hidden_activation, max_position_embeddings=self.max_position_embeddings,
@@ -296,6 +296,11 @@ class NucELConfig(PretrainedConfig):
             sparse_prediction=self.sparse_prediction, tie_word_embeddings=self.tie_word_embeddings,
             id2label=dict(self.id2label), label2id=dict(self.label2id), problem_type=self.problem_type, **extra,
         )
+        # transformers 5.x keeps only layer_types and rope_parameters, and 4.x would read its own defaults for these
+        # names from a 5.x-saved config.json: set them, so a saved config says the same in both layouts.
+        stock.global_attn_every_n_layers = self.global_attn_every_n_layers
+        stock.global_rope_theta, stock.local_rope_theta = self.global_rope_theta, self.local_rope_theta
+        return stock
 
 
 __all__ = ["NucELConfig"]

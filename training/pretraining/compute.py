@@ -57,10 +57,6 @@ BYTES_PER_PARAMETER = 16
 GIB = 1024 ** 3
 
 
-def training_parameters(config, objective):
-    return sum(p.numel() for p in objective_model(config, objective).parameters())
-
-
 def encoder_activation_bytes(config, sequence_length, bytes_per_value, dense_scores):
     """Activations one sequence keeps for the backward pass, counted low: per token and layer the attention input,
     q/k/v and output (6 x hidden) and the GeGLU's input and product (3 x intermediate); where attention runs
@@ -76,12 +72,12 @@ def encoder_activation_bytes(config, sequence_length, bytes_per_value, dense_sco
 
 def memory_estimate(config, device_type, mixed_precision):
     """A lower bound of the bytes one training process needs: (static, activations), from a PretrainConfig."""
-    model = config.model_config()
+    model = objective_model(config.model_config(), config.objective)
     sequence_length = config.crop_length + 2
-    static = BYTES_PER_PARAMETER * training_parameters(model, config.objective)
+    static = BYTES_PER_PARAMETER * sum(p.numel() for p in model.parameters())
     bytes_per_value = 2 if mixed_precision in ("bf16", "fp16") else 4
     dense = device_type == "cpu"
-    encoders = OBJECTIVES[config.objective].encoders(objective_model(model, config.objective))
+    encoders = OBJECTIVES[config.objective].encoders(model)
     per_sequence = sum(encoder_activation_bytes(encoder, sequence_length, bytes_per_value, dense)
                        for encoder, _ in encoders)
     return static, per_sequence * config.per_device_batch_size
