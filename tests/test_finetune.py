@@ -163,7 +163,7 @@ def test_probe_trains_the_head_and_never_the_encoder(tmp_path, tiny_export, prob
     args = finetune.parse_args(["--model", str(tiny_export / "discriminator"), "--task-dir", task_dir,
                                 "--output-dir", str(tmp_path / "o"), "--probe", probe, "--probe-layer", "2",
                                 *QUICK])
-    args.lr = finetune.HEAD_LEARNING_RATE
+    args.lr, args.warmup_steps = finetune.HEAD_LEARNING_RATE, 10
     kind, location = finetune.resolve_model(args.model)
     task = finetune.load_task(task_dir)
     tokenizer = finetune.build_tokenizer(location)
@@ -289,7 +289,7 @@ def test_trainer_options_reach_training_arguments(tmp_path):
                                 "--bf16", "--gradient-accumulation-steps", "4", "--gradient-checkpointing",
                                 "--report-to", "tensorboard", "--training-arg", "lr_scheduler_type=cosine",
                                 "--training-arg", "max_grad_norm=0.5", "--training-arg", "label_smoothing_factor=0.1"])
-    args.lr = 1e-3
+    args.lr, args.warmup_steps = 1e-3, 10
     built = finetune.training_arguments(args, 42, str(tmp_path / "w"), 100, "mcc")
     checkpointing = getattr(built, "activation_checkpointing", None) or built.gradient_checkpointing
     assert built.bf16 and built.gradient_accumulation_steps == 4 and checkpointing
@@ -345,3 +345,45 @@ def test_two_process_data_parallel_fine_tuning_with_torchrun(tmp_path):
     assert done.stdout.count("test mcc") == 2  # one seed line and one summary: rank 1 stays quiet
     assert sorted(name for name in os.listdir(tmp_path / "o") if not name.startswith(".nucel")) == [
         "model", "predictions.csv", "results.json"]
+
+
+# ----------------------------------------------------------------------------------------- learning rate by size
+def test_default_learning_rate_follows_the_width_and_is_recorded(tmp_path, tiny_export):
+    """GUE's 3e-5 belongs to 768-wide encoders: a 64-wide one gets 3e-5 x 768 / 64 = 3.6e-4, recorded with its
+    rule; the warmup shrinks to a tenth of a short run."""
+    task = motif_task(tmp_path / "task")
+    results = finetune.main(["--model", str(tiny_export / "discriminator"), "--task-dir", task, "--output-dir",
+                             str(tmp_path / "out"), "--max-steps", "20", "--eval-steps", "10", "--quiet"])
+    assert results["learning_rate"] == {"chosen_by": "width rule: 3e-05 x 768 / hidden_size 64", "value": 3.6e-4}
+    assert results["config"]["lr"] == 3.6e-4 and results["config"]["warmup_steps"] == 2
+    assert finetune.default_learning_rate("random-init", None, finetune.NucELConfig())[0] == 4.5e-5  # 512 wide
+    assert finetune.default_learning_rate("onehot-cnn", None, None)[0] == finetune.HEAD_LEARNING_RATE
+    assert finetune.default_learning_rate("pretrained", "linear", None)[0] == finetune.HEAD_LEARNING_RATE
+
+
+def test_lr_auto_picks_the_best_dev_candidate_and_scores_test_once(tmp_path, tiny_export, monkeypatch):
+    task = motif_task(tmp_path / "task")
+    scored = []
+    real_run_seed = finetune.run_seed
+
+    def counting_run_seed(*args, score_test=True, **kwargs):
+        scored.append((args[0].lr, score_test))
+        return real_run_seed(*args, score_test=score_test, **kwargs)
+
+    monkeypatch.setattr(finetune, "run_seed", counting_run_seed)
+    results = finetune.main(["--model", str(tiny_export / "discriminator"), "--task-dir", task, "--output-dir",
+                             str(tmp_path / "out"), "--lr", "auto", "--seeds", "3", "4", *QUICK])
+    chosen = results["learning_rate"]
+    assert chosen["chosen_by"] == "dev search (--lr auto)" and chosen["candidates"] == [1.2e-4, 3.6e-4, 1.08e-3]
+    assert [entry["lr"] for entry in chosen["search"]] == chosen["candidates"]
+    best = max(chosen["search"], key=lambda entry: entry["dev"]["mcc"])
+    assert chosen["value"] == best["lr"] == results["config"]["lr"]
+    # three dev-only runs of the first seed, then every seed at the chosen rate with test scored
+    assert scored == [(lr, False) for lr in chosen["candidates"]] + [(best["lr"], True)] * 2
+    assert "test" not in chosen["search"][0] and len(results["seeds"]) == 2
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-1e-4"])
+def test_bad_lr_is_refused(value):
+    with pytest.raises(SystemExit):
+        finetune.parse_args(["--model", "onehot-cnn", "--task-dir", "t", "--output-dir", "o", "--lr", value])

@@ -24,9 +24,10 @@ SIGNATURES = {
     "pretrain": ("pretraining_summary.json", "metrics.jsonl", "genome-store", "checkpoints/step-*"),
     "finetune": ("results.json", "predictions.csv"),
     "benchmark": ("benchmark.json", "benchmark.md"),
+    "study": ("study.json", "plan.json"),
     "model": ("config.json", "model.safetensors"),  # a saved model folder: never an output directory
 }
-KIND_NAMES = {"pretrain": "a pretraining run", "finetune": "a fine-tuning run", "benchmark": "a benchmark grid",
+KIND_NAMES = {"pretrain": "a pretraining run", "finetune": "a fine-tuning run", "benchmark": "a benchmark grid", "study": "a study (nucel-study)",
               "publish": "a Hub folder", "model": "a saved model",
               "interpret": "an interpretation run", "convert": "a converted model (nucel-convert)"}
 

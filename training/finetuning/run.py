@@ -12,9 +12,13 @@
 --task-dir: a folder of train/[dev/]test .csv/.tsv(.gz) files or a `datasets.load_dataset` path (Hub dataset id,
 local dataset folder); without dev, 10% of train (seeded) becomes dev (training/finetuning/tasks.py). Trainer
 settings users tune have flags (--bf16/--fp16, --gradient-accumulation-steps, --gradient-checkpointing,
---report-to); any other `TrainingArguments` field is `--training-arg NAME=VALUE`. Defaults follow the GUE protocol:
-AdamW, lr 3e-5 (1e-3 for the CNN and probe heads, which start from scratch), batch 32, warmup 50 steps, dev
-evaluated every 200 steps, the best dev checkpoint kept and test scored once at the end.
+--report-to); any other `TrainingArguments` field is `--training-arg NAME=VALUE`. Defaults follow the GUE protocol
+(AdamW, batch 32, dev evaluated every 200 steps, the best dev checkpoint kept and test scored once at the end) with
+a learning rate for the model's size: GUE's 3e-5 belongs to 768-wide encoders, and Adam's best step shrinks with
+width, so a pretrained or random-init encoder gets 3e-5 x 768 / hidden_size (1.8e-4 at 128, 4.5e-5 for the
+published 512-wide model); the CNN and probe heads, which start from scratch, 1e-3. `--lr auto` picks among
+that value x 1/3, 1 and 3 on dev (first seed), then trains every seed with it; `--lr X` pins it. Warmup: 50
+steps, or a tenth of a shorter run. The choice is recorded in results.json (`learning_rate`).
 
 Writes to --output-dir: results.json (per seed and mean ± sd, with the exact config, data checksums and package
 versions), predictions.csv (test, every seed) and model/ (the best-dev seed's model with its tokenizer; for a probe
@@ -68,7 +72,11 @@ from training.safe_loading import load_model_config, load_pretrained
 from training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, load_task, tokenize_split
 
 BASELINES = ("onehot-cnn", "random-init")
-GUE_LEARNING_RATE, HEAD_LEARNING_RATE = 3e-5, 1e-3
+# GUE's learning rate and the width it was tuned at (DNABERT-2, 768); heads that start from scratch take 1e-3.
+GUE_LEARNING_RATE, GUE_HIDDEN_SIZE, HEAD_LEARNING_RATE = 3e-5, 768, 1e-3
+# `--lr auto`: these multiples of the width rule's value are tried on dev.
+LR_SEARCH_FACTORS = (1 / 3, 1.0, 3.0)
+DEFAULT_WARMUP_STEPS = 50
 # Encoder Linear layers LoRA adapts in a NucEL (ModernBERT) backbone; the new head trains in full.
 NUCEL_LORA_TARGETS = ["Wqkv", "Wo", "Wi"]
 # TrainingArguments fields this script sets from its own options and protocol (best dev checkpoint, test once).
@@ -99,11 +107,15 @@ def parse_args(argv=None):
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=float, default=None, help="training epochs (default 3)")
     length.add_argument("--max-steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
-    parser.add_argument("--lr", type=float, default=None,
-                        help=f"peak learning rate (default {GUE_LEARNING_RATE}; {HEAD_LEARNING_RATE} for "
-                             "onehot-cnn and --probe, whose weights start from scratch)")
+    parser.add_argument("--lr", type=learning_rate_option, default=None,
+                        help=f"peak learning rate, or `auto` (the best on dev of the default x "
+                             f"{', '.join(f'{f:.3g}' for f in LR_SEARCH_FACTORS)}); default: {GUE_LEARNING_RATE} x "
+                             f"{GUE_HIDDEN_SIZE} / hidden_size for an encoder, {HEAD_LEARNING_RATE} for onehot-cnn "
+                             "and --probe, whose weights start from scratch")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--warmup-steps", type=int, default=50)
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help=f"default {DEFAULT_WARMUP_STEPS}, or a tenth of a run shorter than "
+                             f"{10 * DEFAULT_WARMUP_STEPS} steps")
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--eval-steps", type=int, default=200, help="evaluate dev (and checkpoint) every N steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
@@ -145,6 +157,18 @@ def parse_args(argv=None):
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"--seeds {args.seeds}: a seed is repeated")
     return args
+
+
+def learning_rate_option(text):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number or auto") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number")
+    return value
 
 
 def parse_training_args(items):
@@ -319,8 +343,8 @@ def total_optimizer_steps(args, train_rows):
     return max(1, int(np.ceil(args.epochs * per_epoch)))
 
 
-def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, model_config=None):
-    """Train one seed, keep its best dev checkpoint, score dev and test with it."""
+def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, model_config=None, score_test=True):
+    """Train one seed, keep its best dev checkpoint, score dev (and test, unless `score_test` is False) with it."""
     set_seed(seed)
     model = build_model(args, kind, location, task, model_config)
     primary = PRIMARY_METRIC[task.label_type]
@@ -344,11 +368,13 @@ def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, mo
                for entry in trainer.state.log_history if f"eval_{primary}" in entry]
     best_step = int(re.search(r"checkpoint-(\d+)", trainer.state.best_model_checkpoint).group(1))
     dev = trainer.predict(datasets["dev"])
-    test = trainer.predict(datasets["test"])
     record = {"seed": seed, "steps": trainer.state.global_step, "best_step": best_step,
               "dev_history": history, "train_runtime_s": round(runtime, 2),
-              "dev": score(task.label_type, dev.label_ids, dev.predictions),
-              "test": score(task.label_type, test.label_ids, test.predictions)}
+              "dev": score(task.label_type, dev.label_ids, dev.predictions)}
+    if not score_test:
+        return record, trainer.model, None
+    test = trainer.predict(datasets["test"])
+    record["test"] = score(task.label_type, test.label_ids, test.predictions)
     return record, trainer.model, test.predictions
 
 
@@ -420,8 +446,6 @@ def main(argv=None):
         raise ValueError(f"--{'probe' if args.probe else 'lora'} needs a pretrained model, not {args.model}")
     if args.probe and args.lora:
         raise ValueError("--probe and --lora exclude each other (a probe trains no encoder weight)")
-    if args.lr is None:
-        args.lr = HEAD_LEARNING_RATE if kind == "onehot-cnn" or args.probe else GUE_LEARNING_RATE
 
     task = load_task(args.task_dir, args.label_type, args.sequence_column, args.label_column, args.dev_fraction,
                      args.split_seed, args.dataset_config)
@@ -435,14 +459,43 @@ def main(argv=None):
            if task.carved_dev else "") + f"; model {args.model} ({kind})")
 
     total_steps = total_optimizer_steps(args, len(datasets["train"]))
-    if args.warmup_steps >= total_steps and is_main_rank():
+    if args.warmup_steps is None:
+        args.warmup_steps = min(DEFAULT_WARMUP_STEPS, total_steps // 10)
+    elif args.warmup_steps >= total_steps and is_main_rank():
         print(f"warning: --warmup-steps {args.warmup_steps} >= the run's {total_steps} optimizer steps: the learning "
-              f"rate never reaches --lr {args.lr:g}", file=sys.stderr, flush=True)
+              "rate never reaches its peak", file=sys.stderr, flush=True)
+    default, rule = default_learning_rate(kind, args.probe,
+                                          model_config or (NucELConfig() if kind == "random-init" else None))
+    if args.lr == "auto":
+        learning_rate = {"chosen_by": "dev search (--lr auto)",
+                         "candidates": [float(f"{default * factor:.3g}") for factor in LR_SEARCH_FACTORS]}
+    elif args.lr is None:
+        learning_rate = {"chosen_by": rule, "value": default}
+    else:
+        learning_rate = {"chosen_by": "--lr", "value": args.lr}
 
     # A distributed launch (torchrun / accelerate launch) trains on every rank; rank 0 alone owns the folder.
     owner = claim_output_directory(args.output_dir, "finetune") if is_main_rank() else contextlib.nullcontext()
     with owner:
-        return train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer)
+        return train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer, learning_rate)
+
+
+def default_learning_rate(kind, probe, model_config):
+    """(learning rate, the rule that gave it) for a model that --lr does not pin."""
+    if kind == "onehot-cnn" or probe:
+        return HEAD_LEARNING_RATE, "head default (its weights start from scratch)"
+    width = getattr(model_config, "hidden_size", None)
+    if not isinstance(width, int) or width < 1:
+        return GUE_LEARNING_RATE, "GUE default (the model's config has no hidden_size)"
+    return float(f"{GUE_LEARNING_RATE * GUE_HIDDEN_SIZE / width:.3g}"), \
+        f"width rule: {GUE_LEARNING_RATE:g} x {GUE_HIDDEN_SIZE} / hidden_size {width}"
+
+
+def search_learning_rate(candidates, dev_score, primary):
+    """`--lr auto`: the candidate whose first-seed run scores best on dev (`dev_score(lr)`: the dev metrics; test
+    is never scored), and every candidate's dev metrics."""
+    tried = [{"lr": candidate, "dev": dev_score(candidate)} for candidate in candidates]
+    return max(tried, key=lambda entry: entry["dev"][primary])["lr"], tried
 
 
 def say(message):
@@ -462,13 +515,28 @@ def scratch_directory(output_dir):
     return path
 
 
-def train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer):
+def train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer, learning_rate):
     """Every seed in scratch checkpoints of our own, then results.json, predictions.csv and model/."""
     records, logits, best = [], [], None
     primary = PRIMARY_METRIC[task.label_type]
     main_rank = is_main_rank()
     scratch = scratch_directory(args.output_dir)  # ours: removed at the end
     try:
+        if "candidates" in learning_rate:
+            def dev_score(candidate):
+                args.lr, seed = candidate, args.seeds[0]
+                work_dir = os.path.join(scratch, f"lr-{candidate:g}-seed-{seed}")
+                record = run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, model_config,
+                                  score_test=False)[0]
+                if main_rank:
+                    shutil.rmtree(work_dir)
+                say(f"--lr auto: lr {candidate:g}, seed {seed}: dev {primary} {record['dev'][primary]:.4f}")
+                return record["dev"]
+
+            learning_rate["value"], learning_rate["search"] = search_learning_rate(
+                learning_rate["candidates"], dev_score, primary)
+        args.lr = learning_rate["value"]
+        say(f"learning rate {args.lr:g} ({learning_rate['chosen_by']}), warmup {args.warmup_steps} steps")
         for seed in args.seeds:
             work_dir = os.path.join(scratch, f"seed-{seed}")
             record, model, test_logits = run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir,
@@ -494,7 +562,7 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
                "label_names": task.label_names, "primary_metric": primary, "model": args.model,
                "model_info": described, "saved_model": {"path": "model", "seed": best["seed"]},
                "command": list(argv if argv is not None else sys.argv[1:]), "config": vars(args),
-               "processes": int(os.environ.get("WORLD_SIZE", "1")),
+               "learning_rate": learning_rate, "processes": int(os.environ.get("WORLD_SIZE", "1")),
                "data": task.describe_data(), "versions": versions(), "seeds": records,
                "dev": aggregate([r["dev"] for r in records]), "test": aggregate([r["test"] for r in records])}
     with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:

@@ -60,10 +60,18 @@ class MetricsLog:
             points = [(r["step"], r[key]) for r in evals if r.get(key) is not None]
             right.plot(*zip(*points), marker="o", label=key[len("eval_"):])
         right.set(xlabel="step", ylabel="validation", title="validation")
-        for axis in (left, right):
-            if axis.lines:
-                axis.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(png_path + ".tmp.png", dpi=100)
-        plt.close(figure)
-        os.replace(png_path + ".tmp.png", png_path)
+        save_figure(figure, (left, right), png_path)
+
+
+def save_figure(figure, axes, png_path, dpi=100):
+    """A legend on each of `axes` that has lines, then the PNG written beside `png_path` and swapped in (a reader
+    never sees half a picture), and the figure closed."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    for axis in axes:
+        if axis.lines:
+            axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(png_path + ".tmp.png", dpi=dpi)
+    plt.close(figure)
+    os.replace(png_path + ".tmp.png", png_path)

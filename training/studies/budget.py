@@ -1,0 +1,91 @@
+"""Equal compute: each arm's optimizer steps from one budget, in tokens seen, training FLOPs or wall-clock seconds.
+
+- tokens: steps = tokens / (global batch x sequence length); arms with one batch shape see the same tokens.
+- flops: steps = FLOPs / (tokens per step x the objective's FLOPs per token, compute.py); ELECTRA, which runs a
+  generator beside the discriminator, gets fewer steps than MLM of the discriminator's shape.
+- seconds: steps = seconds / the arm's measured seconds per step on this machine (a short timed run of the
+  arm's model and optimizer before it trains). The plan is written once (plan.json) and reused, so a resumed
+  study keeps every arm's step count and learning-rate schedule.
+"""
+
+import time
+
+import torch
+
+from tokenization import alphabet
+from training.pretraining import run as pretrain
+from training.pretraining.compute import flops_per_token
+
+CALIBRATION_STEPS, CALIBRATION_WARMUP = 6, 2
+
+
+def tokens_per_step(config):
+    return config.global_batch_size * (config.crop_length + 2)
+
+
+def compute_per_step(config, kind, step_seconds=None):
+    """What one optimizer step of `config` costs in the budget's unit."""
+    if kind == "tokens":
+        return tokens_per_step(config)
+    if kind == "flops":
+        return tokens_per_step(config) * flops_per_token(config.model_config(), config.objective,
+                                                         config.crop_length + 2)
+    return step_seconds
+
+
+def synthetic_batch(config, masker, generator):
+    """A masked micro-batch of random nucleotides with the run's shape: what a step costs does not depend on the
+    bases."""
+    nucleotides = torch.tensor(alphabet.NUCLEOTIDE_IDS)
+    inputs, labels = [], []
+    for _ in range(config.per_device_batch_size):
+        body = nucleotides[torch.randint(len(nucleotides), (config.crop_length,), generator=generator)]
+        ids = torch.cat([torch.tensor([alphabet.CLS_ID]), body, torch.tensor([alphabet.SEP_ID])])
+        masked, label = masker(ids, 0, generator)
+        inputs.append(masked)
+        labels.append(label)
+    return {"input_ids": torch.stack(inputs), "labels": torch.stack(labels)}
+
+
+def measure_step_seconds(config, steps=CALIBRATION_STEPS, warmup=CALIBRATION_WARMUP):
+    """Seconds per optimizer step of `config` on this machine: its model, optimizer and batch shape, timed after
+    `warmup` untimed steps (fp32 on CPU, as pretraining runs there)."""
+    _, attention = pretrain.resolve_runtime(config)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generator = torch.Generator().manual_seed(config.seed)
+    model = pretrain.build_model(config, attention).to(device)
+    optimizer, _ = pretrain.build_optimizer(config, model)
+    accumulation = config.global_batch_size // config.per_device_batch_size
+    batch = {key: value.to(device) for key, value in synthetic_batch(config, pretrain.build_masker(config),
+                                                                       generator).items()}
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def step():
+        for _ in range(accumulation):
+            with autocast:
+                loss = model(**batch).loss
+            (loss / accumulation).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) / steps
+
+
+def plan_arm(config, kind, amount):
+    """{max_steps, and what decided it} for one arm's config (its max_steps is ignored)."""
+    step_seconds = measure_step_seconds(config) if kind == "seconds" else None
+    per_step = compute_per_step(config, kind, step_seconds)
+    plan = {"max_steps": max(1, round(amount / per_step)), "tokens_per_step": tokens_per_step(config),
+            "flops_per_token": flops_per_token(config.model_config(), config.objective, config.crop_length + 2)}
+    if step_seconds is not None:
+        plan["calibrated_step_seconds"] = step_seconds
+    return plan

@@ -1,0 +1,169 @@
+"""The study's YAML: one pretraining preset, a compute budget, the arms (overrides of the preset), the tasks, the
+fine-tuning seeds and how each arm is evaluated.
+
+    pretraining: training/configs/tiny.yaml     # the preset every arm starts from
+    fasta: [genome.fa.gz]
+    budget: {flops: 5.0e13}                      # or {tokens: N} or {seconds: N} (per arm)
+    arms:
+      electra: {}
+      mlm: {objective: mlm}
+      electra-randommask: {masking: randommask}
+    tasks: [../shared/data/gue/prom_core_tata]
+    seeds: [42, 43, 44]
+    evaluations: [finetune, linear, cnn]         # full fine-tuning, frozen linear and CNN probes
+    baselines: [random-init, onehot-cnn]
+    finetune: {max_steps: 300}                   # finetune.py options of every cell
+    output_dir: runs/study
+"""
+
+import dataclasses
+import os
+import re
+
+import yaml
+
+from training.finetuning import run as finetune
+from training.finetuning.tasks import task_files
+from training.pretraining.config import load_config
+
+BUDGET_KINDS = ("tokens", "flops", "seconds")
+EVALUATIONS = ("finetune", "linear", "cnn")  # fine-tuning every weight; the frozen probes (Tang & Koo)
+BASELINES = ("random-init", "onehot-cnn")
+# Keys the study sets for every arm: the budget decides max_steps, the study's folder holds the runs.
+STUDY_OWNED_KEYS = frozenset({"max_steps", "output_dir", "fasta", "genome_store", "resume", "progress_bar"})
+# finetune.py options the study sets per cell.
+STUDY_OWNED_FINETUNE = frozenset({"model", "task_dir", "output_dir", "seeds", "probe", "quiet"})
+ARM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    path: str
+    pretraining: str
+    budget_kind: str
+    budget: float
+    arms: dict
+    tasks: list
+    fasta: list = dataclasses.field(default_factory=list)
+    pretraining_overrides: dict = dataclasses.field(default_factory=dict)
+    seeds: list = dataclasses.field(default_factory=lambda: [42, 43, 44])
+    evaluations: list = dataclasses.field(default_factory=lambda: list(EVALUATIONS))
+    baselines: list = dataclasses.field(default_factory=lambda: list(BASELINES))
+    finetune: dict = dataclasses.field(default_factory=dict)
+    output_dir: str = "runs/study"
+
+    def arm_directory(self, arm):
+        return os.path.join(self.output_dir, "pretraining", arm)
+
+    def arm_config(self, arm, max_steps):
+        """The arm's PretrainConfig: preset, then the study-wide overrides, then the arm's, then the study's own
+        keys (budgeted steps, folders)."""
+        owned = {"max_steps": max_steps, "output_dir": self.arm_directory(arm), "resume": True,
+                 "progress_bar": False, "genome_store": os.path.join(self.output_dir, "genome-store"),
+                 **({"fasta": self.fasta} if self.fasta else {})}
+        overrides = {**self.pretraining_overrides, **self.arms[arm], **owned}
+        try:
+            return load_config(self.pretraining, list(overrides.items()))
+        except ValueError as error:
+            raise ValueError(f"{self.path}: arm {arm}: {error}") from None
+
+    def finetune_flags(self):
+        """The `finetune:` mapping as finetune.py options (`max_steps: 300` -> `--max-steps 300`)."""
+        flags = []
+        for key, value in self.finetune.items():
+            flag = "--" + key.replace("_", "-")
+            if value is True:
+                flags.append(flag)
+            elif isinstance(value, list):
+                flags += [flag, *map(str, value)]
+            elif value not in (False, None):
+                flags += [flag, str(value)]
+        return flags
+
+
+def read_study(path, output_dir=None):
+    """A validated StudyConfig from `path` (every refusal names the file and key); nothing is written."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of study keys (pretraining, budget, arms, tasks, ...)")
+
+    def fail(key, expected):
+        raise ValueError(f"{path}: {key}={values.get(key)!r}: expected {expected}")
+
+    fields = {field.name for field in dataclasses.fields(StudyConfig)} - {"path", "budget_kind"}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; expected {', '.join(sorted(fields))}")
+    for key in ("pretraining", "budget", "arms", "tasks"):
+        if values.get(key) in (None, "", [], {}):
+            fail(key, "a value (required)")
+    if not isinstance(values["pretraining"], str) or not os.path.isfile(values["pretraining"]):
+        fail("pretraining", "the path of a pretraining preset YAML, e.g. training/configs/tiny.yaml")
+    budget = values.pop("budget")
+    if not isinstance(budget, dict) or len(budget) != 1 or next(iter(budget)) not in BUDGET_KINDS:
+        raise ValueError(f"{path}: budget={budget!r}: expected one of {{tokens: N}}, {{flops: N}}, {{seconds: N}}")
+    (budget_kind, amount), = budget.items()
+    try:  # YAML 1.1 reads 5e13 (no dot) as a string
+        amount = float(amount)
+    except (TypeError, ValueError):
+        amount = -1.0
+    if not amount > 0:
+        raise ValueError(f"{path}: budget.{budget_kind}={budget[budget_kind]!r}: expected a positive number")
+    arms = values["arms"]
+    if not isinstance(arms, dict):
+        fail("arms", "a mapping of arm name -> overrides of the preset (e.g. mlm: {objective: mlm})")
+    for arm, overrides in arms.items():
+        if not isinstance(arm, str) or not ARM_NAME.match(arm):
+            raise ValueError(f"{path}: arms: {arm!r}: expected a name of letters, digits, '.', '_' or '-'")
+        if not isinstance(overrides, (dict, type(None))):
+            raise ValueError(f"{path}: arms.{arm}: expected a mapping of preset keys (or {{}})")
+        owned = sorted(STUDY_OWNED_KEYS & set(overrides or {}))
+        if owned:
+            raise ValueError(f"{path}: arms.{arm}: {owned} are set by the study (budget and folders)")
+        arms[arm] = dict(overrides or {})
+    for key, allowed in (("evaluations", EVALUATIONS), ("baselines", BASELINES)):
+        chosen = values.get(key, list(allowed))
+        if not isinstance(chosen, list) or set(chosen) - set(allowed) or len(set(chosen)) != len(chosen):
+            fail(key, f"a list of distinct values from {', '.join(allowed)}")
+    seeds = values.get("seeds", [42, 43, 44])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(seed, int) for seed in seeds) \
+            or len(set(seeds)) != len(seeds):
+        fail("seeds", "a list of distinct integers")
+    for key in ("tasks", "fasta"):
+        if not isinstance(values.get(key, []), list) or not all(isinstance(p, str) for p in values.get(key, [])):
+            fail(key, "a list of paths")
+    for key in ("finetune", "pretraining_overrides"):
+        if not isinstance(values.get(key) or {}, dict):
+            fail(key, "a mapping")
+        values[key] = dict(values.get(key) or {})
+    owned = sorted(STUDY_OWNED_FINETUNE & {key.replace("-", "_") for key in values["finetune"]})
+    if owned:
+        raise ValueError(f"{path}: finetune: {owned} are set by the study per cell")
+    owned = sorted(STUDY_OWNED_KEYS & set(values["pretraining_overrides"]))
+    if owned:
+        raise ValueError(f"{path}: pretraining_overrides: {owned} are set by the study (budget and folders)")
+    if output_dir:
+        values["output_dir"] = output_dir
+    study = StudyConfig(path=path, budget_kind=budget_kind, budget=amount, **values)
+    names = {}
+    for task in study.tasks:
+        task_files(task)  # missing split files: one line naming the folder
+        names.setdefault(os.path.basename(os.path.normpath(task)), []).append(task)
+    for name, same in names.items():
+        if len(same) > 1:
+            raise ValueError(f"{path}: tasks: {' and '.join(same)} share the folder name {name!r}")
+    try:  # finetune.py's own checks of the options, before anything trains
+        finetune.parse_args(["--model", "onehot-cnn", "--task-dir", ".", "--output-dir", ".",
+                             *study.finetune_flags()])
+    except SystemExit:
+        raise ValueError(f"{path}: finetune: {study.finetune} are not valid finetune.py options "
+                         "(see `nucel-finetune --help`)") from None
+    except ValueError as error:
+        raise ValueError(f"{path}: finetune: {error}") from None
+    for arm in study.arms:
+        study.arm_config(arm, max_steps=1)  # preset keys and values checked now
+    return study
