@@ -140,8 +140,13 @@ def plot(path, record, tasks, kind):
     by_key = {(entry["task"], entry["label"]): entry for entry in record["results"]}
     figure, (bars, curves) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [2.2, 1]})
     width = 0.8 / len(labels)
-    colours = plt.get_cmap("tab20")
+    # one colour per arm (and per baseline), one fill per evaluation: solid fine-tune, pale linear, hatched CNN
+    families = list(dict.fromkeys(entry["arm"] or entry["label"] for entry in record["results"]))
+    colours = plt.get_cmap("tab10")
+    styles = {"finetune": {}, "linear": {"alpha": 0.45}, "cnn": {"hatch": "///", "edgecolor": "white"}}
     for position, label in enumerate(labels):
+        first = next(entry for entry in record["results"] if entry["label"] == label)
+        style = {"color": colours(families.index(first["arm"] or label) % 10), **styles[first["evaluation"]]}
         means, sds = [], []
         for task in tasks:
             entry = by_key[(task, label)]
@@ -149,7 +154,7 @@ def plot(path, record, tasks, kind):
             means.append(test["mean"] * SCALE)
             sds.append((test["sd"] or 0.0) * SCALE)
         offsets = [index - 0.4 + width * (position + 0.5) for index in range(len(tasks))]
-        bars.bar(offsets, means, width, yerr=sds, capsize=2, label=label, color=colours(position % 20))
+        bars.bar(offsets, means, width, yerr=sds, capsize=2, label=label, **style)
     metric = record["results"][0]["primary_metric"].upper()
     bars.set(xticks=range(len(tasks)), xticklabels=tasks, ylabel=f"test {metric} x{SCALE} (mean ± sd over seeds)",
              title="downstream, by task")
