@@ -117,16 +117,24 @@ def markdown_table(results, tasks, models):
         mean = sum(cell["mean"] for cell in cells) / len(cells) * SCALE
         lines.append("| " + " | ".join([model] + [format_mean_sd(cell, SCALE) for cell in cells] + [f"{mean:.2f}"])
                      + " |")
-    if any(name in PUBLISHED_GUE_MCC["DNABERT-2"] for name in names):
-        for reference, scores in PUBLISHED_GUE_MCC.items():
-            known = [scores.get(name) for name in names]
-            mean = f"{sum(known) / len(known):.2f}" if None not in known else "—"
-            lines.append("| " + " | ".join([f"{reference} (published)"]
-                                           + ["—" if value is None else f"{value:.2f}" for value in known]
-                                           + [mean]) + " |")
-        lines += ["", "Published: DNABERT-2 paper (Zhou et al., ICLR 2024), Table 4, test MCC x100; those models "
-                  "were trained far longer than these runs."]
+    lines += published_rows(names)
     return "\n".join(lines)
+
+
+def published_rows(task_names):
+    """Table rows of the published GUE models for `task_names` (— where a task has no number) and the source
+    line; nothing when none of the tasks is a GUE task."""
+    if not any(name in PUBLISHED_GUE_MCC["DNABERT-2"] for name in task_names):
+        return []
+    lines = []
+    for reference, scores in PUBLISHED_GUE_MCC.items():
+        known = [scores.get(name) for name in task_names]
+        mean = f"{sum(known) / len(known):.2f}" if None not in known else "—"
+        lines.append("| " + " | ".join([f"{reference} (published)"]
+                                       + ["—" if value is None else f"{value:.2f}" for value in known]
+                                       + [mean]) + " |")
+    return lines + ["", "Published: DNABERT-2 paper (Zhou et al., ICLR 2024), Table 4, test MCC x100; those models "
+                    "were trained far longer than these runs."]
 
 
 def main(argv=None):

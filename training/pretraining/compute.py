@@ -36,10 +36,15 @@ def flops_per_token(config, objective, sequence_length):
                for encoder, weights in OBJECTIVES[objective].encoders(model))
 
 
+def tokens_per_step(config):
+    """Tokens one optimizer step of a PretrainConfig trains on: the global batch of crops with [CLS] and [SEP]."""
+    return config.global_batch_size * (config.crop_length + 2)
+
+
 def run_estimate(config):
     """Tokens and FLOPs of the whole run described by a PretrainConfig (what the YAML presets record)."""
     sequence_length = config.crop_length + 2
-    tokens = config.max_steps * config.global_batch_size * sequence_length
+    tokens = config.max_steps * tokens_per_step(config)
     per_token = flops_per_token(config.model_config(), config.objective, sequence_length)
     return {"tokens": tokens, "flops": float(tokens * per_token), "flops_per_token": per_token}
 

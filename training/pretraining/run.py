@@ -29,7 +29,7 @@ from tokenization.prepare_genome import describe_sources, load_index, prepare_ge
 from training.pretraining.batches import MaskedWindowBatches, validation_batches
 from training.pretraining.checkpoints import checkpoint_directories, load_checkpoint, read_progress, save_checkpoint
 from training.cli import one_line_errors
-from training.pretraining.compute import check_memory, flops_per_token, peak_flops, run_estimate
+from training.pretraining.compute import check_memory, flops_per_token, peak_flops, run_estimate, tokens_per_step
 from training.pretraining.config import describe_keys, incompatible_change, load_config
 from training.pretraining.genome_windows import GenomeWindows
 from training.pretraining.masking import STRATEGIES, Masker
@@ -328,7 +328,7 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
                                          generator=torch.Generator().manual_seed(config.seed))
     batches = iter(loader)
     sequence_length = config.crop_length + 2
-    tokens_per_step = config.global_batch_size * sequence_length
+    step_tokens = tokens_per_step(config)
     model_flops = flops_per_token(accelerator.unwrap_model(model).config, config.objective, sequence_length)
     peak = peak_flops(accelerator.device)
 
@@ -368,11 +368,11 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
 
         if step % config.logging_steps == 0 or step == config.max_steps:
             elapsed = time.perf_counter() - interval_start
-            tokens_per_second = interval_steps * tokens_per_step / elapsed
+            tokens_per_second = interval_steps * step_tokens / elapsed
             mean = (interval[:3] / interval[3]).tolist()
             record = {"step": step, "epoch": round(step * accumulation / train_batches.batches_per_epoch, 4),
                       "loss": mean[0], "lr": scheduler.get_last_lr()[0],
-                      "tokens_seen": step * tokens_per_step, "tokens_per_second": tokens_per_second}
+                      "tokens_seen": step * step_tokens, "tokens_per_second": tokens_per_second}
             record.update({name: mean[1 + LOSS_PART_SLOTS.index(name)]
                            for name in OBJECTIVES[config.objective].loss_parts})
             if peak:
@@ -406,7 +406,7 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
     state_dict = accelerator.get_state_dict(model)  # gathered on every rank (needed under FSDP)
     if accelerator.is_main_process:
         paths = export_models(config, state_dict, config.output_dir)
-        summary = {"steps": step, "tokens_seen": step * tokens_per_step, "validation": evaluation,
+        summary = {"steps": step, "tokens_seen": step * step_tokens, "validation": evaluation,
                    "exports": paths, "genome": {"checksum": store.checksum, "sources": store.index["sources"],
                                                 "total_length": store.total_length},
                    "config": config.to_dict(), "compute_estimate": estimate}

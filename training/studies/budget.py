@@ -14,23 +14,9 @@ import torch
 
 from tokenization import alphabet
 from training.pretraining import run as pretrain
-from training.pretraining.compute import flops_per_token
+from training.pretraining.compute import flops_per_token, tokens_per_step
 
 CALIBRATION_STEPS, CALIBRATION_WARMUP = 6, 2
-
-
-def tokens_per_step(config):
-    return config.global_batch_size * (config.crop_length + 2)
-
-
-def compute_per_step(config, kind, step_seconds=None):
-    """What one optimizer step of `config` costs in the budget's unit."""
-    if kind == "tokens":
-        return tokens_per_step(config)
-    if kind == "flops":
-        return tokens_per_step(config) * flops_per_token(config.model_config(), config.objective,
-                                                         config.crop_length + 2)
-    return step_seconds
 
 
 def synthetic_batch(config, masker, generator):
@@ -55,7 +41,7 @@ def measure_step_seconds(config, steps=CALIBRATION_STEPS, warmup=CALIBRATION_WAR
     generator = torch.Generator().manual_seed(config.seed)
     model = pretrain.build_model(config, attention).to(device)
     optimizer, _ = pretrain.build_optimizer(config, model)
-    accumulation = config.global_batch_size // config.per_device_batch_size
+    accumulation = config.gradient_accumulation_steps(1)
     batch = {key: value.to(device) for key, value in synthetic_batch(config, pretrain.build_masker(config),
                                                                        generator).items()}
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -82,10 +68,11 @@ def measure_step_seconds(config, steps=CALIBRATION_STEPS, warmup=CALIBRATION_WAR
 
 def plan_arm(config, kind, amount):
     """{max_steps, and what decided it} for one arm's config (its max_steps is ignored)."""
+    tokens = tokens_per_step(config)
+    per_token = flops_per_token(config.model_config(), config.objective, config.crop_length + 2)
     step_seconds = measure_step_seconds(config) if kind == "seconds" else None
-    per_step = compute_per_step(config, kind, step_seconds)
-    plan = {"max_steps": max(1, round(amount / per_step)), "tokens_per_step": tokens_per_step(config),
-            "flops_per_token": flops_per_token(config.model_config(), config.objective, config.crop_length + 2)}
+    per_step = {"tokens": tokens, "flops": tokens * per_token, "seconds": step_seconds}[kind]
+    plan = {"max_steps": max(1, round(amount / per_step)), "tokens_per_step": tokens, "flops_per_token": per_token}
     if step_seconds is not None:
         plan["calibrated_step_seconds"] = step_seconds
     return plan

@@ -8,7 +8,7 @@ import platform
 
 import torch
 
-from training.finetuning.grid import PUBLISHED_GUE_MCC, SCALE
+from training.finetuning.grid import SCALE, published_rows
 from training.finetuning.metrics import format_mean_sd
 from training.finetuning.run import versions
 from training.pretraining.metrics_log import MetricsLog, save_figure
@@ -71,15 +71,7 @@ def results_table(study, results, rows):
         mean = sum(cell["mean"] for cell in cells) / len(cells) * SCALE
         lines.append(f"| {row_label(row_name, arm, evaluation, model)} | "
                      + " | ".join(format_mean_sd(cell, SCALE) for cell in cells) + f" | {mean:.2f} |")
-    if any(name in PUBLISHED_GUE_MCC["DNABERT-2"] for name in names):
-        for reference, scores in PUBLISHED_GUE_MCC.items():
-            known = [scores.get(name) for name in names]
-            mean = f"{sum(known) / len(known):.2f}" if None not in known else "—"
-            lines.append(f"| {reference} (published) | "
-                         + " | ".join("—" if value is None else f"{value:.2f}" for value in known) + f" | {mean} |")
-        lines += ["", "Published: DNABERT-2 paper (Zhou et al., ICLR 2024), Table 4, test MCC x100, full fine-tuning "
-                  "of models pretrained far longer."]
-    return lines
+    return lines + published_rows(names)
 
 
 def compute_table(study, compute):

@@ -24,7 +24,7 @@ from training.cli import one_line_errors
 from training.finetuning.grid import run_cell
 from training.pretraining import run as pretrain
 from training.pretraining.checkpoints import checkpoint_directories
-from training.run_directory import check_output_directory, claim_output_directory
+from training.run_directory import claim_output_directory
 from training.studies.budget import plan_arm
 from training.studies.config import read_study
 from training.studies.report import arm_compute, write_report
@@ -47,9 +47,9 @@ def make_plan(study):
     """plan.json: every arm's budgeted steps. Made once; a rerun with another budget or another arm recipe would
     compare runs of different plans, so it is refused."""
     path = os.path.join(study.output_dir, PLAN_FILE)
-    recipes = {arm: study.arm_config(arm, max_steps=1).to_dict() for arm in study.arms}
-    for recipe in recipes.values():
-        recipe.pop("max_steps")
+    configs = {arm: study.arm_config(arm, max_steps=1) for arm in study.arms}
+    recipes = {arm: {key: value for key, value in config.to_dict().items() if key != "max_steps"}
+               for arm, config in configs.items()}
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
             plan = json.load(handle)
@@ -65,8 +65,7 @@ def make_plan(study):
     for arm in study.arms:
         if arm not in plan["arms"]:
             print(f"planning {arm}: {study.budget:.4g} {study.budget_kind}", flush=True)
-            plan["arms"][arm] = {**plan_arm(study.arm_config(arm, max_steps=1), study.budget_kind, study.budget),
-                                 "recipe": recipes[arm]}
+            plan["arms"][arm] = {**plan_arm(configs[arm], study.budget_kind, study.budget), "recipe": recipes[arm]}
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(plan, handle, indent=1)
     os.replace(path + ".tmp", path)
@@ -131,7 +130,6 @@ def evaluate(study):
 def main(argv=None):
     args = parse_args(argv)
     study = read_study(args.config, args.output_dir)  # every refusal before anything is written
-    check_output_directory(study.output_dir, "study")
     with claim_output_directory(study.output_dir, "study"):
         plan = make_plan(study)
         for arm in study.arms:
