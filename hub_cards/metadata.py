@@ -151,6 +151,12 @@ def metadata_problems(metadata, mask_token="[MASK]"):
     for key in ("tags", "datasets", "language", "base_model"):
         if key in metadata and not _string_list(metadata[key]):
             problems.append(f"{key}: expected a string or a list of non-empty strings")
+        elif key == "base_model" and key in metadata:
+            local = [name for name in ([metadata[key]] if isinstance(metadata[key], str) else metadata[key])
+                     if not HUB_ID.match(name)]
+            if local:
+                problems.append(f"base_model: {local[0]!r} is not a Hub model id (ORG/NAME); a base that is not "
+                                "on the Hub is described in the card's text, not in base_model")
     if "widget" in metadata:
         problems += _check_widget(metadata["widget"], tag, mask_token)
     if "model-index" in metadata:

@@ -33,6 +33,7 @@ from hub_cards import render_card
 from hub_cards.card import (
     AUTO_CLASS_BY_TAG,
     CONVERSION_FILE,
+    grid_baselines,
     read_conversion,
     read_json,
     read_pretraining_summary,
@@ -41,13 +42,16 @@ from hub_cards.card import (
 from hub_cards.metadata import HUB_ID
 from modeling_nucel import NucELConfig
 from modeling_nucel.configuration_nucel import NUCEL_ONLY_FIELDS
-from modeling_nucel.modeling_nucel import MODERNBERT_CLASSES
+from modeling_nucel.modeling_nucel import MODERNBERT_CLASSES, follow_umask
 from tokenization import tokenization_kmer
 from tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer
 from training.cli import one_line_errors
 from training.fresh_process import run_isolated
-from training.run_directory import MARKER, LOCK, check_output_directory, claim_output_directory
+from tokenization.prepare_genome import file_sha256
+from training.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
+from training.run_directory import MARKER, LOCK, check_output_directory, claim_output_directory, kind_of, read_marker
 from training.safe_loading import check_weight_files
+from training.safe_saving import outside_allow_lists, private_content, rebuild_model_config
 
 # Run in a fresh interpreter: this repository's packages are unimportable there, so only the folder's own files
 # (remote code) can make it load. Prints one JSON line describing what loaded and what the pipeline returned.
@@ -141,20 +145,63 @@ def load_model(model_dir):
 
 
 def training_context(model_dir):
-    """(pretraining summary, finetuning results) found beside the model folder, each or both None."""
+    """(pretraining summary, finetuning results) found beside the model folder, each or both None. Results that
+    record the weights they describe must describe these weights (a model/ and results.json of two runs are
+    refused, not mixed on one card)."""
     parent = os.path.dirname(os.path.abspath(model_dir))
     pretraining = os.path.join(parent, "pretraining_summary.json")
     finetuning = os.path.join(parent, "results.json")
-    return (read_pretraining_summary(pretraining) if os.path.isfile(pretraining) else None,
-            read_results(finetuning) if os.path.isfile(finetuning) else None)
+    results = read_results(finetuning) if os.path.isfile(finetuning) else None
+    saved = (results or {}).get("saved_model") or {}
+    if isinstance(saved, dict) and saved.get("sha256"):
+        weights = os.path.join(model_dir, str(saved.get("weights", "model.safetensors")))
+        if not os.path.isfile(weights) or file_sha256(weights) != saved["sha256"]:
+            raise ValueError(f"{finetuning}: describes other weights than {weights} (sha256 "
+                             f"{str(saved['sha256'])[:16]}...); the fine-tuning run that wrote them did not "
+                             "finish: run it again before publishing")
+    return (read_pretraining_summary(pretraining) if os.path.isfile(pretraining) else None, results)
 
 
-def conversion_context(model_dir, license_id):
+def converted_origin(model_dir, finetuning):
+    """Where `model_dir` says it holds weights imported by nucel-convert without the conversion record that
+    carries their license: the folder's own marker, or a fine-tuning run whose base was such a folder."""
+    marker = read_marker(model_dir) if os.path.isdir(model_dir) else None
+    if marker and marker.get("kind") == "convert":
+        return model_dir
+    base = resolve_base_folder(finetuning)
+    if base and (os.path.isfile(os.path.join(base, CONVERSION_FILE)) or kind_of(base)[0] == "convert"):
+        return base
+    return None
+
+
+def resolve_base_folder(finetuning):
+    """The local folder a fine-tuning run started from, or None (a Hub id, a baseline, or gone)."""
+    model = (finetuning or {}).get("model")
+    if not isinstance(model, str):
+        return None
+    location = model.partition(":")[2] if model.startswith("random-init:") else model
+    for candidate in (location, os.path.join(location, "discriminator"), os.path.join(location, "mlm")):
+        if candidate and os.path.isfile(os.path.join(candidate, "config.json")):
+            return candidate
+    return None
+
+
+def conversion_context(model_dir, license_id, finetuning=None):
     """(conversion record or None, the card's license). Weights imported with nucel-convert keep their source's
-    license: a different --license, or none where the source states none, is refused."""
+    license: a different --license, or none where the source states none, is refused; so is a converted model
+    whose conversion record is missing, and a folder holding a LICENSE that is not this package's (MIT) when no
+    --license says what it is."""
     path = os.path.join(model_dir, CONVERSION_FILE)
     conversion = read_conversion(path) if os.path.isfile(path) else None
     if conversion is None:
+        origin = converted_origin(model_dir, finetuning)
+        if origin is not None and license_id is None:
+            raise ValueError(f"--model {model_dir}: holds weights converted by nucel-convert ({origin}) but no "
+                             f"{CONVERSION_FILE}, which carries their source's license; pass --license with the "
+                             "license its authors give the weights")
+        if license_id is None and any(not same_text(found, REPOSITORY_LICENSE) for found in license_files(model_dir)):
+            raise ValueError(f"--model {model_dir}: holds a LICENSE that is not this package's MIT license; pass "
+                             "--license with the license it states")
         return None, license_id or "mit"
     source_license = conversion.get("license")
     if source_license is None and license_id is None:
@@ -164,6 +211,21 @@ def conversion_context(model_dir, license_id):
         raise ValueError(f"--license {license_id}: {model_dir} holds weights converted from {conversion['source']}, "
                          f"released under {source_license}; a re-packaged model keeps its source's license")
     return conversion, source_license or license_id
+
+
+def license_files(model_dir):
+    """The LICENSE files of a model folder; a symlink is refused (its target would be published)."""
+    found = sorted(glob.glob(os.path.join(glob.escape(model_dir), "LICENSE*")))
+    for path in found:
+        if os.path.islink(path) or not os.path.isfile(path):
+            raise ValueError(f"{path}: a symlink or not a plain file; publish copies only plain files of the model "
+                             "folder (copy the license text in)")
+    return found
+
+
+def same_text(path, other):
+    with open(path, "rb") as first, open(other, "rb") as second:
+        return first.read() == second.read()
 
 
 def package_code():
@@ -198,13 +260,17 @@ def check_code_files(folder, allowed=None):
 def read_inputs(args):
     """Everything publish reads, checked before anything is written: (model, tokenizer, pretraining summary,
     fine-tuning results beside the model, every results.json for the model-index)."""
-    if os.path.abspath(args.output_dir) == os.path.abspath(args.model):
-        raise ValueError(f"--output-dir {args.output_dir}: is the --model folder; assemble the Hub folder elsewhere")
+    check_distinct({"--output-dir": args.output_dir}, {"--model": args.model,
+                                                       **{f"--results {path}": path for path in args.results}})
     check_output_directory(args.output_dir, "publish")
+    if os.path.isdir(args.output_dir) and kind_of(args.output_dir)[0] != "publish" \
+            and [name for name in os.listdir(args.output_dir) if name != LOCK]:
+        raise ValueError(f"--output-dir {args.output_dir}: an existing folder with files publish did not write; a Hub "
+                         "folder is assembled in a new folder (or one publish made), so nothing else is uploaded")
     model = load_model(args.model)
     tokenizer = load_saved_tokenizer(args.model)  # no code from the folder runs (hf_tokenizers)
     pretraining, finetuning = training_context(args.model)
-    conversion, args.license = conversion_context(args.model, args.license)
+    conversion, args.license = conversion_context(args.model, args.license, finetuning)
     results = [read_results(path) for path in args.results] + ([finetuning] if finetuning else [])
     if args.base_model is not None and not HUB_ID.match(args.base_model):
         raise ValueError(f"--base-model {args.base_model!r}: expected a Hub id ORG/NAME")
@@ -234,31 +300,37 @@ def stock_source(model, tokenizer, model_dir):
 def write_license(folder, license_id, model_dir):
     """The license text the card declares: the source's own LICENSE files for converted weights, this
     repository's LICENSE for MIT; None when there is no text for `license_id` here (reported)."""
-    sources = sorted(glob.glob(os.path.join(model_dir, "LICENSE*")))
+    sources = license_files(model_dir)
     if not sources and license_id == "mit":
         sources = [REPOSITORY_LICENSE]
     for path in sources:
-        shutil.copyfile(path, os.path.join(folder, os.path.basename(path)))
+        shutil.copyfile(path, os.path.join(folder, os.path.basename(path)), follow_symlinks=False)
     return [os.path.basename(path) for path in sources] or None
 
 
-def assemble(args, model, tokenizer, pretraining, finetuning, results, conversion):
-    """Write the Hub folder and its card; returns (card, what the format left out, license files)."""
+def assemble(args, folder, model, tokenizer, pretraining, finetuning, results, conversion):
+    """Write the Hub folder and its card into `folder`; returns (card, what the format left out, license files,
+    the config keys left out). Configs are rebuilt from known fields (training/safe_saving.py)."""
     stock = args.format == "modernbert"
     exported, left_out = model, []
     if stock:
         source, left_out = stock_source(model, tokenizer, args.model)
         exported = source.to_modernbert()
-    exported.save_pretrained(args.output_dir)  # nucel: config with auto_map for every head + the remote code
-    save_tokenizer(tokenizer, args.output_dir)
-    licenses = write_license(args.output_dir, args.license, args.model)
+    exported.save_pretrained(folder)  # nucel: config with auto_map for every head + the remote code
+    follow_umask(folder)  # stock ModernBERT writes its weights 0600
+    rebuild_model_config(folder)  # what the source held beyond the known fields is reported from the source
+    save_tokenizer(tokenizer, folder)
+    dropped = [f"{name}: {what}" for name, what in outside_allow_lists(args.model)]
+    licenses = write_license(folder, args.license, args.model)
     repo_id = args.repo_id or f"your-org/{os.path.basename(os.path.abspath(args.output_dir))}"
+    # the results' benchmark-grid siblings (random-init, onehot-cnn, other models) become the card's baselines
+    own = [os.path.join(os.path.dirname(os.path.abspath(args.model)), "results.json")] if finetuning else []
     card = render_card(model.config, exported.num_parameters(), repo_id, license=args.license, results=results,
                        pretraining=pretraining, finetuning=finetuning, datasets=args.datasets,
                        mask_token=tokenizer.mask_token, conversion=conversion, base_model=args.base_model,
-                       stock=stock)
-    card.save(os.path.join(args.output_dir, "README.md"))
-    return card, left_out, licenses
+                       stock=stock, baselines=grid_baselines(list(args.results) + own))
+    card.save(os.path.join(folder, "README.md"))
+    return card, left_out, licenses, dropped
 
 
 def verify_in_fresh_process(folder, stock=False, python=None):
@@ -274,8 +346,9 @@ def verify_in_fresh_process(folder, stock=False, python=None):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def push(folder, repo_id, private):
-    """Validate the card with the Hub's own validator, then create the repository and upload the folder."""
+def push(folder, repo_id, private, files):
+    """Validate the card with the Hub's own validator, then create the repository and upload `files` (the ones
+    this run wrote) of the folder."""
     try:
         huggingface_hub.ModelCard.load(os.path.join(folder, "README.md")).validate()
     except Exception as failure:  # the Hub's verdict, or no network: either way nothing is uploaded
@@ -285,7 +358,7 @@ def push(folder, repo_id, private):
         huggingface_hub.create_repo(repo_id, private=private, exist_ok=True)
         return huggingface_hub.upload_folder(folder_path=folder, repo_id=repo_id,
                                              commit_message="Upload NucEL model with training/publish.py",
-                                             ignore_patterns=[MARKER, LOCK])
+                                             allow_patterns=list(files), ignore_patterns=[MARKER, LOCK])
     except Exception as failure:  # network, auth and Hub errors all end the same way: one line, no traceback
         first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
         raise ValueError(f"--push to {repo_id} failed: {first}") from None
@@ -300,15 +373,36 @@ def main(argv=None):
 
 
 def publish(args, *inputs):
-    card, left_out, licenses = assemble(args, *inputs)
+    """Assemble into a staging folder, check it (no foreign code, nothing private, loads in a fresh process), then
+    commit its files into --output-dir together and push exactly those."""
     stock = args.format == "modernbert"
-    check_code_files(args.output_dir, allowed={} if stock else package_code())
-    loaded = verify_in_fresh_process(args.output_dir, stock)
+    staging = temporary_path(os.path.join(args.output_dir, ".assemble"))
+    clean_leftovers(os.path.join(args.output_dir, ".assemble"))
+    check_code_files(args.output_dir, allowed={} if stock else package_code())  # what an earlier run left there
+    os.makedirs(staging)
+    try:
+        card, left_out, licenses, dropped = assemble(args, staging, *inputs)
+        check_code_files(staging, allowed={} if stock else package_code())
+        problems = private_content(staging)
+        if problems:
+            raise ValueError(f"--output-dir {args.output_dir}: refused to write a Hub folder: {problems[0]}"
+                             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        loaded = verify_in_fresh_process(staging, stock)
+        files = sorted(os.listdir(staging))
+        commit([(os.path.join(staging, name), os.path.join(args.output_dir, name)) for name in files])
+    finally:
+        remove(staging)
+    strays = sorted(set(os.listdir(args.output_dir)) - set(files) - {MARKER, LOCK})
     print(f"assembled {args.output_dir} ({args.format} format): pipeline_tag {card.data.pipeline_tag}, "
           f"{len(card.data.eval_results or [])} model-index result(s), license {args.license}"
           + (f" ({', '.join(licenses)})" if licenses else " (no license text here: add the LICENSE file yourself)"))
     for item in left_out:
         print(f"--format modernbert leaves out {item}")
+    if dropped:
+        print(f"left out of the configs of {args.model} (not fields of the model or tokenizer, credentials, or "
+              f"code elsewhere): {'; '.join(dropped)}")
+    if strays:
+        print(f"{args.output_dir}: not written by this run, left in place and never uploaded: {', '.join(strays)}")
     if stock:
         print("--format modernbert keeps these NucEL fields in config.json as keys stock ModernBERT ignores: "
               + ", ".join(NUCEL_ONLY_FIELDS))
@@ -319,7 +413,7 @@ def publish(args, *inputs):
         print(f"fresh-process check: AutoModelForPreTraining -> {detector['class']}; replaced-token logits of shape "
               f"{detector['shape']}", flush=True)
     if args.push:
-        print(f"pushed: {push(args.output_dir, args.repo_id, args.private)}")
+        print(f"pushed: {push(args.output_dir, args.repo_id, args.private, files)}")
     return loaded
 
 

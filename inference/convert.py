@@ -34,6 +34,7 @@ import transformers  # noqa: E402
 
 from hub_cards.card import CONVERSION_FILE  # noqa: E402
 from hub_cards.metadata import HUB_ID  # noqa: E402
+from inference.model_folder import check_config_sizes  # noqa: E402
 from modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel  # noqa: E402
 from tokenization import alphabet  # noqa: E402
 from tokenization.hf_tokenizers import save_tokenizer  # noqa: E402
@@ -202,7 +203,13 @@ def split_format(state, path):
 
 
 def load_stock(module, weights, path, allowed_missing=()):
-    """Load `weights` into a stock transformers module; every weight must be used and every parameter filled."""
+    """Load `weights` into a stock transformers module; every weight must be used, every parameter filled, and
+    each with the shape the config gives it (torch's size-mismatch report is a multi-line traceback)."""
+    expected = module.state_dict()
+    for key, value in weights.items():
+        if key in expected and tuple(value.shape) != tuple(expected[key].shape):
+            raise ValueError(f"{path}: weight {key} has shape {list(value.shape)}, but the ModernBERT its config.json "
+                             f"describes expects {list(expected[key].shape)}")
     missing, unexpected = module.load_state_dict(weights, strict=False)
     missing = [key for key in missing if key not in allowed_missing]
     if missing or unexpected:
@@ -260,6 +267,9 @@ def convert_release(source, output_dir, cache_dir=None, subfolder=None, log=prin
     state = read_weights(files)
     where = files[0] if len(files) == 1 else folder
     kind, backbone, head = split_format(state, where)
+    # Before the stock model is built: a config of absurd sizes would exhaust memory building it.
+    check_config_sizes(stock_config.to_dict(), {key: list(value.shape) for key, value in backbone.items()},
+                       os.path.join(folder, "config.json"))
     rows = backbone.get("embeddings.tok_embeddings.weight")
     if rows is None or rows.shape[0] != stock_config.vocab_size:
         raise ValueError(f"{where}: the token embedding has {None if rows is None else rows.shape[0]} rows, "

@@ -8,8 +8,9 @@
 A record longer than the window is tiled into overlapping windows (inference/tiling.py); every base counts once.
 Output, one vector per record: the mean over the record's A/C/G/T bases of the stitched per-base embeddings
 (N and padding excluded; [CLS]/[SEP] never included). With --per-base: one row per base, stitched back to the
-record's length. `.npy` (+ `<name>.ids.tsv`: id, length, acgt_bases[, first_row]) or Parquet (one table).
-Files are written under temporary names and renamed when complete. Memory stays bounded: rows go to a
+record's length. `.npy` (+ `<name>.ids.tsv`: id, length, acgt_bases[, first_row][, chrom, start, end, strand
+for --bed]) or Parquet (one table).
+Files are written under temporary names and committed together (training/outputs.py). Memory stays bounded: rows go to a
 memory-mapped file as windows finish, so a 5-Mbp FASTA needs about one record's bytes plus one batch.
 """
 
@@ -24,19 +25,29 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts  # noqa: E402
+from inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
 from inference.model_folder import (  # noqa: E402
     add_runtime_arguments,
+    add_trust_argument,
+    check_batch_size,
     load_part,
     pick_device,
     pick_dtype,
     resolve_folders,
 )
 from inference.tiling import tile  # noqa: E402
-from inference.windows import TokenLayout, check_layer, check_window, is_final_layer  # noqa: E402
+from inference.windows import TokenLayout, check_layer, check_window, is_final_layer, whole_number  # noqa: E402
 from modeling_nucel import NucELModel  # noqa: E402
 from tokenization.encoding import reverse_complement  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
+from training.outputs import (  # noqa: E402
+    check_distinct,
+    clean_leftovers,
+    commit,
+    naming,
+    reserve,
+    temporary_path,
+)
 
 DEFAULT_OVERLAP = 128
 
@@ -56,23 +67,24 @@ class Embedder:
         self.encoder = encoder.eval()
         self.layout = layout or TokenLayout.for_config(config)
         self.window = check_window(window, config, layout=self.layout)
+        overlap = whole_number(overlap, "--overlap")
         if not 0 <= overlap <= self.window - 3:
             raise ValueError(f"--overlap {overlap}: must be between 0 and window - 3 = {self.window - 3}")
-        if batch_size < 1:
-            raise ValueError(f"--batch-size {batch_size}: must be at least 1")
-        self.overlap, self.batch_size = overlap, batch_size
+        self.overlap, self.batch_size = overlap, check_batch_size(batch_size)
         self.layer = check_layer(layer, config.num_hidden_layers)
         self.reverse_complement_average = reverse_complement_average
         self.hidden_size = config.hidden_size
 
     @classmethod
-    def from_pretrained(cls, model, device="auto", dtype="auto", **options):
-        """From a NucEL export or a pretraining run folder (its discriminator)."""
+    def from_pretrained(cls, model, device="auto", dtype="auto", trust_remote_code=False, **options):
+        """From a NucEL export or a pretraining run folder (its discriminator), a stock ModernBERT export, a cached
+        Hub id, or another single-nucleotide DNA model's folder (its own code only with `trust_remote_code`)."""
         folders = resolve_folders(model)
         folder = folders.discriminator or folders.generator
         device = pick_device(device)
-        encoder, _ = load_part(folder, NucELModel, device, pick_dtype(dtype, device))
-        return cls(encoder, layout=TokenLayout.from_folder(folder, encoder.config), **options)
+        encoder, _ = load_part(folder, NucELModel, device, pick_dtype(dtype, device),
+                               trust_remote_code=trust_remote_code)
+        return cls(encoder, layout=TokenLayout.from_folder(folder, encoder.config, trust_remote_code), **options)
 
     @property
     def device(self):
@@ -174,41 +186,69 @@ def output_paths(output, fmt):
 
 
 def write_ids(path, infos, per_base):
+    """The ids TSV: id, length, acgt_bases[, first_row]; for BED records also chrom, start, end, strand (the BED
+    line: 0-based, end excluded; for strand '-' the record is the reverse complement, so its position i is genome
+    position end - 1 - i)."""
     offsets = np.concatenate([[0], np.cumsum([info.length for info in infos])])
+    regions = [getattr(info, "region", None) for info in infos]  # inputs.RecordInfo.region: BED records only
+    bed = any(region is not None for region in regions)
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write("id\tlength\tacgt_bases" + ("\tfirst_row" if per_base else "") + "\n")
-        for info, offset in zip(infos, offsets):
-            handle.write(f"{info.name}\t{info.length}\t{info.acgt}" + (f"\t{offset}" if per_base else "") + "\n")
+        handle.write("id\tlength\tacgt_bases" + ("\tfirst_row" if per_base else "")
+                     + ("\tchrom\tstart\tend\tstrand" if bed else "") + "\n")
+        for info, offset, region in zip(infos, offsets, regions):
+            where = "" if not bed else "\t\t\t\t" if region is None else \
+                f"\t{region.chrom}\t{region.start}\t{region.end}\t{region.strand}"
+            handle.write(f"{info.name}\t{info.length}\t{info.acgt}" + (f"\t{offset}" if per_base else "") + where
+                         + "\n")
 
 
 def write_parquet(path, rows, infos, per_base, source, block=65536):
     """A Parquet table from the finished rows: id, length, acgt_bases, embedding (per record) or id, position,
-    base, embedding (per base), streamed in row groups."""
+    base, embedding (per base), streamed in row groups. BED records also get chrom, start, end, strand (their BED
+    line, as in write_ids) and, per base, genome_position (0-based, like position: start + position, or for strand
+    '-' end - 1 - position)."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     hidden = rows.shape[1]
     vector = pa.list_(pa.float32(), hidden)
+    regions = [getattr(info, "region", None) for info in infos]  # inputs.RecordInfo.region: BED records only
+    if not any(region is not None for region in regions):
+        regions = None
+    region_types = [("chrom", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("strand", pa.string())]
     if not per_base:
-        table = pa.table({"id": [i.name for i in infos], "length": [i.length for i in infos],
-                          "acgt_bases": [i.acgt for i in infos],
-                          "embedding": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(rows).ravel()), hidden)})
-        pq.write_table(table, path)
+        columns = {"id": [i.name for i in infos], "length": [i.length for i in infos],
+                   "acgt_bases": [i.acgt for i in infos]}
+        if regions:
+            columns.update({name: pa.array([getattr(region, name) if region is not None else None
+                                            for region in regions], kind) for name, kind in region_types})
+        columns["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(rows).ravel()), hidden)
+        pq.write_table(pa.table(columns), path)
         return
-    schema = pa.schema([("id", pa.string()), ("position", pa.int64()), ("base", pa.string()), ("embedding", vector)])
+    schema = pa.schema([("id", pa.string()), ("position", pa.int64()), ("base", pa.string()),
+                        *((*region_types, ("genome_position", pa.int64())) if regions else ()), ("embedding", vector)])
     from tokenization.alphabet import VOCABULARY  # noqa: PLC0415
 
     letters = np.array([token if len(token) == 1 else "?" for token in VOCABULARY])
     with pq.ParquetWriter(path, schema) as writer:
         offset = 0
-        for info, (_, ids) in zip(infos, source):
+        for index, (info, (_, ids)) in enumerate(zip(infos, source)):
+            region = regions[index] if regions else None
             for start in range(0, info.length, block):
                 end = min(start + block, info.length)
                 flat = np.ascontiguousarray(rows[offset + start:offset + end]).ravel()
-                writer.write_table(pa.table({
-                    "id": [info.name] * (end - start), "position": np.arange(start, end, dtype=np.int64),
-                    "base": letters[ids[start:end]], "embedding": pa.FixedSizeListArray.from_arrays(flat, hidden)},
-                    schema=schema))
+                positions = np.arange(start, end, dtype=np.int64)
+                columns = {"id": [info.name] * (end - start), "position": positions, "base": letters[ids[start:end]]}
+                if regions:
+                    count = end - start
+                    columns.update({"chrom": [region.chrom if region else None] * count,
+                                    "start": [region.start if region else None] * count,
+                                    "end": [region.end if region else None] * count,
+                                    "strand": [region.strand if region else None] * count,
+                                    "genome_position": [None] * count if region is None else
+                                    (region.end - 1 - positions if region.strand == "-" else region.start + positions)})
+                columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, hidden)
+                writer.write_table(pa.table(columns, schema=schema))
             offset += info.length
 
 
@@ -242,26 +282,32 @@ def embed_to_file(embedder, source, output, fmt="npy", per_base=False, quiet=Fal
 
     lengths = [info.length for info in kept]
     os.makedirs(os.path.dirname(os.path.abspath(main_path)), exist_ok=True)
-    partial = f"{main_path}.tmp-{os.getpid()}"
-    rows_path = partial if fmt == "npy" else f"{main_path}.rows-{os.getpid()}.npy"
-    created = [rows_path, partial, f"{ids_path}.tmp-{os.getpid()}" if ids_path else None]
+    rows_final = main_path if fmt == "npy" else f"{main_path}.rows"
+    for final in {main_path, rows_final, ids_path} - {None}:
+        clean_leftovers(final)
+    partial, rows_path = temporary_path(main_path), temporary_path(rows_final)
+    ids_partial = temporary_path(ids_path) if ids_path else None
+    created = [rows_path, partial, ids_partial]
     started = time.perf_counter()
     try:
         shape = (sum(lengths) if per_base else len(kept), embedder.hidden_size)
-        rows = open_memmap(rows_path, mode="w+", dtype=np.float32, shape=shape)  # a new file reads as zeros
+        with naming(rows_path):
+            rows = open_memmap(rows_path, mode="w+", dtype=np.float32, shape=shape)  # a new file reads as zeros
+        reserve(rows_path, os.path.getsize(rows_path))
         with tqdm(total=sum(lengths), unit="bp", unit_scale=True, desc="embed", disable=quiet,
                   file=sys.stderr) as progress:
             embedder.embed_into(kept_records(), lengths, rows, per_base, progress)
         rows.flush()
         if fmt == "npy":
             del rows
-            write_ids(created[2], kept, per_base)
-            os.replace(partial, main_path)
-            os.replace(created[2], ids_path)
+            with naming(ids_partial):
+                write_ids(ids_partial, kept, per_base)
+            commit([(partial, main_path), (ids_partial, ids_path)])  # the ids last: they describe the rows
         else:
-            write_parquet(partial, rows, kept, per_base, kept_records())
+            with naming(partial):
+                write_parquet(partial, rows, kept, per_base, kept_records())
             del rows
-            os.replace(partial, main_path)
+            commit([(partial, main_path)])
     finally:
         for path in created:
             if path and os.path.exists(path):
@@ -280,8 +326,10 @@ def embed_to_file(embedder, source, output, fmt="npy", per_base=False, quiet=Fal
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a NucEL export (e.g. runs/demo/discriminator) or a "
-                                                        "pretraining run folder (its discriminator is used)")
+    parser.add_argument("--model", required=True, help="a NucEL export (e.g. runs/demo/discriminator), a pretraining "
+                                                        "run folder (its discriminator is used), a stock ModernBERT "
+                                                        "export, a cached Hub id, or another single-nucleotide DNA "
+                                                        "model's folder")
     inputs = parser.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--fasta", help="FASTA file (.fa, .fa.gz, bgzip), any number of records")
     inputs.add_argument("--bed", help="BED regions (0-based half-open; name column 4, strand column 6), with "
@@ -298,6 +346,7 @@ def parse_args(argv=None):
     parser.add_argument("--reverse-complement-average", action="store_true",
                         help="embed both strands and average (strand-symmetric embeddings)")
     add_runtime_arguments(parser, batch_size=16)
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
     if args.bed and not args.reference:
         parser.error("--bed needs --reference (the genome the regions are on)")
@@ -309,13 +358,18 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    main_path, ids_path = output_paths(args.output, args.format)
+    check_distinct({"--output": main_path, "--output (its ids file)": ids_path}, {
+        "--model": args.model, "--fasta": args.fasta, "--bed": args.bed,
+        **reference_files(args.reference)})
     if args.fasta:
         source = FastaRecords(args.fasta)
     elif args.bed:
         source = BedRegions(args.bed, args.reference)
     else:
         source = SequenceTexts(args.sequence)
-    embedder = Embedder.from_pretrained(args.model, device=args.device, dtype=args.dtype, window=args.window,
+    embedder = Embedder.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+                                        trust_remote_code=args.trust_remote_code, window=args.window,
                                         overlap=args.overlap, layer=args.layer, batch_size=args.batch_size,
                                         reverse_complement_average=args.reverse_complement_average)
     return embed_to_file(embedder, source, args.output, args.format, args.per_base, args.quiet)

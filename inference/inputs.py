@@ -30,6 +30,7 @@ class RecordInfo:
     length: int
     acgt: int  # bases that are A, C, G or T (the "real" bases a pooled embedding averages over)
     where: str  # file:line, BED line or argument, for messages
+    region: "BedRegion" = None  # the BED region the record is (None for FASTA records and --sequence)
 
 
 class SequenceTexts:
@@ -95,6 +96,17 @@ class BedRegion:
     strand: str
     line: int
 
+    def genome_interval(self, start, end):
+        """The genome interval (0-based, half-open, as BED) of the bases [start, end) of the region's sequence. For
+        strand '-' the sequence is the reverse complement, so its position i is genome position end - 1 - i."""
+        if self.strand == "-":
+            return self.end - end, self.end - start
+        return self.start + start, self.start + end
+
+    def genome_strand(self, strand):
+        """The genome strand of something read on `strand` of the region's sequence (flipped for a '-' region)."""
+        return {"+": "-", "-": "+"}.get(strand, strand) if self.strand == "-" else strand
+
 
 def read_bed(path, reference):
     """BED regions (0-based, half-open; columns chrom start end [name [score [strand]]]); header, track and
@@ -149,8 +161,16 @@ class BedRegions:
 
     def describe(self):
         return [RecordInfo(region.name, region.end - region.start, acgt_count(self.fetch(region)),
-                           f"{self.path}:{region.line}") for region in self.regions]
+                           f"{self.path}:{region.line}", region) for region in self.regions]
 
     def __iter__(self):
         for region in self.regions:
             yield region.name, self.fetch(region)
+
+
+def reference_files(reference):
+    """A reference FASTA and the index files read beside it (samtools faidx / bgzip), as inputs to keep."""
+    if not reference:
+        return {}
+    return {"--reference": reference, **{f"--reference's index ({suffix})": reference + suffix
+                                         for suffix in (".fai", ".gzi")}}

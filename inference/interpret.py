@@ -15,8 +15,24 @@ For each sequence (a folder `<output-dir>/<name>/`):
   `attention_profile.png`;
 - with --motifs: `motif_matches.tsv` and `motif_matches.png` (the high-importance segments' best JASPAR matches);
 - with --scan (no model needed): every site of every motif with p <= --max-p, in `<output-dir>/motif_hits.tsv`
-  (and shaded on the ISM logo when a model is given).
+  (and, when a model is given, the significant ones shaded on the ISM logo).
 `<output-dir>/report.html` holds every picture and table in one file; `interpret.json` lists what was written.
+
+Significance (inference/interpretation/motif_match.py): a motif match counts only with E-value <= --max-evalue
+(default 0.05: the expected number of the file's motifs matching a random segment this well; 0.05 is a family-wise
+5% level per segment, over every motif compared). A segment whose best motif misses it is "no significant match"
+in the table, the report and the picture, never a best match. Scan hits are listed by --max-p with their E-value
+over the whole scan (p x every placement of every motif on both strands); only those with E <= --max-evalue are
+shaded and counted as significant. --taxon keeps the motifs of one JASPAR taxonomic group (the TRANSFAC file's
+`CC tax_group:`; a MEME file has none and is accepted only for the taxon its file name says, e.g. JASPAR's
+`..._CORE_vertebrates_...` file for vertebrates); fewer motifs compared also means smaller E-values.
+
+Coordinates (inference/interpretation/coordinates.py): with --bed every table gains the region's BED line (chrom,
+region_start, region_end, region_strand) and the genome interval of each base, segment or site (genome_start,
+genome_end; BED-style, 0-based, end excluded; genome_strand for sites), and every title names the region and its
+strand. A '-' region is read as its reverse complement: sequence position i (0-based) is genome position
+region_end - 1 - i. Sequence coordinates are as without --bed: `position` counts from 1, `start`/`end` of sites
+and segments are 0-based, end excluded.
 """
 
 import argparse
@@ -35,10 +51,19 @@ if __package__ in (None, ""):  # run as a script: make the repository's packages
 from inference.inputs import BedRegions, FastaRecords, SequenceTexts  # noqa: E402
 from inference.interpretation import plots  # noqa: E402
 from inference.interpretation.attention import attention_maps  # noqa: E402
-from inference.interpretation.motif_files import read_motifs  # noqa: E402
-from inference.interpretation.motif_match import MATCH_COLUMNS, important_segments, match_row, match_segments  # noqa: E402
+from inference.interpretation.coordinates import BASE_COLUMNS, REGION_COLUMNS, base_fields, region_fields, \
+    region_label  # noqa: E402
+from inference.interpretation.motif_files import ALL_TAXA, read_motifs, select_taxon  # noqa: E402
+from inference.interpretation.motif_match import (  # noqa: E402
+    MAX_EVALUE,
+    describe_match,
+    important_segments,
+    match_columns,
+    match_row,
+    match_segments,
+)
 from inference.interpretation.mutagenesis import VALUES, SaturationMutagenesis  # noqa: E402
-from inference.interpretation.pwm import HIT_COLUMNS, hit_row, scan, score_motifs  # noqa: E402
+from inference.interpretation.pwm import hit_columns, hit_row, scan, scan_tests, score_motifs  # noqa: E402
 from inference.interpretation.report import write_report  # noqa: E402
 from inference.model_folder import (  # noqa: E402
     ARCHITECTURE_HEADS,
@@ -63,8 +88,8 @@ HEAD_CHOICES = ("auto", *HEADS, "none")
 
 # ------------------------------------------------------------------------------------------------- inputs
 def read_sequences(args, config, layout=None):
-    """[(name, ids, output folder)] of --sequence / --fasta / --bed, each checked up front: not empty, and (given
-    the model's `config` and token `layout`) not longer than one window."""
+    """[(name, ids, output folder, BED region or None)] of --sequence / --fasta / --bed, each checked up front: not
+    empty, and (given the model's `config` and token `layout`) not longer than one window."""
     if args.bed and not args.reference:
         raise ValueError("--bed needs --reference (the genome its coordinates refer to)")
     source = SequenceTexts(args.sequence) if args.sequence else FastaRecords(args.fasta) if args.fasta \
@@ -81,7 +106,8 @@ def read_sequences(args, config, layout=None):
             raise ValueError(f"{info.where}: sequence '{info.name}' would share the output folder '{folder}' with "
                              f"'{folders[folder]}'; give the records distinct names")
         folders[folder] = info.name
-    return [(name, ids, folder) for (name, ids), folder in zip(source, folders)]
+    regions = [info.region for info in infos]
+    return [(name, ids, folder, region) for (name, ids), folder, region in zip(source, folders, regions)]
 
 
 # ------------------------------------------------------------------------------------------------- writing
@@ -93,19 +119,36 @@ def write_tsv(path, columns, rows):
     return path
 
 
-def ism_rows(result, top_k):
+def genome_columns(region):
+    """What a per-base table adds for a BED region (coordinates.py): its BED line and the base's genome interval."""
+    return [*REGION_COLUMNS, *BASE_COLUMNS] if region is not None else []
+
+
+def genome_cells(region, position):
+    return [*region_fields(region), *base_fields(region, position)] if region is not None else []
+
+
+ISM_COLUMNS = ["position", "reference", *BASES, "importance", "top_rank"]
+
+
+def ism_rows(result, top_k, region=None):
+    """ism.tsv: position (from 1), reference base, the four effects, importance, top-k rank; for a BED region also
+    the region and the base's genome interval (genome_columns)."""
     rank = {int(position): i for i, position in enumerate(result.top_positions(top_k), start=1)}
     sequence, importance = result.sequence, result.importance
     return [[position + 1, sequence[position], *(f"{value:.6g}" for value in result.effects[position]),
-             f"{importance[position]:.6g}", rank.get(position, "")] for position in range(len(sequence))]
+             f"{importance[position]:.6g}", rank.get(position, ""), *genome_cells(region, position)]
+            for position in range(len(sequence))]
 
 
-def attention_rows(maps):
+def attention_rows(maps, region=None):
     by_type = maps.received_by_type()
-    columns = ["position", "base", "received", *(f"received_{kind}" for kind in by_type), "rollout"]
+    columns = ["position", "base", "received", *(f"received_{kind}" for kind in by_type), "rollout",
+               *genome_columns(region)]
     values = [maps.received(), *by_type.values(), maps.rollout()]
     sequence = decode_bases(maps.ids)
-    return columns, [[i + 1, sequence[i], *(f"{v[i]:.6g}" for v in values)] for i in range(len(sequence))]
+    return columns, [[i + 1, sequence[i], *(f"{v[i]:.6g}" for v in values), *genome_cells(region, i)]
+                     for i in range(len(sequence))]
 
 
 class Interpretation:
@@ -113,7 +156,7 @@ class Interpretation:
 
     def __init__(self, args):
         self.args = args
-        self.motifs = read_motifs(args.motifs) if args.motifs else None
+        self.motifs = select_taxon(read_motifs(args.motifs), args.taxon, args.motifs) if args.motifs else None
         self.ism = self.encoder = None
         self.folder, self.head = None, None
         if args.model:
@@ -137,71 +180,98 @@ class Interpretation:
 
     def run(self, sequences, output_dir, log=print):
         sections, files, all_hits = [], {}, []
-        for name, ids, folder in sequences:
+        regions = any(region is not None for *_, region in sequences)
+        max_e = self.args.max_evalue
+        for name, ids, folder, region in sequences:
             started = time.perf_counter()
             directory = os.path.join(output_dir, folder)
             os.makedirs(directory, exist_ok=True)
-            items, written = [], files.setdefault(name, {})
+            items, written, lines = [], files.setdefault(name, {}), []
+            if region is not None:
+                items.append(("text", f"{name} is {region_label(region)}"
+                                      + (": read as its reverse complement, so sequence position i (0-based) is "
+                                         f"genome position {region.end} - 1 - i" if region.strand == "-" else
+                                         f": sequence position i (0-based) is genome position {region.start} + i")
+                                      + "; genome_start/genome_end in the tables are BED-style (0-based, end "
+                                        "excluded)."))
             # Scan and segment matching read the same motifs against this sequence's background: score them once.
             scored = score_motifs(self.motifs, ids) if self.motifs is not None else None
             hits = scan(name, ids, self.motifs, self.args.max_p, scored) if self.args.scan else []
-            all_hits += hits
+            significant = [hit for hit in hits if hit.e_value <= max_e]
+            all_hits += [(hit, region) for hit in hits]
             if self.ism is not None:
-                items += self._mutagenesis(name, ids, directory, written, hits, scored)
+                items += self._mutagenesis(name, ids, directory, written, significant, scored, region, lines)
             if self.encoder is not None:
-                items += self._attention(name, ids, directory, written)
+                items += self._attention(name, ids, directory, written, region)
             if self.args.scan:
-                items.append(("text", f"{len(hits)} JASPAR site(s) with p <= {self.args.max_p:g} (motif_hits.tsv)."))
-                items.append(("table", HIT_COLUMNS, [hit_row(hit) for hit in sorted(hits, key=lambda h: h.p_value)]))
-            sections.append((f"{name} ({len(ids):,} bp)", items))
+                lines.append(f"scan: {len(hits)} site(s) with p <= {self.args.max_p:g}, {len(significant)} "
+                             f"significant (E <= {max_e:g})")
+                items.append(("text", f"{len(hits)} JASPAR site(s) with p <= {self.args.max_p:g} (motif_hits.tsv); "
+                                      f"{len(significant)} significant: E <= {max_e:g}, E = p x "
+                                      f"{scan_tests(len(ids), self.motifs):,} sites tested."))
+                items.append(("table", hit_columns(regions), [hit_row(hit, region) for hit in
+                                                             sorted(hits, key=lambda h: h.p_value)]))
+            heading = f"{name} ({len(ids):,} bp)" + (f", {region_label(region)}" if region is not None else "")
+            sections.append((heading, items))
             log(f"{name}: {len(ids):,} bp in {time.perf_counter() - started:.1f} s -> {directory}")
+            for line in lines:
+                log(f"  {line}")
         if self.args.scan:
-            files["motif_hits.tsv"] = write_tsv(os.path.join(output_dir, "motif_hits.tsv"), HIT_COLUMNS,
-                                                [hit_row(hit) for hit in all_hits])
+            files["motif_hits.tsv"] = write_tsv(os.path.join(output_dir, "motif_hits.tsv"), hit_columns(regions),
+                                                [hit_row(hit, region) for hit, region in all_hits])
         return sections, files
 
-    def _mutagenesis(self, name, ids, directory, written, hits, scored):
-        top_k = self.args.top_k
+    def _mutagenesis(self, name, ids, directory, written, hits, scored, region=None, lines=None):
+        """ISM files, pictures and report items; `hits`: the significant scan sites to shade on the logo; `lines`
+        collects what the console shows."""
+        top_k, max_e = self.args.top_k, self.args.max_evalue
         result = self.ism(name, ids)
         written["ism.npy"] = os.path.join(directory, "ism.npy")
         np.save(written["ism.npy"], result.effects)
-        written["ism.tsv"] = write_tsv(os.path.join(directory, "ism.tsv"),
-                                       ["position", "reference", *BASES, "importance", "top_rank"],
-                                       ism_rows(result, top_k))
-        written["ism_heatmap.png"] = plots.save(plots.ism_heatmap(result, top_k),
+        written["ism.tsv"] = write_tsv(os.path.join(directory, "ism.tsv"), ISM_COLUMNS + genome_columns(region),
+                                       ism_rows(result, top_k, region))
+        written["ism_heatmap.png"] = plots.save(plots.ism_heatmap(result, top_k, region),
                                                 os.path.join(directory, "ism_heatmap.png"))
         shown = sorted(hits, key=lambda hit: hit.p_value)[:6]
-        written["ism_logo.png"] = plots.save(plots.ism_logo(result, top_k, shown),
+        written["ism_logo.png"] = plots.save(plots.ism_logo(result, top_k, shown, region),
                                              os.path.join(directory, "ism_logo.png"))
-        top = [[rank, int(p) + 1, result.sequence[p], f"{result.importance[p]:.4g}"]
+        top = [[rank, int(p) + 1, result.sequence[p], f"{result.importance[p]:.4g}", *genome_cells(region, int(p))]
                for rank, p in enumerate(result.top_positions(top_k), start=1)]
         items = [("text", f"In-silico mutagenesis with the {result.kind}: {result.measure}; importance = minus the "
                           "mean effect of the three other bases."),
                  ("image", written["ism_heatmap.png"], "effect of every base at every position"),
-                 ("image", written["ism_logo.png"], "reference bases scaled by importance"),
-                 ("table", ["rank", "position", "base", "importance"], top)]
+                 ("image", written["ism_logo.png"], "reference bases scaled by importance"
+                  + (f"; shaded: scan sites with E <= {max_e:g}" if self.args.scan else "")),
+                 ("table", ["rank", "position", "base", "importance", *genome_columns(region)], top)]
         if self.motifs is not None:
             segments = important_segments(result.importance, self.args.segments)
-            matches = match_segments(name, ids, segments, self.motifs, self.args.matches, scored)
-            rows = [match_row(match) for match in matches]
-            written["motif_matches.tsv"] = write_tsv(os.path.join(directory, "motif_matches.tsv"), MATCH_COLUMNS,
-                                                     rows)
+            matches = match_segments(name, ids, segments, self.motifs, self.args.matches, scored, max_e)
+            columns = match_columns(region is not None)
+            rows = [match_row(match, name, region) for match in matches]
+            written["motif_matches.tsv"] = write_tsv(os.path.join(directory, "motif_matches.tsv"), columns, rows)
             by_id = {motif.id: motif for motif in self.motifs}
-            written["motif_matches.png"] = plots.save(plots.motif_matches(result, matches, by_id),
+            written["motif_matches.png"] = plots.save(plots.motif_matches(result, matches, by_id, region, max_e),
                                                       os.path.join(directory, "motif_matches.png"))
-            items += [("image", written["motif_matches.png"], "best JASPAR match of each high-importance segment"),
-                      ("table", MATCH_COLUMNS, rows)]
+            found = sum(1 for match in matches if match.significant and match.rank == 1)
+            summary = (f"{found} of {len(segments)} high-importance segment(s) match a motif with E <= {max_e:g} "
+                       f"({len(self.motifs):,} motifs compared); the others: \"no significant match\".")
+            items += [("text", summary),
+                      ("image", written["motif_matches.png"], "best significant JASPAR match of each high-importance "
+                                                              "segment"),
+                      ("table", columns, rows)]
+            if lines is not None:
+                lines += [describe_match(match, max_e, region) for match in matches]
         return items
 
-    def _attention(self, name, ids, directory, written):
+    def _attention(self, name, ids, directory, written, region=None):
         maps = attention_maps(self.encoder, name, ids, self.layout)
         written["attention.npy"] = os.path.join(directory, "attention.npy")
         np.save(written["attention.npy"], maps.maps.astype(np.float16))
-        columns, rows = attention_rows(maps)
+        columns, rows = attention_rows(maps, region)
         written["attention.tsv"] = write_tsv(os.path.join(directory, "attention.tsv"), columns, rows)
-        written["attention_grid.png"] = plots.save(plots.attention_grid(maps),
+        written["attention_grid.png"] = plots.save(plots.attention_grid(maps, region),
                                                    os.path.join(directory, "attention_grid.png"), dpi=90)
-        written["attention_profile.png"] = plots.save(plots.attention_profile(maps),
+        written["attention_profile.png"] = plots.save(plots.attention_profile(maps, region),
                                                       os.path.join(directory, "attention_profile.png"))
         return [("image", written["attention_grid.png"], "attention of every layer and head"),
                 ("image", written["attention_profile.png"], "attention received per base, and rollout")]
@@ -221,7 +291,9 @@ def parse_args(argv=None):
     inputs = parser.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--sequence", nargs="+", help="one or more sequences (named seq1, seq2, ...)")
     inputs.add_argument("--fasta", help="FASTA (.fa, .fa.gz): every record is interpreted")
-    inputs.add_argument("--bed", help="BED regions of --reference (strand '-': the reverse complement)")
+    inputs.add_argument("--bed", help="BED regions of --reference (strand '-': the reverse complement); every "
+                                      "table and title then gives the region and genome coordinates (BED-style: "
+                                      "0-based, end excluded)")
     parser.add_argument("--reference", help="with --bed: FASTA (bgzip or plain, indexed on first use) or a genome "
                                             "store folder")
     parser.add_argument("--output-dir", required=True)
@@ -232,7 +304,16 @@ def parse_args(argv=None):
     parser.add_argument("--motifs", help="JASPAR motifs (MEME or TRANSFAC, plain or .gz): match the important "
                                          "segments, and with --scan scan the sequences")
     parser.add_argument("--segments", type=int, default=3, help="high-importance segments matched per sequence")
-    parser.add_argument("--matches", type=int, default=3, help="best motifs reported per segment")
+    parser.add_argument("--matches", type=int, default=3, help="best significant motifs reported per segment")
+    parser.add_argument("--max-evalue", type=float, default=MAX_EVALUE,
+                        help="a motif match (and a scan site) is significant at E-value <= this (default "
+                             f"{MAX_EVALUE:g}: at most a 5%% chance per segment that any motif of the file matches "
+                             "random DNA this well); segments without one read \"no significant match\"")
+    parser.add_argument("--taxon", default=ALL_TAXA,
+                        help="only the motifs of this JASPAR taxonomic group (the TRANSFAC file's 'CC tax_group:'): "
+                             "vertebrates, plants, fungi, insects, nematodes, urochordates, ... or all (default). A "
+                             "MEME file names no taxa: it is accepted only for the taxon its file name says "
+                             "(JASPAR's ..._CORE_vertebrates_... file: vertebrates)")
     parser.add_argument("--scan", action="store_true", help="scan the sequences for every motif (--max-p)")
     parser.add_argument("--max-p", type=float, default=1e-4, help="--scan: report sites with p-value <= this")
     parser.add_argument("--no-report", action="store_true", help="skip report.html")
@@ -254,6 +335,10 @@ def parse_args(argv=None):
             raise ValueError(f"--{option.replace('_', '-')} {getattr(args, option)}: must be at least 1")
     if not 0 < args.max_p <= 1:
         raise ValueError(f"--max-p {args.max_p}: a p-value in (0, 1] expected")
+    if not 0 < args.max_evalue < float("inf"):
+        raise ValueError(f"--max-evalue {args.max_evalue}: a positive E-value expected (default {MAX_EVALUE:g})")
+    if args.taxon.strip().lower() != ALL_TAXA and not args.motifs:
+        raise ValueError(f"--taxon {args.taxon}: selects --motifs; give --motifs FILE")
     return args
 
 
@@ -266,10 +351,15 @@ def main(argv=None):
                                              else print)
         summary = {"model": args.model, "folder": interpretation.folder, "head": interpretation.head,
                    "measure": interpretation.ism.measure if interpretation.ism else None,
-                   "motifs": args.motifs, "sequences": [name for name, _, _ in sequences], "files": files}
+                   "motifs": args.motifs, "taxon": args.taxon,
+                   "motifs_compared": len(interpretation.motifs) if interpretation.motifs is not None else None,
+                   "max_evalue": args.max_evalue, "sequences": [name for name, *_ in sequences], "files": files}
         if not args.no_report:
+            motifs = "(none)" if not args.motifs else (
+                f"{args.motifs} (taxon {args.taxon}: {len(interpretation.motifs):,} motifs); a match or site is "
+                f"significant at E <= {args.max_evalue:g}")
             lines = [f"model: {args.model or '(none: motif scan only)'}; head: {interpretation.head}",
-                     f"motifs: {args.motifs or '(none)'}"]
+                     f"motifs: {motifs}"]
             summary["report"] = write_report(os.path.join(args.output_dir, "report.html"),
                                              "NucEL interpretation", lines, sections)
         with open(os.path.join(args.output_dir, "interpret.json"), "w", encoding="utf-8") as handle:

@@ -4,9 +4,17 @@
 model folder. Classes come from this package (`modeling_nucel`), weights only from safetensors, and the folder
 must describe NucEL weights over single nucleotides (its token ids: `inference.windows.TokenLayout`); anything
 else is one error line.
+
+One load rule (`load_part`), checked before a model is built or used: every safetensors file opens and its
+weights are finite; config.json gives the weights the shapes they have (so absurd sizes cannot exhaust memory);
+the backbone is complete; and a command that asks for a head gets a folder that holds it (`load_head`,
+`load_detector`): a head transformers would initialise at random is refused.
 """
 
+import contextlib
+import glob
 import os
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,6 +28,7 @@ from modeling_nucel import (
     NucELModel,
 )
 from tokenization.json_files import read_json_object
+from training.safe_loading import check_weight_files, first_line
 
 # The heads a model folder can be asked about, by the name commands use.
 HEADS = {"classifier": NucELForSequenceClassification, "generator": NucELForMaskedLM,
@@ -27,6 +36,16 @@ HEADS = {"classifier": NucELForSequenceClassification, "generator": NucELForMask
 ARCHITECTURE_HEADS = {model_class.__name__: kind for kind, model_class in HEADS.items()}
 HEAD_PARTS = {"classifier": "sequence-classification head", "generator": "masked-nucleotide head",
               "discriminator": "replaced-token head"}
+DEVICES = "auto, cpu, cuda, cuda:N (N: a GPU index) or mps"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# config.json fields that size the weights, and where a checkpoint shows each (a backbone tensor, dimension; the
+# first one present is read). A config that disagrees is refused before the model is built: absurd values
+# (hidden_size 10**9, 10**6 layers) would otherwise exhaust memory or spend hours building modules.
+SIZE_FIELDS = (("vocab_size", (("embeddings.tok_embeddings.weight", 0),)),
+               ("hidden_size", (("embeddings.tok_embeddings.weight", 1), ("final_norm.weight", 0),
+                                ("layers.0.attn.Wo.weight", 0))),
+               ("intermediate_size", (("layers.0.mlp.Wo.weight", 1),)))
+LAYER_KEY = re.compile(r"^layers\.(\d+)\.")
 
 
 @dataclass
@@ -39,28 +58,49 @@ class ModelFolders:
 
 
 def resolve_folders(model, generator=None):
-    """`--model` (+ `--generator`) -> ModelFolders. A run folder gives both of its exports."""
-    if not os.path.isdir(model):
-        raise ValueError(f"--model {model}: not a folder (expected a NucEL export or a pretraining run folder)")
+    """`--model` (+ `--generator`) -> ModelFolders. A run folder gives both of its exports; a masked-LM folder
+    (NucEL's generator, a stock ModernBertForMaskedLM, another DNA model) is the generator."""
+    model = locate(model)
+    generator = locate(generator, "--generator") if generator else None
     if os.path.isdir(os.path.join(model, "discriminator")):
         beside = os.path.join(model, "generator")
         return ModelFolders(os.path.join(model, "discriminator"),
                             generator or (beside if os.path.isdir(beside) else None))
     config = read_model_config(model)
-    if (config.get("architectures") or [""])[0] == "NucELForMaskedLM" and generator is None:
+    if (config.get("architectures") or [""])[0].endswith("ForMaskedLM") and generator is None:
         return ModelFolders(None, model)
     return ModelFolders(model, generator)
 
 
-def read_model_config(folder):
+def read_model_config(folder, option="--model"):
     path = os.path.join(folder, "config.json")
     if not os.path.isfile(path):
-        raise ValueError(f"--model {folder}: no config.json (expected a NucEL export, e.g. runs/demo/discriminator)")
-    config = read_json_object(path, "model config")
-    if config.get("model_type") != NucELConfig.model_type:
-        raise ValueError(f"{path}: model_type {config.get('model_type')!r}; only NucEL models (model_type "
-                         f"'{NucELConfig.model_type}') are read here")
-    return config
+        raise ValueError(f"{option} {folder}: no config.json (expected a NucEL export, e.g. runs/demo/discriminator)")
+    return read_json_object(path, "model config")
+
+
+def is_nucel(config):
+    return config.get("model_type") == NucELConfig.model_type
+
+
+def locate(model, option="--model"):
+    """The folder `--model` names: a local folder as it is, or a Hub id (ORG/NAME) from the local Hugging Face
+    cache. Nothing is downloaded here: a Hub id not in the cache is one line saying how to fetch it."""
+    if os.path.isdir(model):
+        return model
+    from hub_cards.metadata import HUB_ID  # noqa: PLC0415
+
+    if HUB_ID.match(model) and not os.path.exists(model):
+        from huggingface_hub import snapshot_download  # noqa: PLC0415
+
+        try:
+            return snapshot_download(model, local_files_only=True)
+        except Exception as failure:  # noqa: BLE001  (any failure means: not in the cache, in one line)
+            raise ValueError(f"{option} {model}: a Hub id that is not in the local Hugging Face cache "
+                             f"({first_line(failure)}); these commands never download: fetch it first "
+                             f"(`hf download {model}`) or give a folder") from None
+    raise ValueError(f"{option} {model}: not a folder or a Hub id (expected a NucEL export, a pretraining run "
+                     "folder, a fine-tuned model/ folder, a stock ModernBERT export or a cached Hub id)")
 
 
 def add_runtime_arguments(parser, batch_size):
@@ -72,11 +112,32 @@ def add_runtime_arguments(parser, batch_size):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def add_trust_argument(parser):
+    """--trust-remote-code, for the commands that read other models: their own code runs only when asked."""
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a non-NucEL model's own code (its auto_map) to run; NucEL folders, stock "
+                             "ModernBERT exports and transformers' own architectures need none")
+
+
 def pick_device(device="auto"):
+    """--device as a torch.device this machine has; anything else is one line listing what is accepted (torch's
+    own list names a dozen backends this package does not run on)."""
+    if isinstance(device, torch.device):
+        device = str(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    match = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", device) if isinstance(device, str) else None
+    if match is None:
+        raise ValueError(f"--device {device}: expected {DEVICES}")
+    kind, index = match.group(1), match.group(2)
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine")
+        if index is not None and int(index) >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to "
+                             f"cuda:{torch.cuda.device_count() - 1}")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS (Apple GPU) is not available on this machine")
     return torch.device(device)
 
 
@@ -84,31 +145,172 @@ def pick_dtype(dtype, device):
     """auto: bfloat16 on a GPU, float32 on CPU (where bf16 matmuls are slower, not faster)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype {dtype}: expected auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
 
 
-def load_part(folder, model_class, device, dtype, **options):
-    """`model_class` from `folder` in eval mode on `device`; returns (model, names of weights the folder lacks).
-    A missing backbone weight is an error: the folder does not hold what its config says. `options` go to
-    `from_pretrained` (e.g. attn_implementation)."""
-    read_model_config(folder)
+def check_batch_size(batch_size):
+    """--batch-size as a whole number of at least 1 (Python callers can pass what argparse would have refused)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch-size {batch_size!r}: expected a whole number, at least 1")
+    return batch_size
+
+
+def checkpoint_shapes(folder):
+    """{backbone tensor name (without the heads' `model.` prefix): shape} from the safetensors headers of `folder`,
+    read without loading a weight."""
+    from safetensors import safe_open  # noqa: PLC0415
+
+    shapes = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*.safetensors"))):
+        with safe_open(path, "pt") as handle:
+            for key in handle.keys():
+                shapes[key[len("model."):] if key.startswith("model.") else key] = handle.get_slice(key).get_shape()
+    return shapes
+
+
+def check_config_sizes(config, shapes, where):
+    """The sizes in a config (`config`, a dict) are those of the weights (`shapes`: backbone tensor name -> shape),
+    checked before anything is built; `where`: the config's path, for the error line."""
+    for field in ("num_hidden_layers", *(name for name, _ in SIZE_FIELDS)):
+        value = config.get(field)
+        if field in config and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{where}: {field}={value!r}: expected a positive whole number")
+    layers = {int(match.group(1)) for match in map(LAYER_KEY.match, shapes) if match}
+    if layers and config.get("num_hidden_layers") not in (None, max(layers) + 1):
+        raise ValueError(f"{where}: num_hidden_layers={config['num_hidden_layers']}, but the weights beside it hold "
+                         f"{max(layers) + 1} layers: it does not describe these weights")
+    for field, places in SIZE_FIELDS:
+        for tensor, dimension in places:
+            if tensor in shapes and field in config:
+                size = shapes[tensor][dimension]
+                if config[field] != size:
+                    raise ValueError(f"{where}: {field}={config[field]}, but the weights beside it have {size} "
+                                     f"({tensor} is {list(shapes[tensor])}): it does not describe these weights")
+                break
+
+
+def check_shapes(model_class, folder, shapes, option="--model"):
+    """Every weight of `folder` (`shapes`, as checkpoint_shapes reads them) has the shape its config.json gives
+    `model_class`: compared on a skeleton built on the meta device (no memory), so a mismatch is one line naming the
+    tensor instead of transformers' multi-line report. A head whose weights are all there must also use every
+    weight: one left over (say, a `prediction` replaced-token head read as `linear`) means config.json describes
+    another head than the one saved, and transformers would drop it without a word."""
     try:
-        model, info = model_class.from_pretrained(folder, use_safetensors=True, output_loading_info=True, **options)
-    except (OSError, ValueError, RuntimeError) as failure:
-        first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
-        raise ValueError(f"--model {folder}: could not load {model_class.__name__} ({first})") from None
+        config = model_class.config_class.from_pretrained(folder)
+        with torch.device("meta"):
+            skeleton = model_class(config)
+    except (OSError, ValueError, TypeError, RuntimeError, OverflowError) as failure:
+        raise ValueError(f"{option} {folder}: could not load {model_class.__name__} ({first_line(failure)})") \
+            from None
+
+    def bare(key):
+        return key[len("model."):] if key.startswith("model.") else key
+
+    for key, tensor in skeleton.state_dict().items():
+        if bare(key) in shapes and list(tensor.shape) != list(shapes[bare(key)]):
+            raise ValueError(f"{option} {folder}: weight {key} is {list(shapes[bare(key)])} in its checkpoint, but "
+                             f"config.json makes it {list(tensor.shape)}: the config does not describe these weights")
+    parameters = {bare(key) for key, _ in skeleton.named_parameters()}  # a tied weight once
+    unused = sorted(set(shapes) - {bare(key) for key in skeleton.state_dict()})
+    if model_class is not NucELModel and parameters <= set(shapes) and unused:
+        raise ValueError(f"{option} {folder}: {len(unused)} weights of its checkpoint have no place in the "
+                         f"{model_class.__name__} its config.json describes (e.g. {unused[0]}): the config does not "
+                         "describe these weights")
+
+
+@contextlib.contextmanager
+def errors_only_from_transformers():
+    """transformers' loading report (missing, unexpected and mismatched weights, many lines) and its weight-loading
+    bar are silenced: the checks here turn what matters in the report into one line, what does not (a head's weights
+    left unused) is noise, and the commands keep their own progress bars (and --quiet)."""
+    from transformers.utils import logging  # noqa: PLC0415
+
+    previous, bar = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(previous)
+        if bar:
+            logging.enable_progress_bar()
+
+
+# The part a command asks for, as a NucEL class, and the Auto class that loads the same part of another model (a
+# stock ModernBERT export, another single-nucleotide DNA model). The replaced-token head exists only in NucEL.
+AUTO_CLASSES = {NucELModel: "AutoModel", NucELForMaskedLM: "AutoModelForMaskedLM",
+                NucELForSequenceClassification: "AutoModelForSequenceClassification"}
+
+
+def load_other(folder, config, model_class, device, dtype, option, trust_remote_code):
+    """A model that is not NucEL, through transformers' Auto class for the part asked (AUTO_CLASSES), under the
+    same rule: weight files that open and hold finite numbers, a complete backbone; code from the folder only with
+    `trust_remote_code` (the user's --trust-remote-code). Returns (model, newly initialised head weights)."""
+    import transformers  # noqa: PLC0415
+
+    from training.safe_loading import load_pretrained  # noqa: PLC0415
+
+    model_type = config.get("model_type")
+    if model_class not in AUTO_CLASSES:
+        raise ValueError(f"{option} {folder}: a {model_type!r} model; the {HEAD_PARTS['discriminator']} this needs "
+                         "exists only in NucEL models")
+    check_weight_files(folder)
+    with errors_only_from_transformers():
+        model, report = load_pretrained(getattr(transformers, AUTO_CLASSES[model_class]), folder, trust_remote_code)
+    model = model.to(device=device, dtype=dtype).eval()
+    return model, report["newly_initialised"]
+
+
+def load_part(folder, model_class, device, dtype, option="--model", trust_remote_code=False, **options):
+    """`model_class` from `folder` in eval mode on `device`; returns (model, names of weights the folder lacks:
+    a head newly initialised, which a caller that needs the head refuses). Refused with one line naming `option`
+    and the folder: a truncated or corrupt safetensors file, a weight that is NaN or inf, a config.json whose sizes
+    are not those of the weights, a missing backbone weight (the folder does not hold what its config says).
+    `options` go to `from_pretrained` (e.g. attn_implementation). Another model type goes through `load_other`."""
+    config = read_model_config(folder, option)
+    if not is_nucel(config):
+        return load_other(folder, config, model_class, device, dtype, option, trust_remote_code)
+    check_weight_files(folder)
+    shapes = checkpoint_shapes(folder)
+    check_config_sizes(config, shapes, os.path.join(folder, "config.json"))
+    check_shapes(model_class, folder, shapes, option)
+    try:
+        with errors_only_from_transformers():
+            model, info = model_class.from_pretrained(folder, use_safetensors=True, output_loading_info=True,
+                                                      **options)
+    except (OSError, ValueError, RuntimeError, OverflowError, MemoryError) as failure:
+        raise ValueError(f"{option} {folder}: could not load {model_class.__name__} ({first_line(failure)})") \
+            from None
     missing = sorted(info["missing_keys"])
     backbone_missing = [key for key in missing if model_class is NucELModel or key.startswith("model.")]
     if backbone_missing:
-        raise ValueError(f"--model {folder}: {len(backbone_missing)} backbone weights are not in its checkpoint "
+        raise ValueError(f"{option} {folder}: {len(backbone_missing)} backbone weights are not in its checkpoint "
                          f"(e.g. {backbone_missing[0]}): not a complete NucEL export")
-    return model.to(device=device, dtype=dtype).eval(), missing
+    model = model.to(device=device, dtype=dtype).eval()
+    if dtype == torch.float16:  # finite in the checkpoint, but float16 tops out at 65504
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{option} {folder}: weight {name} overflows float16 (beyond +-65504); use "
+                                 "--dtype bfloat16 or float32")
+    return model, missing
 
 
-def load_detector(folder, device, dtype):
-    """The discriminator with its replaced-token head, or (None, backbone) for an export without the head (older
-    exports saved the bare backbone): embeddings still work, detection scores do not."""
-    detector, missing = load_part(folder, NucELForReplacedTokenDetection, device, dtype)
+def load_detector(folder, device, dtype, option="--model", trust_remote_code=False):
+    """The discriminator with its replaced-token head, or (None, backbone) for a bare backbone export without the
+    head (older exports saved the bare backbone): embeddings still work, detection scores do not. A folder that
+    holds another head (a generator, a classifier) or claims the head without its weights is refused: its backbone
+    is not the discriminator the scores are named after."""
+    config = read_model_config(folder, option)
+    if not is_nucel(config):  # another model's encoder: embedding scores only
+        return None, load_part(folder, NucELModel, device, dtype, option, trust_remote_code)[0]
+    architecture = (config.get("architectures") or ["?"])[0]
+    detector, missing = load_part(folder, NucELForReplacedTokenDetection, device, dtype, option)
+    if missing and architecture != NucELModel.__name__:
+        raise ValueError(f"{option} {folder}: a {architecture} whose weights have no {HEAD_PARTS['discriminator']} "
+                         f"({len(missing)} missing, e.g. {missing[0]}); expected a discriminator export "
+                         f"({NucELForReplacedTokenDetection.__name__}, a pretraining run's discriminator/)")
     if missing:
         return None, detector.model
     return detector, detector.model
@@ -117,9 +319,9 @@ def load_detector(folder, device, dtype):
 def resolve_head(model, head):
     """(model folder, head) for --model and --head. A pretraining run folder gives its discriminator/ (or, for
     --head generator, its generator/); one export is read as its config's architecture says."""
-    if not os.path.isdir(model):
-        raise ValueError(f"--model {model}: not a folder (expected a NucEL export, a fine-tuned model/ folder or a "
-                         "pretraining run folder)")
+    if head not in ("auto", *HEADS, "none"):
+        raise ValueError(f"--head {head!r}: expected auto, {', '.join(HEADS)} or none")
+    model = locate(model)
     if os.path.isdir(os.path.join(model, "discriminator")) or os.path.isdir(os.path.join(model, "generator")):
         if head == "classifier":
             raise ValueError(f"--model {model}: a pretraining run has no classifier; give a fine-tuned model folder "
@@ -138,9 +340,11 @@ def resolve_head(model, head):
     return model, head
 
 
-def load_head(folder, head, device, dtype):
-    model, missing = load_part(folder, HEADS[head], device, dtype)
+def load_head(folder, head, device, dtype, option="--model", needs=None, trust_remote_code=False):
+    """`folder`'s model with its `head`, which must be in its weights: a head newly initialised would give
+    random numbers under the head's name. `needs`: what asks for the head, for the error line."""
+    model, missing = load_part(folder, HEADS[head], device, dtype, option, trust_remote_code)
     if missing:
-        raise ValueError(f"--model {folder}: its weights have no {HEAD_PARTS[head]} ({len(missing)} missing, e.g. "
-                         f"{missing[0]}); --head {head} needs a model saved with one")
+        raise ValueError(f"{option} {folder}: its weights have no {HEAD_PARTS[head]} ({len(missing)} missing, e.g. "
+                         f"{missing[0]}); {needs or f'--head {head}'} needs a model saved with one")
     return model

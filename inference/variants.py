@@ -19,10 +19,14 @@ each status. An unknown CHROM stops the run with one line naming it.
 
 import argparse
 import csv
+import gzip
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -33,20 +37,23 @@ import torch.nn.functional as F
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from inference.inputs import reference_files  # noqa: E402
 from inference.model_folder import (  # noqa: E402
     add_runtime_arguments,
+    add_trust_argument,
+    check_batch_size,
     load_detector,
-    load_part,
+    load_head,
     pick_device,
     pick_dtype,
     resolve_folders,
 )
 from inference.windows import TokenLayout, check_window  # noqa: E402
-from modeling_nucel import NucELForMaskedLM  # noqa: E402
 from tokenization import alphabet  # noqa: E402
 from tokenization.encoding import reverse_complement  # noqa: E402
-from tokenization.reference import ReferenceGenome  # noqa: E402
+from tokenization.reference import ReferenceGenome, compression  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
+from training.outputs import check_distinct, clean_leftovers, commit, temporary_path  # noqa: E402
 
 SCORES = ("generator_llr", "discriminator_site", "discriminator_window", "embedding_cosine_distance")
 INFO_FIELDS = {
@@ -137,9 +144,7 @@ class VariantScorer:
         self.generator, self.detector, self.backbone = generator, detector, backbone
         self.layout = layout or TokenLayout.for_config(parts[0].config)
         self.window = min(check_window(window, part.config, layout=self.layout) for part in parts)
-        if batch_size < 1:
-            raise ValueError(f"--batch-size {batch_size}: must be at least 1")
-        self.batch_size = batch_size
+        self.batch_size = check_batch_size(batch_size)
         self.missing = {}
         if generator is None:
             self.missing["generator_llr"] = "no generator export (pass --generator FOLDER)"
@@ -154,15 +159,19 @@ class VariantScorer:
 
     @classmethod
     def from_pretrained(cls, model, generator=None, device="auto", dtype="auto", window=DEFAULT_WINDOW,
-                        batch_size=32):
+                        batch_size=32, trust_remote_code=False):
+        """From a NucEL pretraining run folder or export(s); or another model: a stock ModernBERT export or any
+        single-nucleotide masked LM (generator_llr) or encoder (embedding_cosine_distance), a folder or a cached
+        Hub id, its own code only with `trust_remote_code`."""
         folders = resolve_folders(model, generator)
         device = pick_device(device)
         dtype = pick_dtype(dtype, device)
-        generator_model = load_part(folders.generator, NucELForMaskedLM, device, dtype)[0] if folders.generator \
-            else None
-        detector, backbone = load_detector(folders.discriminator, device, dtype) if folders.discriminator \
-            else (None, None)
-        layouts = {folder: TokenLayout.from_folder(folder, part.config) for folder, part in
+        generator_model = load_head(folders.generator, "generator", device, dtype,
+                                    "--generator" if generator else "--model", "generator_llr", trust_remote_code) \
+            if folders.generator else None
+        detector, backbone = load_detector(folders.discriminator, device, dtype, trust_remote_code=trust_remote_code) \
+            if folders.discriminator else (None, None)
+        layouts = {folder: TokenLayout.from_folder(folder, part.config, trust_remote_code) for folder, part in
                    ((folders.generator, generator_model), (folders.discriminator, backbone)) if part is not None}
         layout, *others = layouts.values()
         if any(other != layout for other in others):
@@ -297,17 +306,38 @@ class VariantScorer:
 
 # ------------------------------------------------------------------------------------------------ VCF in and out
 def open_vcf(path):
+    """The VCF (plain, bgzip or BCF) as a pysam.VariantFile. A plain-gzip VCF (gzip, not bgzip: common, and
+    htslib cannot read it) is read from a decompressed copy in the temporary folder, removed as soon as it is open."""
     import pysam  # noqa: PLC0415
 
     if not os.path.isfile(path):
         raise ValueError(f"--vcf {path}: not found")
+    source = decompressed_copy(path) if compression(path) == "gzip" else path
     previous = pysam.set_verbosity(0)  # htslib warns once per contig a VCF header does not declare
     try:
-        return pysam.VariantFile(path)
+        return pysam.VariantFile(source)
     except (OSError, ValueError) as failure:
         raise ValueError(f"--vcf {path}: not a readable VCF ({failure})") from None
     finally:
         pysam.set_verbosity(previous)
+        if source != path:
+            os.remove(source)  # the open file stays readable until closed; nothing is left behind
+
+
+def decompressed_copy(path):
+    """A plain-gzip file decompressed into a new temporary file; its path."""
+    handle, copy = tempfile.mkstemp(prefix="nucel-", suffix=".vcf")
+    try:
+        with os.fdopen(handle, "wb") as out, gzip.open(path, "rb") as compressed:
+            shutil.copyfileobj(compressed, out, 1 << 20)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as failure:
+        os.remove(copy)
+        raise ValueError(f"--vcf {path}: a corrupt or truncated gzip file ({failure})") from None
+    except OSError as failure:  # the temporary folder is full or unwritable
+        os.remove(copy)
+        raise ValueError(f"--vcf {path}: plain gzip (not bgzip), and it could not be decompressed into "
+                         f"{os.path.dirname(copy)} ({failure}); set TMPDIR, or bgzip the VCF") from None
+    return copy
 
 
 def vcf_records(vcf, path):
@@ -415,10 +445,11 @@ def score_vcf(scorer, vcf_path, reference_path, output, vcf_out=None, labels=Non
     with ReferenceGenome(reference_path) as reference:
         vcf = open_vcf(vcf_path)
         check_contig_lengths(vcf.header, reference, vcf_path)
-        created = [f"{output}.tmp-{os.getpid()}"] + ([f"{vcf_out}.tmp-{os.getpid()}"] if vcf_out else [])
-        for path in (output, vcf_out):
-            if path:
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        finals = [output] + ([vcf_out] if vcf_out else [])
+        for path in finals:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            clean_leftovers(path)
+        created = [temporary_path(path) for path in finals]
         statuses, alleles_seen, started = Counter(), [], time.perf_counter()
         try:
             table = open(created[0], "w", encoding="utf-8", newline="")
@@ -454,9 +485,7 @@ def score_vcf(scorer, vcf_path, reference_path, output, vcf_out=None, labels=Non
                     flush()
             if annotated is not None:
                 annotated.close()
-            os.replace(created[0], output)
-            if vcf_out:
-                os.replace(created[1], vcf_out)
+            commit(list(zip(created, finals)))
         finally:
             for path in created:
                 if os.path.exists(path):
@@ -488,13 +517,19 @@ def parse_args(argv=None):
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW,
                         help="bases of context centred on the variant (default 1024, or what the model reads)")
     add_runtime_arguments(parser, batch_size=32)
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    check_distinct({"--output": args.output, "--vcf-out": args.vcf_out}, {
+        "--model": args.model, "--generator": args.generator, "--vcf": args.vcf, "--labels": args.labels,
+        **{f"--vcf's index ({suffix})": args.vcf + suffix for suffix in (".tbi", ".csi")},
+        **reference_files(args.reference)})
     scorer = VariantScorer.from_pretrained(args.model, args.generator, device=args.device, dtype=args.dtype,
-                                           window=args.window, batch_size=args.batch_size)
+                                           window=args.window, batch_size=args.batch_size,
+                                           trust_remote_code=args.trust_remote_code)
     return score_vcf(scorer, args.vcf, args.reference, args.output, args.vcf_out, args.labels, args.quiet)
 
 

@@ -73,14 +73,15 @@ class TokenLayout:
         return native
 
     @classmethod
-    def from_folder(cls, folder, config):
-        """The layout of a model folder: read off its saved tokenizer (no code from the folder runs) and checked
-        against `config`; a folder saved without a tokenizer is read with this package's alphabet."""
+    def from_folder(cls, folder, config, trust_remote_code=False):
+        """The layout of a model folder: read off its saved tokenizer (no code from the folder runs unless
+        `trust_remote_code`) and checked against `config`; a folder saved without a tokenizer is read with this
+        package's alphabet."""
         from tokenization.hf_tokenizers import load_saved_tokenizer  # noqa: PLC0415
 
         if not any(os.path.isfile(os.path.join(folder, name)) for name in ("tokenizer.json", "tokenizer_config.json")):
             return cls.for_config(config, f"--model {folder}")
-        return cls.of_tokenizer(load_saved_tokenizer(folder), config, f"--model {folder}")
+        return cls.of_tokenizer(load_saved_tokenizer(folder, trust_remote_code), config, f"--model {folder}")
 
     @classmethod
     def of_tokenizer(cls, tokenizer, config, where="the tokenizer"):
@@ -93,9 +94,11 @@ class TokenLayout:
         probed = ids(PROBE)
         if len(probed) != len(PROBE) or len(set(probed[:4])) != 4:
             raise ValueError(f"{where}: its tokenizer reads {PROBE!r} as {len(probed)} token(s) {probed}; these "
-                             "commands read single-nucleotide models (one token per base)")
+                             "commands read single-nucleotide models (one token per base): a k-mer model scores and "
+                             "embeds tokens, not bases, so its numbers would not line up with positions")
         bases, n_id = probed[:4], probed[4]
-        if bases != list(config.nucleotide_token_ids):
+        # Another model's config may name no nucleotide or mask ids: its tokenizer's answer is then the layout.
+        if getattr(config, "nucleotide_token_ids", None) is not None and bases != list(config.nucleotide_token_ids):
             raise ValueError(f"{where}: its tokenizer gives A C G T the ids {bases}, but config.json's "
                              f"nucleotide_token_ids are {list(config.nucleotide_token_ids)}")
         for text, expected in ((PROBE.lower(), probed), ("RYSWKMBDHV", [n_id] * 10)):
@@ -110,7 +113,8 @@ class TokenLayout:
         missing = [name for name in ("pad", "unk", "mask") if getattr(tokenizer, f"{name}_token_id") is None]
         if missing:
             raise ValueError(f"{where}: its tokenizer has no {' / '.join(missing)} token")
-        if tokenizer.mask_token_id != config.mask_token_id or cls_id != config.cls_token_id:
+        if (getattr(config, "mask_token_id", None) not in (None, tokenizer.mask_token_id)
+                or getattr(config, "cls_token_id", None) not in (None, cls_id)):
             raise ValueError(f"{where}: its tokenizer's [CLS]/[MASK] ids {cls_id}/{tokenizer.mask_token_id} differ "
                              f"from config.json's {config.cls_token_id}/{config.mask_token_id}")
         layout = cls.assemble(tokenizer.pad_token_id, tokenizer.unk_token_id, cls_id, sep_id,
@@ -146,10 +150,19 @@ class TokenLayout:
 
 NATIVE = TokenLayout.native()  # this package's own tokenizer
 
+def whole_number(value, option):
+    """`value` as an int; a str, float or bool (what a Python caller can pass and argparse would have refused) is
+    one error line rather than a TypeError from a comparison."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{option} {value!r}: expected a whole number")
+    return int(value)
+
+
 def check_layer(layer, num_layers):
     """--layer: 0 the token embeddings, i after encoder layer i; -1 and num_layers the final output (the last
     layer with the final norm, as `AutoModel` returns it and as fine-tuning's --probe-layer reads it); -k counts
     back (-2: after layer num_layers - 1)."""
+    layer = whole_number(layer, "--layer")
     if not -(num_layers + 1) <= layer <= num_layers:
         raise ValueError(f"--layer {layer}: this model has {num_layers} layers (use 0..{num_layers}, or -1 for the "
                          "final output)")
@@ -175,6 +188,7 @@ def check_window(window, config, option="--window", layout=NATIVE):
     limit = layout.max_bases(config)
     if window is None:
         return min(1024, limit)
+    window = whole_number(window, option)
     if not 1 <= window <= limit:
         raise ValueError(f"{option} {window}: must be between 1 and {limit} (the model reads "
                          f"{config.max_position_embeddings} tokens: {layout.template})")

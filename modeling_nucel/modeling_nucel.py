@@ -70,6 +70,18 @@ MODERNBERT_CLASSES = {name: stock for name, _, _, stock in HEADS if stock}
 REMOTE_CODE_FILES = ("configuration_nucel.py", "modeling_nucel.py")
 
 
+def follow_umask(folder):
+    """Give the weight files of a saved folder the mode every other file gets (0666 less the umask): transformers
+    writes them through a private temporary file, mode 0600, so lab-mates sharing the folder could not read them."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if name.endswith((".safetensors", ".safetensors.index.json", ".bin")) and os.path.isfile(path) \
+                and not os.path.islink(path):
+            os.chmod(path, 0o666 & ~umask)
+
+
 # ----------------------------------------------------------------------------------------------- rotary embeddings
 def rotary_cos_sin(position_ids, head_dim, theta, dtype):
     """cos/sin tables for `position_ids` (any shape), computed in fp32 as ModernBERT does."""
@@ -410,6 +422,7 @@ class NucELPreTrainedModel(PreTrainedModel):
             here = os.path.dirname(os.path.abspath(__file__))
             for name in REMOTE_CODE_FILES:
                 shutil.copyfile(os.path.join(here, name), os.path.join(save_directory, name))
+            follow_umask(save_directory)
 
     @classmethod
     def from_modernbert(cls, model_or_path, **config_overrides):

@@ -153,8 +153,9 @@ def test_bed_regions_match_the_fasta_text(encoder, genome, tmp_path):
     np.testing.assert_allclose(np.load(out), np.concatenate([embedder.embed(s, per_base=True) for s in expected]),
                                atol=1e-5)
     ids = (tmp_path / "bed.ids.tsv").read_text().splitlines()
-    assert ids == ["id\tlength\tacgt_bases\tfirst_row", "first\t150\t150\t0", "last\t100\t100\t150",
-                   "chr2:11-260\t250\t250\t250"]
+    assert ids == ["id\tlength\tacgt_bases\tfirst_row\tchrom\tstart\tend\tstrand",
+                   "first\t150\t150\t0\tchr1\t0\t150\t.", "last\t100\t100\t150\tchr1\t2900\t3000\t-",
+                   "chr2:11-260\t250\t250\t250\tchr2\t10\t260\t."]
 
 
 def test_bad_bed_lines_name_the_line(genome, tmp_path):

@@ -47,7 +47,8 @@ def test_rendered_card_metadata_passes_the_rules(architecture, tag):
     for section in ("## Usage", "## Model", "## Training", "## Evaluation", "## Limitations"):
         assert section in card.text
     assert 'trust_remote_code=True' in card.text and "org/nucel-tiny" in card.text
-    assert "| prom_core_tata | mcc | 0.6100 ± 0.0200 | 2 |" in card.text
+    assert "| **this model** | GUE (DNABERT-2) prom_core_tata | mcc | 0.6100 ± 0.0200 | 2 |" in card.text
+    assert "| published: DNABERT-2 | GUE (DNABERT-2) prom_core_tata | mcc | 0.7417 | — |" in card.text
 
 
 def test_card_without_results_has_no_model_index():
@@ -71,6 +72,7 @@ def broken(edit):
     (lambda m: m.update(license="other"), "license: 'other' needs license_name and license_link"),
     (lambda m: m.update(tags=["dna", ""]), "tags: expected a string or a list of non-empty strings"),
     (lambda m: m.update(library_name=""), "library_name: expected a non-empty string"),
+    (lambda m: m.update(base_model="discriminator"), "base_model: 'discriminator' is not a Hub model id"),
     (lambda m: m.update(widget=[{"text": "ACGTACGT"}]), "widget[0].text: a fill-mask example must contain"),
     (lambda m: m.update(widget=["ACGT[MASK]"]), "widget[0]: expected a mapping"),
     (lambda m: m.update(widget=[{"text": "AC[MASK]", "titel": "x"}]), "widget[0]: unknown key(s) ['titel']"),
@@ -110,7 +112,15 @@ def test_card_metadata_and_body_for_users_of_the_hub():
                        finetuning=finetuning, base_model="org/nucel-base", datasets=["org/my-promoters"])
     metadata = card.data.to_dict()
     assert metadata["base_model"] == "org/nucel-base" and metadata["datasets"] == ["org/my-promoters"]
-    assert "/home/someone" not in str(card) and "from `discriminator`" in card.text
+    assert "/home/someone" not in str(card) and "from [`org/nucel-base`](https://huggingface.co/org/nucel-base)" \
+        in card.text
+    local = render_card(tiny_config(architectures=["NucELForSequenceClassification"]), 1000, "org/x",
+                        finetuning=finetuning)
+    assert "base_model" not in local.data.to_dict() and "/home/someone" not in str(local)
+    assert "from a NucEL discriminator pretrained with this package (not on the Hub)" in local.text
+    assert "`discriminator`" not in local.text
+    with pytest.raises(ValueError, match="base_model 'discriminator': not a Hub id"):
+        render_card(tiny_config(architectures=["NucELModel"]), 1000, "org/x", base_model="discriminator")
     assert "## Citation" in card.text and "clark2020electra" in card.text
     assert "`classifier_pooling: mean` (recommended" in card.text
     masked = render_card(tiny_config(architectures=["NucELForMaskedLM"]), 1000, "org/g")

@@ -87,7 +87,7 @@ def test_ism_finds_the_planted_motif_and_names_it(ctcf_classifier, motifs):
         inside.append(start <= top < start + SITE)
         segments = important_segments(result.importance, count=1)
         best = match_segments(name, ids, segments, motifs, top=1)
-        named.append(best[0].hit.motif_id if best else None)
+        named.append(best[0].hit.motif_id if best and best[0].significant else None)  # significant: E <= 0.05
     # By chance the top position falls in the 19-bp site 19/40 of the time, and a match names CTCF almost never.
     assert np.mean(inside) >= 0.8, inside
     assert named.count("MA0139.1") >= 0.75 * len(named), named
@@ -236,9 +236,13 @@ def test_each_picture_has_its_panels(tiny_heads, motifs, tmp_path):
     maps = attention_maps(NucELModel(tiny_config()).eval(), "s", ids[:40])
     assert len(plots.attention_grid(maps).axes) == 4 * 4
     assert len(plots.attention_profile(maps).axes) == 2
-    matches = match_segments("s", ids, important_segments(result.importance, count=2), motifs, top=2)
-    best = sum(1 for match in matches if match.rank == 1)
-    assert best == 2 and len(plots.motif_matches(result, matches, {m.id: m for m in motifs}).axes) == 2 * best
+    segments = important_segments(result.importance, count=2)
+    matches = match_segments("s", ids, segments, motifs, top=2)
+    # One row per segment: its best significant match, or "no significant match" (an untrained model on random
+    # DNA: its segments are random DNA, whose best motif almost never reaches E <= 0.05).
+    rows = sum(1 for match in matches if match.rank == 1 or not match.significant)
+    assert len(segments) == rows == 2
+    assert len(plots.motif_matches(result, matches, {m.id: m for m in motifs}).axes) == 2 * rows
 
 
 # ------------------------------------------------------------------------------------------- runs and bad input
@@ -292,6 +296,9 @@ def bare_encoder(tmp_path):
     ("run_classifier", "a pretraining run has no classifier"),
     ("scan_without_motifs", "--scan needs --motifs"),
     ("motifs_unused", "--motifs with --head none"),
+    ("taxon_without_motifs", "--taxon vertebrates: selects --motifs"),
+    ("bad_evalue", "--max-evalue 0.0: a positive E-value expected"),
+    ("meme_taxon", "--taxon fungi: " + MEME + " carries no taxon information"),
 ])
 def test_bad_input_is_one_line_before_anything_is_written(run_folder, tmp_path, case, message):
     out = tmp_path / "out"
@@ -316,6 +323,12 @@ def test_bad_input_is_one_line_before_anything_is_written(run_folder, tmp_path, 
         argv = ["--model", run_folder, "--head", "classifier", *short]
     elif case == "motifs_unused":
         argv = ["--model", run_folder, "--head", "none", "--attention", "--motifs", MEME, *short]
+    elif case == "taxon_without_motifs":
+        argv = ["--model", run_folder, "--taxon", "vertebrates", *short]
+    elif case == "bad_evalue":
+        argv = ["--scan", "--motifs", MEME, "--max-evalue", "0", *short]
+    elif case == "meme_taxon":
+        argv = ["--scan", "--motifs", MEME, "--taxon", "fungi", *short]
     else:
         argv = ["--scan", *short]
     with pytest.raises(SystemExit) as exited:

@@ -43,9 +43,11 @@ def test_shipped_jaspar_files_are_read_in_full():
 
 def test_transfac_column_order_and_consensus_letter(tmp_path):
     path = tmp_path / "m.transfac"
-    path.write_text("AC X1\nXX\nID one\nXX\nP0 T G C A\n01 1 2 3 4 A\n02 0 0 0 5 A\nXX\n//\n")
-    (motif,) = read_motifs(str(path))
+    path.write_text("AC X1\nXX\nID one\nXX\nP0 T G C A\n01 1 2 3 4 A\n02 0 0 0 5 A\nXX\nCC tax_group:Fungi\n"
+                    "CC tf_family:x\nXX\n//\nAC X2\nP0 A C G T\n01 1 1 1 1\n//\n")
+    motif, untaxed = read_motifs(str(path))
     np.testing.assert_allclose(motif.probabilities, [[0.4, 0.3, 0.2, 0.1], [1, 0, 0, 0]])
+    assert (motif.taxon, untaxed.taxon) == ("fungi", None)  # JASPAR's `CC tax_group:` line, lower case
 
 
 @pytest.mark.parametrize("text, message", [

@@ -66,7 +66,8 @@ def test_pretraining_summary_enters_the_card(tmp_path, tiny_export):
                "compute_estimate": {"tokens": 4.9e6, "flops": 1.2e15, "flops_per_token": 2.4e8}}
     (run / "pretraining_summary.json").write_text(json.dumps(summary))
     args = publish.parse_args(["--model", str(run / "discriminator"), "--output-dir", str(tmp_path / "o")])
-    publish.assemble(args, *publish.read_inputs(args))
+    os.makedirs(args.output_dir)
+    publish.assemble(args, args.output_dir, *publish.read_inputs(args))
     text = (tmp_path / "o" / "README.md").read_text()
     assert "### Pretraining" in text and "1,200 steps, 4,953,600 tokens" in text and "`hg38.fa.gz`" in text
     assert "eval_discriminator_auc 0.5800" in text and "1.2e+15 FLOPs" in text
@@ -120,18 +121,20 @@ def test_push_validates_the_card_with_the_hub_before_uploading(tmp_path, tiny_ex
 
     monkeypatch.setattr(publish.huggingface_hub.ModelCard, "validate", refuse)
     monkeypatch.setattr(publish.huggingface_hub, "create_repo", lambda *a, **k: calls.append("create"))
-    monkeypatch.setattr(publish.huggingface_hub, "upload_folder", lambda *a, **k: calls.append("upload"))
+    monkeypatch.setattr(publish.huggingface_hub, "upload_folder", lambda *a, **k: calls.append(
+        ("upload", k["allow_patterns"])))
     folder = tmp_path / "hub"
     folder.mkdir()
     (folder / "README.md").write_text("---\nlicense: mit\n---\n# x\n")
+    (folder / ".env").write_text("HF_TOKEN=hf_secret\n")  # in the folder, not written by publish: never uploaded
     with pytest.raises(ValueError, match=r"^--push to org/x: the Hub's card validation failed: - \"license\" "
                                          r"must be one of \[\.\.\.\]$"):
-        publish.push(str(folder), "org/x", private=False)
+        publish.push(str(folder), "org/x", private=False, files=["README.md"])
     assert calls == ["validate"]
     monkeypatch.setattr(publish.huggingface_hub.ModelCard, "validate", lambda card, repo_type=None:
                         calls.append("validated"))
-    publish.push(str(folder), "org/x", private=False)
-    assert calls == ["validate", "validated", "create", "upload"]
+    publish.push(str(folder), "org/x", private=False, files=["README.md"])
+    assert calls == ["validate", "validated", "create", ("upload", ["README.md"])]
 
 
 def test_push_needs_a_repo_id(tmp_path, tiny_export):
@@ -140,8 +143,9 @@ def test_push_needs_a_repo_id(tmp_path, tiny_export):
 
 
 def test_publish_refuses_what_is_not_a_nucel_model(tmp_path, fine_tuned):
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(ValueError, match="no config.json"):
-        publish.main(["--model", str(tmp_path), "--output-dir", str(tmp_path / "o")])
+        publish.main(["--model", str(tmp_path / "nothing"), "--output-dir", str(tmp_path / "o")])
     cnn = tmp_path / "cnn"
     finetune.main(["--model", "onehot-cnn", "--task-dir", str(fine_tuned.parent / "task"), "--output-dir", str(cnn),
                    "--max-steps", "2", "--quiet"])
@@ -188,7 +192,8 @@ def test_a_fine_tune_of_a_hub_model_names_it_as_base_model(tmp_path, fine_tuned)
     results = json.loads((copy / "results.json").read_text())
     (copy / "results.json").write_text(json.dumps({**results, "model": "org/nucel-base"}))
     args = publish.parse_args(["--model", str(copy / "model"), "--output-dir", str(tmp_path / "o")])
-    publish.assemble(args, *publish.read_inputs(args))
+    os.makedirs(args.output_dir)
+    publish.assemble(args, args.output_dir, *publish.read_inputs(args))
     card = ModelCard.load(tmp_path / "o" / "README.md")
     assert card.data.base_model == "org/nucel-base" and card.data.datasets is None
     assert str(tmp_path) not in str(card)  # no local path of this machine in the card

@@ -174,6 +174,23 @@ def test_a_crafted_pickle_in_a_checkpoint_is_refused_and_never_runs(tmp_path, fa
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("name", ["custom_checkpoint_0.pkl", "custom_checkpoint_1.pkl", "pytorch_model.bin",
+                                  "scaler.pt", "random_states_1.pkl"])
+def test_a_file_the_package_does_not_write_is_refused_by_name_in_todays_layout(tmp_path, fasta, finished_run, name):
+    """Planted beside a valid scheduler.json (today's layout): accelerate's load_state would unpickle these with
+    weights_only=False (custom objects, RNG states) or look for them by name; the listing refuses them first."""
+    output_dir = copy_run(finished_run, tmp_path)
+    checkpoint = output_dir / "checkpoints" / "step-00000002"
+    assert (checkpoint / "scheduler.json").is_file()
+    marker = tmp_path / "pwned"
+    torch.save({"state": Payload(marker)}, checkpoint / name)
+    why = "the legacy schedule pickle beside scheduler.json" if name == "custom_checkpoint_0.pkl" else \
+        "not a file training/pretrain.py writes there"
+    with pytest.raises(ValueError, match=f"{name}: refused: {why}"):
+        resume(tmp_path, fasta)
+    assert not marker.exists()
+
+
 def test_checkpoints_hold_the_schedule_as_json_and_a_legacy_pickle_still_resumes(tmp_path, fasta, finished_run):
     output_dir = copy_run(finished_run, tmp_path)
     checkpoint = output_dir / "checkpoints" / "step-00000002"

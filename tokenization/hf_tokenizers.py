@@ -1,8 +1,12 @@
 """Hugging Face tokenizers built from the alphabet: nucleotide (single-nt) and k-mer (overlapping or not)."""
 
+import contextlib
 import itertools
 import json
 import os
+import re
+import shutil
+import tempfile
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -91,6 +95,47 @@ def saved_tokenizer_config(location):
     return read_json_object(path, "tokenizer config")
 
 
+# What a NucEL tokenizer's tokenizer_config.json holds (nucleotide and k-mer tokenizers, transformers 4.x and 5.x):
+# a saved config is rebuilt from these keys, so nothing a source folder added (a hub_token, a home path, an
+# auto_map into another repository) is written out again.
+TOKENIZER_CONFIG_KEYS = frozenset({
+    "added_tokens_decoder", "auto_map", "backend", "clean_up_tokenization_spaces", "model_input_names",
+    "model_max_length", "tokenizer_class", "k", "padding_side", "truncation_side", "extra_special_tokens",
+    "additional_special_tokens", "pad_token", "unk_token", "cls_token", "sep_token", "mask_token", "bos_token",
+    "eos_token"})
+KMER_AUTO_MAP = {"AutoTokenizer": ["tokenization_kmer.OverlappingKmerTokenizer", None]}
+# Keys that may hold credentials, and the one that makes pipeline() fetch code: never written, whatever the tokenizer.
+SECRET_OR_CODE_KEYS = re.compile(r"^token$|hub_token|auth_token|access_token|api_key|secret|password|credential|"
+                                 r"^custom_pipelines$", re.IGNORECASE)
+
+
+def keys_to_leave_out(config):
+    """The keys of a saved tokenizer_config.json that are not read: for a NucEL tokenizer every key it does not
+    define, for another any credential or code reference. transformers 5.x reads any `*_token` key as a special
+    token, so a `hub_token` would otherwise become a token of the vocabulary (and be saved into tokenizer.json)."""
+    nucel = config.get("tokenizer_class") in ("PreTrainedTokenizerFast", "TokenizersBackend",
+                                              "OverlappingKmerTokenizer")
+    return sorted(key for key in config if SECRET_OR_CODE_KEYS.search(key)
+                  or (nucel and key not in TOKENIZER_CONFIG_KEYS))
+
+
+@contextlib.contextmanager
+def without_extra_keys(location, config):
+    """`location`, or a temporary copy of its tokenizer files whose config leaves out `keys_to_leave_out`."""
+    extra = keys_to_leave_out(config)
+    if not extra or not os.path.isdir(location):
+        yield location
+        return
+    with tempfile.TemporaryDirectory(prefix="nucel-tokenizer-") as copy:
+        for name in os.listdir(location):
+            path = os.path.join(location, name)
+            if os.path.isfile(path) and (name.startswith(("tokenizer", "special_tokens", "added_tokens", "vocab"))):
+                shutil.copyfile(path, os.path.join(copy, name))
+        with open(os.path.join(copy, "tokenizer_config.json"), "w", encoding="utf-8") as handle:
+            json.dump({key: value for key, value in config.items() if key not in extra}, handle)
+        yield copy
+
+
 def load_saved_tokenizer(location, trust_remote_code=False):
     """The tokenizer saved with a model (a folder or Hub id), with no code from that folder run.
 
@@ -98,7 +143,8 @@ def load_saved_tokenizer(location, trust_remote_code=False):
     `auto_map` names this package's overlapping k-mer tokenizer gets this package's class. Any other tokenizer
     code is refused (the nucleotide tokenizer needs none) unless the caller passes `trust_remote_code=True` for a
     non-NucEL model the user chose to trust. A clear ValueError if nothing loads."""
-    auto_map = saved_tokenizer_config(location).get("auto_map") or {}
+    config = saved_tokenizer_config(location)
+    auto_map = config.get("auto_map") or {}
     references = auto_map.get("AutoTokenizer", auto_map) if isinstance(auto_map, dict) else auto_map
     references = [ref for ref in (references if isinstance(references, (list, tuple)) else [references]) if ref]
     try:
@@ -111,8 +157,10 @@ def load_saved_tokenizer(location, trust_remote_code=False):
                 raise ValueError(f"--model {location}: its tokenizer needs custom code ({', '.join(references)}); "
                                  "NucEL runs no code from model folders (its own tokenizers need none) unless you pass "
                                  "--trust-remote-code")
-            return known[0].from_pretrained(location)
-        return AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+            with without_extra_keys(location, config) as readable:
+                return known[0].from_pretrained(readable)
+        with without_extra_keys(location, config) as readable:
+            return AutoTokenizer.from_pretrained(readable, trust_remote_code=False)
     except (OSError, ValueError) as failure:
         message = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
         if message.startswith(f"--model {location}"):
@@ -120,23 +168,32 @@ def load_saved_tokenizer(location, trust_remote_code=False):
         raise ValueError(f"--model {location}: no loadable tokenizer ({message})") from None
 
 
-# How a tokenizer was loaded, not what it is: transformers records these when re-saving offline.
-LOADING_FLAGS = ("local_files_only", "is_local")
+def is_nucel_tokenizer(tokenizer):
+    return isinstance(tokenizer, OverlappingKmerTokenizer) or type(tokenizer).__name__ in (
+        "PreTrainedTokenizerFast", "TokenizersBackend")
 
 
 def save_tokenizer(tokenizer, save_directory):
     """`save_pretrained` that stays loadable by transformers 4.x and says nothing about this machine: a fast
-    tokenizer is named `PreTrainedTokenizerFast` (5.x writes `TokenizersBackend`, which 4.x cannot load), and the
-    loading flags an offline re-save records (`local_files_only`, `is_local`) are left out."""
+    tokenizer is named `PreTrainedTokenizerFast` (5.x writes `TokenizersBackend`, which 4.x cannot load), and its
+    config is rebuilt from TOKENIZER_CONFIG_KEYS (the loading flags an offline re-save records, `local_files_only`
+    and `is_local`, and anything its source folder added are left out). Another model's tokenizer keeps its own
+    keys less credentials and code references. Returns the keys left out."""
     tokenizer.save_pretrained(save_directory)
     path = os.path.join(save_directory, "tokenizer_config.json")
     with open(path, encoding="utf-8") as handle:
         config = json.load(handle)
-    for key in LOADING_FLAGS:
-        config.pop(key, None)
+    nucel = is_nucel_tokenizer(tokenizer)
+    dropped = sorted(key for key in config if SECRET_OR_CODE_KEYS.search(key)
+                     or (nucel and key not in TOKENIZER_CONFIG_KEYS))
+    for key in dropped:
+        config.pop(key)
+    if nucel and config.get("auto_map", KMER_AUTO_MAP) != KMER_AUTO_MAP:
+        config.pop("auto_map")
+        dropped.append("auto_map")
     if isinstance(tokenizer, PreTrainedTokenizerFast):
         config["tokenizer_class"] = "PreTrainedTokenizerFast"
         config["model_input_names"] = ["input_ids", "attention_mask"]
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(config, handle, indent=2, sort_keys=True)
-    return save_directory
+    return [key for key in dropped if key not in ("local_files_only", "is_local")]

@@ -5,8 +5,8 @@
     nucel-prepare-genome genome.fa.gz --output DIR
 
 Memory stays constant (4 MB blocks); disk is one byte per base. Re-running on unchanged inputs is a no-op;
-a changed input (by SHA-256) rebuilds the store. Files are written under temporary names and renamed, index last,
-so an interrupted run never leaves a store that looks complete.
+a changed input (by SHA-256) rebuilds the store. Files are written under temporary names and renamed, the old index
+removed first and the new one renamed in last, so an interrupted run never leaves a store that looks complete.
 """
 
 import argparse
@@ -129,8 +129,14 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
              "empty_records": empty}
     with open(os.path.join(output_dir, INDEX_FILE + ".tmp"), "w", encoding="utf-8") as handle:
         json.dump(index, handle, indent=1)
+    # The index is the store's completion record: the old one goes before the new bases move in, so a kill between
+    # the renames leaves a store without an index (rebuilt on the next run), never one genome's bases under
+    # another's index.
+    index_path = os.path.join(output_dir, INDEX_FILE)
+    if os.path.exists(index_path):
+        os.remove(index_path)
     os.replace(tokens_path + ".tmp", tokens_path)
-    os.replace(os.path.join(output_dir, INDEX_FILE + ".tmp"), os.path.join(output_dir, INDEX_FILE))
+    os.replace(index_path + ".tmp", index_path)
     log(f"genome store {output_dir}: {offset:,} bp in {len(records)} records from {len(sources)} file(s), "
         f"{index['n_count']:,} N ({index['n_count'] / offset:.1%})")
     return index

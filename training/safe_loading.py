@@ -1,6 +1,7 @@
 """Loading what others wrote without running it, and saying exactly what was loaded.
 
-- safetensors files: the header must describe the whole file (a truncated or corrupt file is one error line);
+- safetensors files: the header must describe the whole file (a truncated or corrupt file is one error line),
+  and every floating-point weight must be finite (a NaN or inf weight is refused, naming the tensor);
 - pickles (optimizer and RNG states): `torch.load(weights_only=True)`, tensors and plain data only;
 - model folders: configs, weights and tokenizers load with `trust_remote_code=False`. NucEL folders need no code
   from the folder: importing `modeling_nucel` registers this package's own classes with the Auto classes, and
@@ -49,12 +50,29 @@ def load_plain_data(path):
         raise ValueError(f"{path}: truncated or corrupt ({first_line(failure)})") from None
 
 
+def check_finite(path):
+    """A safetensors file whose floating-point tensors are all finite. One NaN or inf weight makes a model's outputs
+    NaN (or quietly wrong) everywhere, so it is refused by name before anything is computed with it."""
+    import torch  # noqa: PLC0415
+    from safetensors import safe_open  # noqa: PLC0415
+
+    with safe_open(path, "pt") as handle:
+        for key in handle.keys():
+            tensor = handle.get_tensor(key)
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{path}: tensor {key} holds NaN or infinite values; a model with such weights "
+                                 "computes NaN or wrong numbers (re-export it from a checkpoint whose weights are "
+                                 "finite)")
+
+
 def check_weight_files(location):
-    """Every safetensors file of a local model folder opens (Hub ids are checked by transformers on download)."""
+    """Every safetensors file of a local model folder opens and holds finite weights (Hub ids are checked by
+    transformers on download)."""
     if os.path.isdir(location):
         for name in sorted(os.listdir(location)):
             if name.endswith(".safetensors"):
                 check_safetensors(os.path.join(location, name))
+                check_finite(os.path.join(location, name))
 
 
 def load_model_config(location, trust_remote_code=False):

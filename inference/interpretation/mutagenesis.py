@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inference.model_folder import HEADS, load_head, pick_device, pick_dtype, resolve_head
+from inference.model_folder import HEADS, check_batch_size, load_head, pick_device, pick_dtype, resolve_head
 from inference.windows import TokenLayout, check_sequence_length
 from tokenization import alphabet
 from tokenization.encoding import decode_bases, encode_sequence, reverse_complement
@@ -86,16 +86,16 @@ class SaturationMutagenesis:
             raise ValueError(f"--head {kind} needs a {HEADS[kind].__name__}, got {type(model).__name__}")
         if value not in VALUES:
             raise ValueError(f"--value {value}: expected one of {', '.join(VALUES)}")
-        if batch_size < 1:
-            raise ValueError(f"--batch-size {batch_size}: must be at least 1")
         self.model, self.kind, self.value = model.eval(), kind, value
         self.layout = layout or TokenLayout.for_config(model.config)
-        self.batch_size, self.reverse_complement_average = batch_size, reverse_complement_average
+        self.batch_size, self.reverse_complement_average = check_batch_size(batch_size), reverse_complement_average
         self.target = target_index(model.config, target) if kind == "classifier" else None
 
     @classmethod
     def from_pretrained(cls, model, head="auto", device="auto", dtype="auto", **options):
         """From a fine-tuned classifier, a generator or discriminator export, or a pretraining run folder."""
+        if head == "none":
+            raise ValueError(f"--head none: mutagenesis reads a head; expected auto, {', '.join(HEADS)}")
         folder, head = resolve_head(model, head)
         device = pick_device(device)
         loaded = load_head(folder, head, device, pick_dtype(dtype, device))

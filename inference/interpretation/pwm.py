@@ -8,12 +8,18 @@ strands (one pseudocount per base). P-values are exact for the rounded scores: c
 (the dynamic programme FIMO and TFM-PValue use), so a p-value is the probability that a random site scores at
 least as high. A hit on the minus strand is reported with the plus-strand coordinates of the bases it covers and
 its site read on the minus strand.
+
+A scan makes many tests: every placement of every motif on both strands. A hit's E-value is its p-value times that
+number (the expected count of sites scoring at least as well in random sequence of the same composition,
+Bonferroni), and only hits with E <= the significance threshold (motif_match.MAX_EVALUE, `--max-evalue`) are called
+significant; hits with p <= `max_p` are listed either way.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from inference.interpretation.coordinates import REGION_COLUMNS, interval_fields, region_fields
 from tokenization import alphabet
 from tokenization.encoding import decode_bases, reverse_complement
 
@@ -48,6 +54,7 @@ class Hit:
     score: float  # log-odds, bits
     p_value: float
     site: str  # the bases of the site read on its strand (the reverse complement for '-')
+    e_value: float = None  # scan(): p-value x the tests of the scan (every placement of every motif, both strands)
 
 
 class ScoredMotif:
@@ -110,29 +117,49 @@ def score_motifs(motifs, ids):
     return [ScoredMotif(motif, bg) for motif in motifs]
 
 
+def scan_tests(length, motifs):
+    """How many sites a scan of a `length`-base sequence scores: every placement of every motif, both strands."""
+    return sum(2 * max(0, length - motif.width + 1) for motif in motifs)
+
+
 def scan(name, ids, motifs, max_p=1e-4, scored=None):
-    """Hits of every motif on both strands of one sequence (token ids) with p-value <= max_p, by position.
-    `scored`: score_motifs(motifs, ids) when the caller already has it."""
+    """Hits of every motif on both strands of one sequence (token ids) with p-value <= max_p, by position, each
+    with its E-value over the whole scan (scan_tests). `scored`: score_motifs(motifs, ids) when the caller already
+    has it."""
     codes = base_codes(ids)
+    scored = scored or score_motifs(motifs, ids)
+    tests = scan_tests(len(codes), [motif.motif for motif in scored])
     hits = []
-    for motif in scored or score_motifs(motifs, ids):
+    for motif in scored:
         cutoff = motif.threshold(max_p)
         for strand, (grid_scores, bits) in zip("+-", motif.site_scores(codes)):
             for start in np.nonzero(grid_scores >= cutoff)[0]:
-                hits.append(make_hit(name, motif, ids, int(start), strand, float(bits[start]),
-                                     float(motif.p_values(grid_scores[start]))))
+                p_value = float(motif.p_values(grid_scores[start]))
+                hits.append(make_hit(name, motif, ids, int(start), strand, float(bits[start]), p_value,
+                                     p_value * tests))
     return sorted(hits, key=lambda hit: (hit.start, hit.strand, hit.p_value, hit.motif_id))
 
 
-def make_hit(name, scored, ids, start, strand, bits, p_value):
+def make_hit(name, scored, ids, start, strand, bits, p_value, e_value=None):
     end = start + scored.motif.width
     site = ids[start:end] if strand == "+" else reverse_complement(ids[start:end])
-    return Hit(name, scored.motif.id, scored.motif.name, start, end, strand, bits, p_value, decode_bases(site))
+    return Hit(name, scored.motif.id, scored.motif.name, start, end, strand, bits, p_value, decode_bases(site),
+               e_value)
 
 
-HIT_COLUMNS = ("sequence", "motif_id", "motif_name", "start", "end", "strand", "score", "p_value", "site")
+HIT_COLUMNS = ("sequence", "motif_id", "motif_name", "start", "end", "strand", "score", "p_value", "site", "e_value")
+GENOME_HIT_COLUMNS = (*REGION_COLUMNS, "genome_start", "genome_end", "genome_strand")  # BED regions: coordinates.py
 
 
-def hit_row(hit):
-    return [hit.sequence, hit.motif_id, hit.motif_name, str(hit.start), str(hit.end), hit.strand,
-            f"{hit.score:.3f}", f"{hit.p_value:.3g}", hit.site]
+def hit_columns(regions=False):
+    """The columns of hit_row, with the genome's when the sequences are BED regions."""
+    return HIT_COLUMNS + (GENOME_HIT_COLUMNS if regions else ())
+
+
+def hit_row(hit, region=None):
+    """A hit as table cells; with its BED `region`, also where it lies on the genome (coordinates.py)."""
+    row = [hit.sequence, hit.motif_id, hit.motif_name, str(hit.start), str(hit.end), hit.strand,
+           f"{hit.score:.3f}", f"{hit.p_value:.3g}", hit.site, "" if hit.e_value is None else f"{hit.e_value:.3g}"]
+    if region is not None:
+        row += [*region_fields(region), *interval_fields(region, hit.start, hit.end), region.genome_strand(hit.strand)]
+    return row

@@ -57,6 +57,7 @@ from transformers import (
 from hub_cards.card import CONVERSION_FILE
 from hub_cards.metadata import HUB_ID
 from modeling_nucel import NucELConfig, NucELForSequenceClassification
+from modeling_nucel.modeling_nucel import follow_umask
 from tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer
 from tokenization.prepare_genome import file_sha256
 from training.finetuning.baselines import (
@@ -67,7 +68,9 @@ from training.finetuning.baselines import (
 )
 from training.cli import is_main_rank, one_line_errors
 from training.finetuning.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics
+from training.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
 from training.run_directory import check_output_directory, claim_output_directory, kind_of
+from training.safe_saving import rebuild_model_config
 from training.safe_loading import load_model_config, load_pretrained
 from training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, load_task, tokenize_split
 
@@ -80,6 +83,8 @@ DEFAULT_WARMUP_STEPS = 50
 # Encoder Linear layers LoRA adapts in a NucEL (ModernBERT) backbone; the new head trains in full.
 NUCEL_LORA_TARGETS = ["Wqkv", "Wo", "Wi"]
 # TrainingArguments fields this script sets from its own options and protocol (best dev checkpoint, test once).
+# Fields that upload or carry credentials: a token would be written into results.json with every argument.
+PUBLISHING_TRAINING_ARGUMENT = re.compile(r"^hub_|^push_to_hub|token$")
 MANAGED_TRAINING_ARGUMENTS = frozenset({
     "output_dir", "seed", "data_seed", "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size",
     "num_train_epochs", "max_steps", "warmup_steps", "weight_decay", "eval_strategy", "eval_steps", "save_strategy",
@@ -180,6 +185,9 @@ def parse_training_args(items):
         name = name.strip().replace("-", "_")
         if not equals or not name:
             raise ValueError(f"--training-arg {item!r}: expected NAME=VALUE")
+        if PUBLISHING_TRAINING_ARGUMENT.search(name):
+            raise ValueError(f"--training-arg {name}: refused: fine-tuning never pushes to the Hub or takes a token "
+                             "(it would be recorded in results.json); publish the model/ with nucel-publish --push")
         if name not in known:
             raise ValueError(f"--training-arg {name}: not a transformers.TrainingArguments field")
         if name in MANAGED_TRAINING_ARGUMENTS:
@@ -259,17 +267,11 @@ def build_model(args, kind, location, task, model_config=None):
 
 
 def save_model(model, tokenizer, directory, args):
-    """The model users load again: LoRA merged into the weights; for a probe, the head and what it reads.
-    Written beside `directory` and swapped in, so a kill never leaves half a model; the one it replaces was
-    written by an earlier seed or run of this command (main() refuses a model/ it did not write)."""
-    staging = tempfile.mkdtemp(prefix=".model-", dir=os.path.dirname(directory))
-    try:
-        write_model(model, tokenizer, staging, args)
-        if os.path.isdir(directory):
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    """The model users load again, written into `directory` (a temporary folder of this run, replaced when a
+    later seed does better): LoRA merged into the weights; for a probe, the head and what it reads."""
+    remove(directory)
+    os.makedirs(directory)
+    write_model(model, tokenizer, directory, args)
     return directory
 
 
@@ -285,7 +287,10 @@ def write_model(model, tokenizer, directory, args):
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.save_pretrained(directory)
-    save_tokenizer(tokenizer, directory)
+    follow_umask(directory)  # a baseline or another model's class writes its weights 0600 too
+    dropped = rebuild_model_config(directory) + save_tokenizer(tokenizer, directory)
+    if dropped:
+        say(f"model/: left out of its configs (not fields of the model or tokenizer): {', '.join(sorted(dropped))}")
     kind, location = resolve_model(args.model)
     conversion = os.path.join(location, CONVERSION_FILE) if kind == "pretrained" and os.path.isdir(location) \
         else None
@@ -442,6 +447,9 @@ def main(argv=None):
         raise ValueError(f"--output-dir {args.output_dir}: holds a model/ that no fine-tuning run wrote; choose "
                          "another --output-dir (nothing was written)")
     kind, location = resolve_model(args.model)
+    check_distinct({"--output-dir": args.output_dir}, {
+        "--model": location if location and os.path.isdir(location) else None,
+        "--task-dir": args.task_dir if os.path.isdir(args.task_dir) else None})
     if (args.probe or args.lora) and kind != "pretrained":
         raise ValueError(f"--{'probe' if args.probe else 'lora'} needs a pretrained model, not {args.model}")
     if args.probe and args.lora:
@@ -520,6 +528,13 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
     records, logits, best = [], [], None
     primary = PRIMARY_METRIC[task.label_type]
     main_rank = is_main_rank()
+    # model/, predictions.csv and results.json are committed together at the end, results.json last: a run
+    # killed part-way never leaves a new model/ beside the results of an old one.
+    finals = [os.path.join(args.output_dir, name) for name in ("model", "predictions.csv", "results.json")]
+    staged = [temporary_path(final) for final in finals]
+    if main_rank:
+        for final in finals:
+            clean_leftovers(final)
     scratch = scratch_directory(args.output_dir)  # ours: removed at the end
     try:
         if "candidates" in learning_rate:
@@ -546,28 +561,35 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
             if best is None or record["dev"][primary] > best["dev"][primary]:
                 best = record
                 if main_rank:
-                    save_model(model, tokenizer, os.path.join(args.output_dir, "model"), args)
+                    save_model(model, tokenizer, staged[0], args)
                 described = describe_model(kind, location, model, model_config)
             if main_rank:  # every rank has scored test (a collective step), so the checkpoint is no longer read
                 shutil.rmtree(work_dir)  # the best checkpoint is loaded and saved; the rest is scratch
             say(f"seed {seed}: dev {primary} {record['dev'][primary]:.4f} (best step {record['best_step']}), "
                 f"test {primary} {record['test'][primary]:.4f}")
+        if not main_rank:
+            return None
+        weights = next(os.path.join(staged[0], name) for name in ("model.safetensors", "probe_head.safetensors")
+                       if os.path.isfile(os.path.join(staged[0], name)))
+        results = {"task": task.name, "task_dir": task.directory, "label_type": task.label_type,
+                   "label_names": task.label_names, "primary_metric": primary, "model": args.model,
+                   "model_info": described, "saved_model": {"path": "model", "seed": best["seed"],
+                                                            "weights": os.path.basename(weights),
+                                                            "sha256": file_sha256(weights)},
+                   "command": list(argv if argv is not None else sys.argv[1:]),
+                   "config": vars(args),
+                   "learning_rate": learning_rate, "processes": int(os.environ.get("WORLD_SIZE", "1")),
+                   "data": task.describe_data(), "versions": versions(), "seeds": records,
+                   "dev": aggregate([r["dev"] for r in records]), "test": aggregate([r["test"] for r in records])}
+        write_predictions(staged[1], task, logits)
+        with open(staged[2], "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=1)
+        commit(list(zip(staged, finals)))
     finally:
         if main_rank:
             shutil.rmtree(scratch, ignore_errors=True)
-    if not main_rank:
-        return None
-
-    results = {"task": task.name, "task_dir": task.directory, "label_type": task.label_type,
-               "label_names": task.label_names, "primary_metric": primary, "model": args.model,
-               "model_info": described, "saved_model": {"path": "model", "seed": best["seed"]},
-               "command": list(argv if argv is not None else sys.argv[1:]), "config": vars(args),
-               "learning_rate": learning_rate, "processes": int(os.environ.get("WORLD_SIZE", "1")),
-               "data": task.describe_data(), "versions": versions(), "seeds": records,
-               "dev": aggregate([r["dev"] for r in records]), "test": aggregate([r["test"] for r in records])}
-    with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1)
-    write_predictions(os.path.join(args.output_dir, "predictions.csv"), task, logits)
+            for path in staged:
+                remove(path)
     test = results["test"][primary]
     print(f"{task.name} / {args.model}: test {primary} {test['mean']:.4f}"
           + (f" ± {test['sd']:.4f}" if test["sd"] is not None else "") + f" over {len(records)} seed(s); "

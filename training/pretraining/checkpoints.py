@@ -5,11 +5,14 @@ random_states_<rank>.pkl), the learning-rate schedule as `scheduler.json`, and `
 genome checksum). It is written as `.partial-step-N` and renamed when complete, so a kill during a save never
 leaves a checkpoint that `--resume` would pick.
 
-Before anything is loaded every file is checked: the safetensors header must cover the file, and every pickle
-(optimizer, RNG states) must load with `torch.load(weights_only=True)`, which builds tensors and plain data only
+Before anything is loaded the folder is listed: every entry must be one this package writes there
+(`expected_files`), and anything else, such as a `custom_checkpoint_0.pkl` planted beside `scheduler.json` or a
+`pytorch_model.bin` that accelerate would unpickle, is refused by name. Then every file that accelerate's
+`load_state` opens is checked: the safetensors header must cover the file, and every pickle (optimizer, the RNG
+states of every rank) must load with `torch.load(weights_only=True)`, which builds tensors and plain data only
 and refuses any other object; a crafted file is refused with one line and nothing in it runs. Checkpoints
-written before `scheduler.json` existed hold the schedule in accelerate's `custom_checkpoint_0.pkl`, which is
-read the same safe way.
+written before `scheduler.json` existed hold the schedule in accelerate's `custom_checkpoint_0.pkl` instead,
+which is read the same safe way.
 """
 
 import json
@@ -70,13 +73,36 @@ def read_progress(directory):
                             hint="not a checkpoint written by training/pretrain.py")
 
 
+def expected_files(directory, saved_processes):
+    """The names a checkpoint of `saved_processes` ranks holds: the schedule as `scheduler.json`, or (written
+    before it existed) as the legacy pickle, never both."""
+    names = {MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE} | {random_states_file(i) for i in range(saved_processes)}
+    has_json = os.path.isfile(os.path.join(directory, SCHEDULER_FILE))
+    return names | {SCHEDULER_FILE if has_json else LEGACY_SCHEDULER_FILE}
+
+
+def check_listing(directory, saved_processes):
+    """Refuse, by name, any entry of the checkpoint folder this package does not write there: accelerate's
+    `load_state` opens files by name (custom_checkpoint_<i>.pkl, pytorch_model.bin, scaler.pt, sampler.bin),
+    some with `weights_only=False`, so an unchecked extra file is a way to run code."""
+    expected = expected_files(directory, saved_processes)
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if name not in expected or os.path.islink(path) or not os.path.isfile(path):
+            why = ("the legacy schedule pickle beside scheduler.json" if name == LEGACY_SCHEDULER_FILE else
+                   "a link" if os.path.islink(path) else "not a file training/pretrain.py writes there")
+            raise ValueError(f"{path}: refused: {why}; a checkpoint folder holds only "
+                             f"{', '.join(sorted(expected))} (remove it if you put it there)")
+
+
 def verify_checkpoint(directory, process_index, saved_processes):
-    """Check every file `directory` holds for this process before anything is loaded; returns the scheduler
-    state. A rank that the saving run did not have (more processes now) has no RNG state to restore."""
+    """Check every file `directory` holds before anything is loaded; returns the scheduler state. A rank that
+    the saving run did not have (more processes now) has no RNG state to restore."""
+    check_listing(directory, saved_processes)
     check_safetensors(os.path.join(directory, MODEL_FILE))
     load_plain_data(os.path.join(directory, OPTIMIZER_FILE))
-    if process_index < saved_processes:
-        states_path = os.path.join(directory, random_states_file(process_index))
+    for rank in range(saved_processes):  # every rank's file, so a planted one is refused by all ranks alike
+        states_path = os.path.join(directory, random_states_file(rank))
         states = load_plain_data(states_path)
         if not isinstance(states, dict) or "torch_manual_seed" not in states:
             raise ValueError(f"{states_path}: not an RNG state file written by accelerate")
@@ -104,7 +130,7 @@ class _CheckedLegacyState:
 def load_checkpoint(accelerator, directory, scheduler, saved_processes):
     """Restore model, optimizer, schedule and this process's RNG state from a verified checkpoint."""
     scheduler_state = verify_checkpoint(directory, accelerator.process_index, saved_processes)
-    if os.path.isfile(os.path.join(directory, LEGACY_SCHEDULER_FILE)):
+    if not os.path.isfile(os.path.join(directory, SCHEDULER_FILE)):  # verified: the legacy pickle is there
         accelerator.register_for_checkpointing(_CheckedLegacyState())
     accelerator.load_state(directory)
     scheduler.load_state_dict(scheduler_state)

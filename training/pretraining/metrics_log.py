@@ -4,6 +4,30 @@ appended and flushed as they happen; truncated back to the checkpoint on resume;
 import json
 import os
 
+# Each validation accuracy beside the trivial baseline it must beat: a discriminator that calls every base original,
+# a generator (or MLM) that always predicts the commonest base.
+BASELINE_OF = {"eval_discriminator_accuracy": "eval_all_original_accuracy",
+               "eval_generator_accuracy": "eval_base_composition_accuracy",
+               "eval_mlm_accuracy": "eval_base_composition_accuracy"}
+# An accuracy within this of its baseline has learned nothing that the threshold shows.
+NO_BETTER_MARGIN = 1e-3
+
+
+def not_learned(evaluation):
+    """One sentence per validation accuracy that is no better than its trivial baseline (see BASELINE_OF)."""
+    found = []
+    for key, baseline in BASELINE_OF.items():
+        value, floor = evaluation.get(key), evaluation.get(baseline)
+        if value is None or floor is None or value > floor + NO_BETTER_MARGIN:
+            continue
+        name, floor_name = key[len("eval_"):], baseline[len("eval_"):]
+        found.append(f"{name} {value:.4f} is no better than {floor_name} {floor:.4f}"
+                     + (f" (AUC {evaluation['eval_discriminator_auc']:.4f}: it ranks replaced bases a little, but "
+                        "calls every base original)" if key == "eval_discriminator_accuracy"
+                        and evaluation.get("eval_discriminator_auc") is not None else "")
+                     + ": train longer, or check the learning rate and the data")
+    return found
+
 
 class MetricsLog:
     def __init__(self, path):
@@ -56,9 +80,14 @@ class MetricsLog:
             if points:
                 left.plot(*zip(*points), label=key)
         left.set(xlabel="step", ylabel="training loss", yscale="log", title="training")
+        baselines = set(BASELINE_OF.values())
         for key in sorted({k for r in evals for k in r if k.startswith("eval_") and "loss" not in k}):
             points = [(r["step"], r[key]) for r in evals if r.get(key) is not None]
-            right.plot(*zip(*points), marker="o", label=key[len("eval_"):])
+            if key in baselines:  # dashed, wide and on top: still visible where a model's curve lies on it
+                right.plot(*zip(*points), linestyle=(0, (4, 3)), linewidth=2.5, color="black", alpha=0.6,
+                           zorder=5, label=f"{key[len('eval_'):]} (baseline)")
+            else:
+                right.plot(*zip(*points), marker="o", zorder=2, label=key[len("eval_"):])
         right.set(xlabel="step", ylabel="validation", title="validation")
         save_figure(figure, (left, right), png_path)
 

@@ -33,7 +33,7 @@ from training.pretraining.compute import check_memory, flops_per_token, peak_flo
 from training.pretraining.config import describe_keys, incompatible_change, load_config
 from training.pretraining.genome_windows import GenomeWindows
 from training.pretraining.masking import STRATEGIES, Masker
-from training.pretraining.metrics_log import MetricsLog
+from training.pretraining.metrics_log import MetricsLog, not_learned
 from training.pretraining.objectives import LOSS_PART_SLOTS, OBJECTIVES, export_with_tokenizer
 from training.run_directory import check_output_directory, claim_output_directory
 
@@ -389,7 +389,8 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
             if accelerator.is_main_process:
                 metrics.write({"step": step, **evaluation})
                 metrics.plot(os.path.join(config.output_dir, "metrics.png"))
-                bar.write(f"step {step}: {describe(evaluation)}")
+                bar.write(f"step {step}: {describe(evaluation)}"
+                          + ("" if not not_learned(evaluation) else " (no better than a trivial baseline yet)"))
             accelerator.log(evaluation, step=step)
             interval_start = time.perf_counter()  # evaluation time is not training throughput
 
@@ -406,7 +407,8 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
     state_dict = accelerator.get_state_dict(model)  # gathered on every rank (needed under FSDP)
     if accelerator.is_main_process:
         paths = export_models(config, state_dict, config.output_dir)
-        summary = {"steps": step, "tokens_seen": step * step_tokens, "validation": evaluation,
+        warnings = not_learned(evaluation)
+        summary = {"steps": step, "tokens_seen": step * step_tokens, "validation": evaluation, "warnings": warnings,
                    "exports": paths, "genome": {"checksum": store.checksum, "sources": store.index["sources"],
                                                 "total_length": store.total_length},
                    "config": config.to_dict(), "compute_estimate": estimate}
@@ -414,6 +416,8 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
             json.dump(summary, handle, indent=1)
         metrics.plot(os.path.join(config.output_dir, "metrics.png"))
         accelerator.print(f"validation at step {step}: {describe(evaluation)}")
+        for warning in warnings:
+            accelerator.print(f"warning: pretraining learned nothing measurable: {warning}", file=sys.stderr)
         for name, path in paths.items():
             accelerator.print(f"exported {name}: {path}")
     accelerator.wait_for_everyone()

@@ -17,6 +17,7 @@ fine-tuning seeds and how each arm is evaluated.
 """
 
 import dataclasses
+import math
 import os
 import re
 
@@ -111,8 +112,8 @@ def read_study(path, output_dir=None):
         amount = float(amount)
     except (TypeError, ValueError):
         amount = -1.0
-    if not amount > 0:
-        raise ValueError(f"{path}: budget.{budget_kind}={budget[budget_kind]!r}: expected a positive number")
+    if not (amount > 0 and math.isfinite(amount)):  # .inf would budget endless training; .nan no steps at all
+        raise ValueError(f"{path}: budget.{budget_kind}={budget[budget_kind]!r}: expected a positive number (finite)")
     arms = values["arms"]
     if not isinstance(arms, dict):
         fail("arms", "a mapping of arm name -> overrides of the preset (e.g. mlm: {objective: mlm})")
