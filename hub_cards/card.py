@@ -181,8 +181,7 @@ def describe_base(finetuning, base_model=None):
     itself, a local folder as what it is ("a NucEL discriminator pretrained with this package (not on the Hub)")."""
     model = str(finetuning.get("model") or "")
     info = finetuning.get("model_info") or {}
-    kind = info.get("kind") or ("onehot-cnn" if model == "onehot-cnn" else
-                                "random-init" if model.startswith("random-init") else "pretrained")
+    kind = baseline_kind(finetuning)
     if kind == "onehot-cnn":
         return "a one-hot CNN (the `onehot-cnn` baseline, no pretraining)"
     if kind == "random-init":
@@ -367,13 +366,24 @@ def _how(results):
     return f" ({', '.join(how)})" if how else ""
 
 
-def _baseline_name(results):
-    """A grid cell's model as a row of the evaluation table, without a local path."""
+def baseline_kind(results):
+    """"onehot-cnn", "random-init" (the models without pretraining) or None, for a results.json's model."""
     model = str(results.get("model") or "")
     kind = (results.get("model_info") or {}).get("kind")
     if model == "onehot-cnn" or kind == "onehot-cnn":
+        return "onehot-cnn"
+    if kind == "random-init" or model.startswith("random-init"):
+        return "random-init"
+    return None
+
+
+def _baseline_name(results):
+    """A grid cell's model as a row of the evaluation table, without a local path."""
+    model = str(results.get("model") or "")
+    kind = baseline_kind(results)
+    if kind == "onehot-cnn":
         name = "one-hot CNN (`onehot-cnn`, no pretraining)"
-    elif kind == "random-init" or model.startswith("random-init"):
+    elif kind == "random-init":
         name = "random init (`random-init`: the NucEL architecture without pretraining)"
     elif is_hub_id(model):
         name = f"[`{model}`](https://huggingface.co/{model})"

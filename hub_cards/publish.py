@@ -17,6 +17,7 @@ and huggingface_hub's own card validation runs.
 """
 
 import argparse
+import filecmp
 import glob
 import hashlib
 import json
@@ -175,15 +176,18 @@ def converted_origin(model_dir, finetuning):
 
 
 def resolve_base_folder(finetuning):
-    """The local folder a fine-tuning run started from, or None (a Hub id, a baseline, or gone)."""
+    """The local folder whose weights a fine-tuning run started from (finetune's own reading of --model), or None:
+    a Hub id, a baseline (random-init starts from no weights), or a folder that is gone."""
     model = (finetuning or {}).get("model")
     if not isinstance(model, str):
         return None
-    location = model.partition(":")[2] if model.startswith("random-init:") else model
-    for candidate in (location, os.path.join(location, "discriminator"), os.path.join(location, "mlm")):
-        if candidate and os.path.isfile(os.path.join(candidate, "config.json")):
-            return candidate
-    return None
+    from training.finetuning.run import resolve_model  # noqa: PLC0415  (only for a fine-tuned model: the runner)
+
+    try:
+        kind, location = resolve_model(model)
+    except ValueError:
+        return None
+    return location if kind == "pretrained" and os.path.isdir(location) else None
 
 
 def conversion_context(model_dir, license_id, finetuning=None):
@@ -199,7 +203,7 @@ def conversion_context(model_dir, license_id, finetuning=None):
             raise ValueError(f"--model {model_dir}: holds weights converted by nucel-convert ({origin}) but no "
                              f"{CONVERSION_FILE}, which carries their source's license; pass --license with the "
                              "license its authors give the weights")
-        if license_id is None and any(not same_text(found, REPOSITORY_LICENSE) for found in license_files(model_dir)):
+        if license_id is None and any(not filecmp.cmp(found, REPOSITORY_LICENSE, shallow=False) for found in license_files(model_dir)):
             raise ValueError(f"--model {model_dir}: holds a LICENSE that is not this package's MIT license; pass "
                              "--license with the license it states")
         return None, license_id or "mit"
@@ -221,11 +225,6 @@ def license_files(model_dir):
             raise ValueError(f"{path}: a symlink or not a plain file; publish copies only plain files of the model "
                              "folder (copy the license text in)")
     return found
-
-
-def same_text(path, other):
-    with open(path, "rb") as first, open(other, "rb") as second:
-        return first.read() == second.read()
 
 
 def package_code():

@@ -190,7 +190,7 @@ def write_ids(path, infos, per_base):
     line: 0-based, end excluded; for strand '-' the record is the reverse complement, so its position i is genome
     position end - 1 - i)."""
     offsets = np.concatenate([[0], np.cumsum([info.length for info in infos])])
-    regions = [getattr(info, "region", None) for info in infos]  # inputs.RecordInfo.region: BED records only
+    regions = [info.region for info in infos]  # BED records only
     bed = any(region is not None for region in regions)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("id\tlength\tacgt_bases" + ("\tfirst_row" if per_base else "")
@@ -212,7 +212,7 @@ def write_parquet(path, rows, infos, per_base, source, block=65536):
 
     hidden = rows.shape[1]
     vector = pa.list_(pa.float32(), hidden)
-    regions = [getattr(info, "region", None) for info in infos]  # inputs.RecordInfo.region: BED records only
+    regions = [info.region for info in infos]  # BED records only
     if not any(region is not None for region in regions):
         regions = None
     region_types = [("chrom", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("strand", pa.string())]
@@ -246,7 +246,7 @@ def write_parquet(path, rows, infos, per_base, source, block=65536):
                                     "end": [region.end if region else None] * count,
                                     "strand": [region.strand if region else None] * count,
                                     "genome_position": [None] * count if region is None else
-                                    (region.end - 1 - positions if region.strand == "-" else region.start + positions)})
+                                    region.genome_interval(positions, positions + 1)[0]})
                 columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, hidden)
                 writer.write_table(pa.table(columns, schema=schema))
             offset += info.length

@@ -107,7 +107,7 @@ def add_runtime_arguments(parser, batch_size):
     """--batch-size, --device, --dtype and --quiet, the same for every inference command."""
     parser.add_argument("--batch-size", type=int, default=batch_size, help="windows per forward pass")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+    parser.add_argument("--dtype", default="auto", choices=("auto", *DTYPES),
                         help="auto: bfloat16 on GPU, float32 on CPU")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -109,12 +109,15 @@ SECRET_OR_CODE_KEYS = re.compile(r"^token$|hub_token|auth_token|access_token|api
                                  r"^custom_pipelines$", re.IGNORECASE)
 
 
-def keys_to_leave_out(config):
-    """The keys of a saved tokenizer_config.json that are not read: for a NucEL tokenizer every key it does not
-    define, for another any credential or code reference. transformers 5.x reads any `*_token` key as a special
-    token, so a `hub_token` would otherwise become a token of the vocabulary (and be saved into tokenizer.json)."""
-    nucel = config.get("tokenizer_class") in ("PreTrainedTokenizerFast", "TokenizersBackend",
-                                              "OverlappingKmerTokenizer")
+NUCEL_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend", "OverlappingKmerTokenizer")
+
+
+def keys_to_leave_out(config, nucel=None):
+    """The keys of a tokenizer_config.json that are neither read nor written: for a NucEL tokenizer (`nucel`;
+    default: as its `tokenizer_class` says) every key it does not define, for another any credential or code
+    reference. transformers 5.x reads any `*_token` key as a special token, so a `hub_token` would otherwise
+    become a token of the vocabulary (and be saved into tokenizer.json)."""
+    nucel = config.get("tokenizer_class") in NUCEL_TOKENIZER_CLASSES if nucel is None else nucel
     return sorted(key for key in config if SECRET_OR_CODE_KEYS.search(key)
                   or (nucel and key not in TOKENIZER_CONFIG_KEYS))
 
@@ -168,11 +171,6 @@ def load_saved_tokenizer(location, trust_remote_code=False):
         raise ValueError(f"--model {location}: no loadable tokenizer ({message})") from None
 
 
-def is_nucel_tokenizer(tokenizer):
-    return isinstance(tokenizer, OverlappingKmerTokenizer) or type(tokenizer).__name__ in (
-        "PreTrainedTokenizerFast", "TokenizersBackend")
-
-
 def save_tokenizer(tokenizer, save_directory):
     """`save_pretrained` that stays loadable by transformers 4.x and says nothing about this machine: a fast
     tokenizer is named `PreTrainedTokenizerFast` (5.x writes `TokenizersBackend`, which 4.x cannot load), and its
@@ -183,9 +181,8 @@ def save_tokenizer(tokenizer, save_directory):
     path = os.path.join(save_directory, "tokenizer_config.json")
     with open(path, encoding="utf-8") as handle:
         config = json.load(handle)
-    nucel = is_nucel_tokenizer(tokenizer)
-    dropped = sorted(key for key in config if SECRET_OR_CODE_KEYS.search(key)
-                     or (nucel and key not in TOKENIZER_CONFIG_KEYS))
+    nucel = type(tokenizer).__name__ in NUCEL_TOKENIZER_CLASSES
+    dropped = keys_to_leave_out(config, nucel)
     for key in dropped:
         config.pop(key)
     if nucel and config.get("auto_map", KMER_AUTO_MAP) != KMER_AUTO_MAP:

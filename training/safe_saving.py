@@ -61,32 +61,6 @@ def _allowed_auto_map(auto_map, allowed_references):
     return kept or None
 
 
-def rebuild_json(path, allowed_keys, allowed_references=None):
-    """Rewrite the JSON object at `path` with only `allowed_keys` (None: every key that is not secret-looking; never
-    `_`-prefixed loading state such as 4.x's `_name_or_path`),
-    no `custom_pipelines`, and an `auto_map` naming only the folder's own code; returns the dropped keys."""
-    with open(path, encoding="utf-8") as handle:
-        values = json.load(handle)
-    kept, dropped = {}, []
-    for key, value in values.items():
-        if key.startswith("_") or SECRET_OR_CODE_KEYS.search(key) \
-                or (allowed_keys is not None and key not in allowed_keys):
-            dropped.append(key)
-        elif key == "auto_map":
-            auto_map = _allowed_auto_map(value, allowed_references)
-            if auto_map != value:
-                dropped.append("auto_map" if auto_map is None else "auto_map (entries naming other code)")
-            if auto_map is not None:
-                kept[key] = auto_map
-        else:
-            kept[key] = value
-    if dropped:
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(kept, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-    return dropped
-
-
 def own_code_references(model_type):
     """The code references a saved config of `model_type` may name: NucEL's remote code, none for a stock
     architecture, and for another model's remote code the files its folder ships (None: not decided here)."""
@@ -97,14 +71,39 @@ def own_code_references(model_type):
     return None if known_config_keys(model_type) is None else set()
 
 
+def split_config(values):
+    """(the keys a rebuilt config.json keeps, with their values; what it leaves out and why): only the fields its
+    class defines (any key, where the type is not registered), never `_`-prefixed loading state (transformers 4.x
+    writes `_name_or_path`, a local path), credentials or `custom_pipelines`, and an `auto_map` naming only the
+    folder's own code."""
+    model_type = values.get("model_type")
+    allowed = known_config_keys(model_type) if isinstance(model_type, str) else None
+    kept, left_out = {}, []
+    for key, value in values.items():
+        if key.startswith("_") or SECRET_OR_CODE_KEYS.search(key) or (allowed is not None and key not in allowed):
+            left_out.append((key, f"key {key!r} outside the allow-list"))
+            continue
+        if key == "auto_map":
+            value = _allowed_auto_map(value, own_code_references(model_type) if allowed is not None else None)
+            if value != values[key]:
+                left_out.append((key, "auto_map naming code that is not the folder's own"))
+            if value is None:
+                continue
+        kept[key] = value
+    return kept, left_out
+
+
 def rebuild_model_config(folder):
-    """config.json of a just-saved model rebuilt from its class's known fields; returns the dropped keys."""
+    """config.json of a just-saved model rebuilt from its class's known fields (`split_config`); returns the keys
+    left out."""
     path = os.path.join(folder, "config.json")
     with open(path, encoding="utf-8") as handle:
-        model_type = json.load(handle).get("model_type")
-    if not isinstance(model_type, str):
-        return rebuild_json(path, None)
-    return rebuild_json(path, known_config_keys(model_type), own_code_references(model_type))
+        kept, left_out = split_config(json.load(handle))
+    if left_out:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(kept, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+    return [key for key, _ in left_out]
 
 
 def private_content(folder):
@@ -120,7 +119,7 @@ def private_content(folder):
             if os.path.islink(path):
                 problems.append(f"{path}: a symlink")
                 continue
-            if not name.endswith(TEXT_SUFFIXES) and name != "LICENSE" and not name.startswith("LICENSE"):
+            if not name.endswith(TEXT_SUFFIXES) and not name.startswith("LICENSE"):
                 continue
             with open(path, encoding="utf-8", errors="replace") as handle:
                 found = PRIVATE_TEXT.search(handle.read())
@@ -138,14 +137,7 @@ def outside_allow_lists(folder):
     path = os.path.join(folder, "config.json")
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
-            values = json.load(handle)
-        model_type = values.get("model_type")
-        allowed = known_config_keys(model_type) if isinstance(model_type, str) else None
-        for key, value in values.items():
-            if key.startswith("_") or SECRET_OR_CODE_KEYS.search(key) or (allowed is not None and key not in allowed):
-                found.append(("config.json", f"key {key!r} outside the allow-list"))
-            elif key == "auto_map" and _allowed_auto_map(value, own_code_references(model_type)) != value:
-                found.append(("config.json", "auto_map naming code that is not the folder's own"))
+            found += [("config.json", why) for _, why in split_config(json.load(handle))[1]]
     path = os.path.join(folder, "tokenizer_config.json")
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
