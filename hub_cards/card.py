@@ -432,9 +432,10 @@ def _evaluation_section(all_results, baselines=(), described=()):
             published = True
             lines.append(f"| published: {model} | {benchmark_name(task)} | mcc | {value:.4f} | — |")
     if marked:
-        lines += ["", "*baseline*: another model the same benchmark grid (`nucel-benchmark`) fine-tuned on the "
-                  "same splits with the same options (seeds, steps, learning-rate rule); `onehot-cnn` and "
-                  "`random-init` have no pretraining, so the gap to them is what pretraining adds."]
+        lines += ["", "*baseline*: another model that the same benchmark grid (`nucel-benchmark`) fine-tuned on "
+                  "the same splits with the same options (seeds, steps, learning-rate rule); `onehot-cnn` and "
+                  "`random-init` have no pretraining. Every row had the same fixed training budget, not training "
+                  "until dev stopped improving, so a gap between rows may be budget rather than pretraining."]
     if published:
         lines += ["", f"*published*: the [DNABERT-2 paper]({DNABERT2_PAPER}), Table 4 (test MCC, model chosen on "
                   "dev); those models were pretrained and fine-tuned far longer than a small run of this package."]
