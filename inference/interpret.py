@@ -48,7 +48,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inference.inputs import BedRegions, FastaRecords, SequenceTexts  # noqa: E402
+from inference.inputs import BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
 from inference.interpretation import plots  # noqa: E402
 from inference.interpretation.attention import attention_maps  # noqa: E402
 from inference.interpretation.coordinates import BASE_COLUMNS, REGION_COLUMNS, base_fields, region_fields, \
@@ -81,6 +81,7 @@ from modeling_nucel import NucELModel  # noqa: E402
 from tokenization.alphabet import BASES  # noqa: E402
 from tokenization.encoding import decode_bases  # noqa: E402
 from training.cli import one_line_errors  # noqa: E402
+from training.outputs import check_distinct  # noqa: E402
 from training.run_directory import claim_output_directory  # noqa: E402
 
 HEAD_CHOICES = ("auto", *HEADS, "none")
@@ -344,6 +345,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_distinct({"--output-dir": args.output_dir}, {
+        "--model": args.model if args.model and os.path.isdir(args.model) else None, "--fasta": args.fasta,
+        "--bed": args.bed, "--motifs": args.motifs, **reference_files(args.reference)})
     interpretation = Interpretation(args)  # models and motifs are checked before any output is written
     sequences = read_sequences(args, interpretation.config, interpretation.layout)
     with claim_output_directory(args.output_dir, "interpret"):

@@ -117,6 +117,8 @@ def test_each_command_refuses_to_write_over_its_inputs(tmp_path, tiny_export, in
          "--output-dir .*task: is the --task-dir input"),
         (["hub_cards.publish:cli", "--model", tiny_export / "discriminator", "--output-dir",
           tiny_export / "discriminator" / "hub"], "is inside the --model input"),
+        (["inference.interpret:cli", "--model", tiny_export, "--sequence", "ACGTACGTAC", "--output-dir",
+          tiny_export / "interpret"], "is inside the --model input"),
     ]
     for argv, message in cases:
         status, _, stderr = command(*argv)
@@ -125,6 +127,7 @@ def test_each_command_refuses_to_write_over_its_inputs(tmp_path, tiny_export, in
         assert re.search(message, last), last
     assert {path: digest(path) for path in guarded} == before
     assert not (tiny_export / "discriminator" / "hub").exists() and not (tmp_path / "o.tsv").exists()
+    assert not (tiny_export / "interpret").exists()
 
 
 # --------------------------------------------------------------------------- multi-file outputs commit whole
