@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from modeling_nucel.modeling_nucel import HEADS, PIPELINE_TAGS
 from tokenization.json_files import read_json_object
 
+from training.finetuning.stopping import UNDER_TRAINED_NOTE, mark
 from training.run_directory import kind_of
 
 from .metadata import HUB_ID, check_metadata
@@ -421,21 +422,22 @@ def _evaluation_section(all_results, baselines=(), described=()):
         for results in ours:
             primary = results["primary_metric"]
             lines.append(f"| **this model**{_how(results)} | {benchmark_name(task)} | {primary} | "
-                         f"{_mean_sd(results['test'][primary])} | {results['test'][primary]['n']} |")
+                         f"{_mean_sd(results['test'][primary])}{mark(results)} | {results['test'][primary]['n']} |")
         for results in baselines:
             primary = results["primary_metric"]
             if results["task"] == task and primary in results["test"]:
                 marked = True
                 lines.append(f"| {_baseline_name(results)} | {benchmark_name(task)} | {primary} | "
-                             f"{_mean_sd(results['test'][primary])} | {results['test'][primary]['n']} |")
+                             f"{_mean_sd(results['test'][primary])}{mark(results)} | {results['test'][primary]['n']} |")
         for model, value in published_gue(task, ours[0]["primary_metric"]):
             published = True
             lines.append(f"| published: {model} | {benchmark_name(task)} | mcc | {value:.4f} | — |")
     if marked:
         lines += ["", "*baseline*: another model that the same benchmark grid (`nucel-benchmark`) fine-tuned on "
                   "the same splits with the same options (seeds, steps, learning-rate rule); `onehot-cnn` and "
-                  "`random-init` have no pretraining. Every row had the same fixed training budget, not training "
-                  "until dev stopped improving, so a gap between rows may be budget rather than pretraining."]
+                  f"`random-init` have no pretraining. {_training_rule(list(all_results) + list(baselines))}"]
+    if any(mark(results) for results in list(all_results) + list(baselines)):
+        lines += ["", UNDER_TRAINED_NOTE]
     if published:
         lines += ["", f"*published*: the [DNABERT-2 paper]({DNABERT2_PAPER}), Table 4 (test MCC, model chosen on "
                   "dev); those models were pretrained and fine-tuned far longer than a small run of this package."]
@@ -443,6 +445,16 @@ def _evaluation_section(all_results, baselines=(), described=()):
              if task not in described]
     lines += [""] + named if named else []
     return "\n".join(lines)
+
+
+def _training_rule(cells):
+    """One sentence on how the rows were trained: to convergence (every row stopped by early stopping on dev,
+    or marked †) or, for runs without early stopping, a fixed budget whose gaps may be budget, not pretraining."""
+    if all((results.get("protocol") or {}).get("patience") for results in cells):
+        return ("Every row trained until dev stopped improving (early stopping, the same patience and maximum for "
+                "all), and the best dev checkpoint scored test once.")
+    return ("Not every row used early stopping: a fixed training budget, not training until dev stopped improving, "
+            "so a gap between rows may be budget rather than pretraining.")
 
 
 def _citation(benchmarks=()):

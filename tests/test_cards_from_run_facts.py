@@ -21,6 +21,7 @@ from hub_cards.card import GUE_TASKS
 from hub_cards import publish
 from training.finetuning import grid as benchmark
 from training.finetuning import run as finetune
+from training.finetuning import stopping
 
 QUICK = ["--max-steps", "2", "--quiet"]
 
@@ -95,9 +96,11 @@ def test_a_grid_cell_card_lists_its_baseline_siblings(mouse_grid, tmp_path, tiny
     table = card.text.split("## Evaluation")[1].split("## Limitations")[0]
 
     def cell_row(directory, name):
-        summary = json.loads(open(os.path.join(directory, "results.json")).read())["test"]["mcc"]
+        results = json.loads(open(os.path.join(directory, "results.json")).read())
+        summary, marked = results["test"]["mcc"], stopping.mark(results)  # † when a seed was still improving
         assert summary["n"] == 2 and summary["sd"] is not None
-        return f"| {name} | GUE (DNABERT-2) mouse_3 | mcc | {summary['mean']:.4f} ± {summary['sd']:.4f} | 2 |"
+        return (f"| {name} | GUE (DNABERT-2) mouse_3 | mcc | {summary['mean']:.4f} ± {summary['sd']:.4f}{marked} "
+                "| 2 |")
 
     assert cell_row(disc, "**this model**") in table
     assert cell_row(cnn, "baseline: one-hot CNN (`onehot-cnn`, no pretraining)") in table

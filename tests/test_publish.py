@@ -13,6 +13,7 @@ from transformers import pipeline
 from conftest import REPO_ROOT, motif_task
 from training.finetuning import grid as benchmark
 from training.finetuning import run as finetune
+from training.finetuning import stopping
 from hub_cards import publish
 
 
@@ -168,7 +169,7 @@ def test_benchmark_grid_prints_one_table_and_reuses_finished_cells(tmp_path, tin
         cell = benchmark.cell_directory(str(tmp_path / "grid"), task, model)
         results = json.loads(open(os.path.join(cell, "results.json")).read())
         mcc = results["test"]["mcc"]["mean"] * 100
-        assert any(line.startswith(f"| {model} | {mcc:.2f} |") for line in lines)
+        assert any(line.startswith(f"| {model} | {mcc:.2f}{stopping.mark(results)} |") for line in lines)
     assert (tmp_path / "grid" / "benchmark.md").read_text().strip() == table
     capsys.readouterr()
     assert benchmark.main(argv) == table

@@ -51,16 +51,24 @@ def test_study_trains_arms_at_equal_compute_and_writes_its_report(tmp_path, caps
     assert max(tokens) / min(tokens) - 1 <= 0.02 and saved["equal_compute_spread"] <= 0.02
     assert all(arms[arm]["steps"] == 6 and arms[arm]["tokens"] == 6 * 8 * 130 for arm in arms)
     assert arms["electra"]["flops"] > arms["mlm"]["flops"]  # ELECTRA also runs its generator on every token
-    assert all(arms[arm]["curve"] and arms[arm]["seconds"] > 0 for arm in arms)
+    assert saved["pretraining_seeds"] == [42] and all(arms[arm]["pretraining_seeds"] == [42] for arm in arms)
+    runs = saved["pretraining"]  # one run per arm, in pretraining/<arm>/ (no pretraining_seeds in the YAML)
+    assert [(run["arm"], run["pretraining_seed"], run["directory"]) for run in runs] == [
+        ("electra", 42, os.path.join("pretraining", "electra")), ("mlm", 42, os.path.join("pretraining", "mlm"))]
+    assert all(run["curve"] and run["seconds"] > 0 for run in runs)
 
     rows = {(entry["row"]) for entry in saved["results"]}
     assert rows == {"electra-finetune", "electra-linear", "mlm-finetune", "mlm-linear", "random-init-finetune",
                     "onehot-cnn"}
     for entry in saved["results"]:
         assert len(entry["test"]["mcc"]["values"]) == 2  # both seeds
-        cell = json.loads((out / entry["results"]).read_text())
+        (only,) = entry["cells"]  # one pretraining run per arm: one cell per row
+        assert only["pretraining_seed"] == (42 if entry["arm"] else None)
+        assert only["results"] == os.path.join("evaluation", "motif_task", entry["row"], "results.json")
+        cell = json.loads((out / only["results"]).read_text())
         assert cell["config"]["seeds"] == [1, 2] and cell["config"]["max_steps"] == 6
         assert cell["learning_rate"]["chosen_by"]  # the fine-tuning default is recorded
+        assert entry["pretraining_sd"] is None and entry["finetuning_sd"] is not None
     probe = json.loads((out / "evaluation" / "motif_task" / "mlm-linear" / "results.json").read_text())
     assert probe["config"]["probe"] == "linear" and probe["model_info"]["location"].endswith(os.path.join("mlm",
                                                                                                           "mlm"))
@@ -68,8 +76,10 @@ def test_study_trains_arms_at_equal_compute_and_writes_its_report(tmp_path, caps
     assert random_init["model_info"]["kind"] == "random-init"
     table = (out / "study.md").read_text()
     for label in ("electra · fine-tune", "mlm · linear probe", "random-init · fine-tune", "one-hot CNN",
-                  "| electra | electra | uniform | 6 |", "| mlm | mlm | uniform | 6 |"):
+                  "| electra | 42 | electra | uniform | 6 |", "| mlm | 42 | mlm | uniform | 6 |",
+                  "**Protocol**", "1 pretraining seed(s) x 2 fine-tuning seed(s) = 2 runs per cell"):
         assert label in table, label
+    assert "pretraining sd / fine-tuning sd" not in table  # one pretraining seed: no spread across them
     assert record["results"] == saved["results"]
 
     # A rerun trains nothing: arms are finished, every cell is reused.
@@ -175,5 +185,7 @@ def test_the_readme_study_config_is_a_valid_study(monkeypatch):
 
     monkeypatch.chdir(REPO_ROOT)
     study_config = read_study(os.path.join("training", "configs", "study-tiny.yaml"))
-    assert list(study_config.arms) == ["electra", "mlm", "electra-randommask"] and len(study_config.tasks) >= 4
-    assert study_config.arm_config("electra-randommask", 10).masking == "randommask"
+    assert list(study_config.arms) == ["electra", "mlm", "electra-randommask"] and len(study_config.tasks) >= 1
+    assert study_config.arm_config("electra-randommask", 10, 42).masking == "randommask"
+    assert study_config.pretraining_seeds == [42] and not study_config.seed_folders  # tiny.yaml's seed, one run
+    assert study_config.finetune == {"epochs": 20, "eval_steps": 50, "patience": 5}

@@ -1,5 +1,5 @@
-"""Pretrain arms at equal compute and compare them with baselines on benchmark tasks: the command; the study is
-`training/studies/`.
+"""Pretrain arms at equal compute (once per pretraining seed) and compare them with baselines on benchmark tasks,
+every row fine-tuned alike: the command; the study is `training/studies/`.
 
     python training/study.py --config training/configs/study-tiny.yaml
 """

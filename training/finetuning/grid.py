@@ -1,9 +1,11 @@
 """Fine-tune a grid of models on a grid of tasks and print one markdown table (test metric per task, mean per model).
 
     python training/benchmark.py --tasks ../shared/data/gue/prom_core_tata ../shared/data/gue/tf_0 \
-        --models runs/demo/discriminator random-init:runs/demo/discriminator onehot-cnn --seeds 42 43 --epochs 3
+        --models runs/demo/discriminator random-init:runs/demo/discriminator onehot-cnn --seeds 42 43
 
-Every other option goes to training/finetune.py unchanged (--epochs, --max-steps, --lr, --probe, --lora, ...).
+Every other option goes to training/finetune.py unchanged, the same for every model (--epochs / --max-steps, the
+maximum; --patience, the early-stopping rule; --lr, where `auto` searches for every model or for none; --probe,
+--lora, ...). A cell whose seed reached the maximum while dev was still improving is marked † in the table.
 Each cell runs `finetune.main` into <output-dir>/<task>/<model>-<hash>/ (the hash of the resolved model, so two
 spellings of one folder share a cell and two folders never do); a cell is reused when its results.json came from
 the same command, the same split files (SHA-256) and the same model weights, so an interrupted grid continues
@@ -22,6 +24,7 @@ from tokenization.prepare_genome import file_sha256
 from training.finetuning import run as finetune
 from training.cli import one_line_errors
 from training.finetuning.metrics import format_mean_sd
+from training.finetuning.stopping import UNDER_TRAINED_NOTE, mark, protocol_differences
 from training.run_directory import claim_output_directory
 from training.finetuning.tasks import SPLITS, task_files
 
@@ -110,15 +113,35 @@ def markdown_table(results, tasks, models):
     header = ["model"] + [f"{name} ({results[(task, models[0])]['primary_metric']})" if len(metrics) > 1 else name
                           for name, task in zip(names, tasks)] + ["mean"]
     lines = [f"Test {'/'.join(sorted(metrics)).upper()} x{SCALE}, mean ± sd over {'/'.join(map(str, seeds))} "
-             "seed(s); checkpoint chosen on dev.", "",
+             f"seed(s); {protocol_line(results[(tasks[0], models[0])])}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model in models:
-        cells = [results[(task, model)]["test"][results[(task, model)]["primary_metric"]] for task in tasks]
-        mean = sum(cell["mean"] for cell in cells) / len(cells) * SCALE
-        lines.append("| " + " | ".join([model] + [format_mean_sd(cell, SCALE) for cell in cells] + [f"{mean:.2f}"])
-                     + " |")
+        cells = [results[(task, model)] for task in tasks]
+        scores = [cell["test"][cell["primary_metric"]] for cell in cells]
+        mean = sum(score["mean"] for score in scores) / len(scores) * SCALE
+        lines.append("| " + " | ".join([model] + [format_mean_sd(score, SCALE) + mark(cell)
+                                                  for score, cell in zip(scores, cells)] + [f"{mean:.2f}"]) + " |")
     lines += published_rows(names)
+    if any(mark(cell) for cell in results.values()):
+        lines += ["", UNDER_TRAINED_NOTE]
+    for task, name in zip(tasks, names):
+        lines += [f"\nwarning: {name}: the models were not trained alike: {difference}"
+                  for difference in protocol_differences({model: results[(task, model)] for model in models})]
     return "\n".join(lines)
+
+
+def protocol_line(results):
+    """How every cell was trained, from a results.json's protocol (older files: the fixed-budget wording)."""
+    protocol = results.get("protocol")
+    if protocol is None:
+        return "checkpoint chosen on dev"
+    maximum = (f"{protocol['max_epochs']:g} epochs" if protocol.get("max_epochs")
+               else f"{protocol['max_steps']:,} steps")
+    stopping = (f"early stopping on dev (patience {protocol['patience']} evaluations, every "
+                f"{protocol['eval_steps']} steps) within at most {maximum}"
+                if protocol["patience"] else f"a fixed {maximum} (no early stopping)")
+    return (f"every model trained alike: batch {protocol['batch_size']}, warmup {protocol['warmup_steps']} steps, "
+            f"{stopping}, learning rate: {protocol['learning_rate']}; best dev checkpoint scored on test once")
 
 
 def published_rows(task_names):

@@ -13,15 +13,18 @@
 local dataset folder); without dev, 10% of train (seeded) becomes dev (training/finetuning/tasks.py). Trainer
 settings users tune have flags (--bf16/--fp16, --gradient-accumulation-steps, --gradient-checkpointing,
 --report-to); any other `TrainingArguments` field is `--training-arg NAME=VALUE`. Defaults follow the GUE protocol
-(AdamW, batch 32, dev evaluated every 200 steps, the best dev checkpoint kept and test scored once at the end) with
-a learning rate for the model's size: GUE's 3e-5 belongs to 768-wide encoders, and Adam's best step shrinks with
+(AdamW, batch 32, dev evaluated every 200 steps, the best dev checkpoint kept and test scored once at the end)
+trained to convergence, the same rule for every model (Tang & Koo: a baseline is only a baseline when it was trained
+as well as it can be): --epochs / --max-steps is a maximum (default 20 epochs) and training stops when dev has not
+improved for --patience evaluations (training/finetuning/stopping.py). A seed that reaches the maximum while dev
+is still improving is reported as under-trained (marked † in tables). Learning rate for the model's size: GUE's 3e-5 belongs to 768-wide encoders, and Adam's best step shrinks with
 width, so a pretrained or random-init encoder gets 3e-5 x 768 / hidden_size (1.8e-4 at 128, 4.5e-5 for the
 published 512-wide model); the CNN and probe heads, which start from scratch, 1e-3. `--lr auto` picks among
 that value x 1/3, 1 and 3 on dev (first seed), then trains every seed with it; `--lr X` pins it. Warmup: 50
 steps, or a tenth of a shorter run. The choice is recorded in results.json (`learning_rate`).
 
-Writes to --output-dir: results.json (per seed and mean ± sd, with the exact config, data checksums and package
-versions), predictions.csv (test, every seed) and model/ (the best-dev seed's model with its tokenizer; for a probe
+Writes to --output-dir: results.json (per seed and mean ± sd, each seed's dev curve and how it stopped, the
+protocol, the exact config, data checksums and package versions), predictions.csv (test, every seed) and model/ (the best-dev seed's model with its tokenizer; for a probe
 the head only).
 """
 
@@ -49,6 +52,7 @@ from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
+    EarlyStoppingCallback,
     Trainer,
     TrainingArguments,
     set_seed,
@@ -68,6 +72,14 @@ from training.finetuning.baselines import (
 )
 from training.cli import is_main_rank, one_line_errors
 from training.finetuning.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics
+from training.finetuning.stopping import (
+    DEFAULT_MIN_DELTA,
+    DEFAULT_PATIENCE,
+    UNDER_TRAINED_MARK,
+    mark,
+    stopping_record,
+    under_trained_seeds,
+)
 from training.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
 from training.run_directory import check_output_directory, claim_output_directory, kind_of
 from training.safe_saving import rebuild_model_config
@@ -77,9 +89,11 @@ from training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, 
 BASELINES = ("onehot-cnn", "random-init")
 # GUE's learning rate and the width it was tuned at (DNABERT-2, 768); heads that start from scratch take 1e-3.
 GUE_LEARNING_RATE, GUE_HIDDEN_SIZE, HEAD_LEARNING_RATE = 3e-5, 768, 1e-3
+LEARNING_RATE_SEARCH = {"dev search (--lr auto)": "dev search (--lr auto)", "--lr": "pinned (--lr)"}
 # `--lr auto`: these multiples of the width rule's value are tried on dev.
 LR_SEARCH_FACTORS = (1 / 3, 1.0, 3.0)
 DEFAULT_WARMUP_STEPS = 50
+DEFAULT_MAX_EPOCHS = 20.0  # a ceiling: early stopping on dev ends training
 # Encoder Linear layers LoRA adapts in a NucEL (ModernBERT) backbone; the new head trains in full.
 NUCEL_LORA_TARGETS = ["Wqkv", "Wo", "Wi"]
 # TrainingArguments fields this script sets from its own options and protocol (best dev checkpoint, test once).
@@ -110,8 +124,16 @@ def parse_args(argv=None):
                         help="seed of that carving (the same dev rows for every training seed)")
     parser.add_argument("--output-dir", required=True)
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, default=None, help="training epochs (default 3)")
-    length.add_argument("--max-steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
+    length.add_argument("--epochs", type=float, default=None,
+                        help=f"the most epochs a seed trains (default {DEFAULT_MAX_EPOCHS:g}; it stops earlier "
+                             "when dev stops improving)")
+    length.add_argument("--max-steps", type=int, default=None,
+                        help="the most optimizer steps a seed trains (instead of --epochs)")
+    parser.add_argument("--patience", type=int, default=DEFAULT_PATIENCE,
+                        help="stop when dev has not improved for this many evaluations (default %(default)s; "
+                             "0: train to the maximum, a fixed budget)")
+    parser.add_argument("--min-delta", type=float, default=DEFAULT_MIN_DELTA,
+                        help="an improvement of dev's primary metric must exceed this (default %(default)s)")
     parser.add_argument("--lr", type=learning_rate_option, default=None,
                         help=f"peak learning rate, or `auto` (the best on dev of the default x "
                              f"{', '.join(f'{f:.3g}' for f in LR_SEARCH_FACTORS)}); default: {GUE_LEARNING_RATE} x "
@@ -153,7 +175,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.training_arg = parse_training_args(args.training_arg)
     if args.epochs is None and args.max_steps is None:
-        args.epochs = 3.0
+        args.epochs = DEFAULT_MAX_EPOCHS
+    if args.patience < 0 or not args.min_delta >= 0:
+        raise ValueError(f"--patience {args.patience} / --min-delta {args.min_delta}: expected numbers >= 0")
     for name in ("batch_size", "eval_steps", "lora_rank", "gradient_accumulation_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
@@ -361,7 +385,8 @@ def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, mo
         trainer = Trainer(model=model, args=training_arguments(args, seed, work_dir, total_steps, primary),
                           train_dataset=datasets["train"], eval_dataset=datasets["dev"],
                           data_collator=DataCollatorWithPadding(tokenizer),
-                          compute_metrics=trainer_metrics(task.label_type))
+                          compute_metrics=trainer_metrics(task.label_type),
+                          callbacks=[EarlyStoppingCallback(args.patience, args.min_delta)] if args.patience else None)
     frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()} if args.probe else None
     started = time.time()
     trainer.train()
@@ -373,7 +398,9 @@ def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, mo
                for entry in trainer.state.log_history if f"eval_{primary}" in entry]
     best_step = int(re.search(r"checkpoint-(\d+)", trainer.state.best_model_checkpoint).group(1))
     dev = trainer.predict(datasets["dev"])
-    record = {"seed": seed, "steps": trainer.state.global_step, "best_step": best_step,
+    stopping = stopping_record([entry[primary] for entry in history], trainer.state.global_step,
+                               trainer.state.max_steps, args.patience, args.min_delta)
+    record = {"seed": seed, "steps": trainer.state.global_step, "best_step": best_step, "stopping": stopping,
               "dev_history": history, "train_runtime_s": round(runtime, 2),
               "dev": score(task.label_type, dev.label_ids, dev.predictions)}
     if not score_test:
@@ -565,7 +592,11 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
                 described = describe_model(kind, location, model, model_config)
             if main_rank:  # every rank has scored test (a collective step), so the checkpoint is no longer read
                 shutil.rmtree(work_dir)  # the best checkpoint is loaded and saved; the rest is scratch
-            say(f"seed {seed}: dev {primary} {record['dev'][primary]:.4f} (best step {record['best_step']}), "
+            stopping = record["stopping"]
+            ended = (f"stopped early at step {stopping['steps']}" if stopping["stopped"] == "early" else
+                     f"reached the maximum, {stopping['steps']} steps"
+                     + (f", dev still improving {UNDER_TRAINED_MARK}" if stopping["still_improving"] else ""))
+            say(f"seed {seed}: dev {primary} {record['dev'][primary]:.4f} (best step {record['best_step']}; {ended}), "
                 f"test {primary} {record['test'][primary]:.4f}")
         if not main_rank:
             return None
@@ -578,7 +609,8 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
                                                             "sha256": file_sha256(weights)},
                    "command": list(argv if argv is not None else sys.argv[1:]),
                    "config": vars(args),
-                   "learning_rate": learning_rate, "processes": int(os.environ.get("WORLD_SIZE", "1")),
+                   "learning_rate": learning_rate, "protocol": protocol(args, len(datasets["train"]), learning_rate),
+                   "processes": int(os.environ.get("WORLD_SIZE", "1")),
                    "data": task.describe_data(), "versions": versions(), "seeds": records,
                    "dev": aggregate([r["dev"] for r in records]), "test": aggregate([r["test"] for r in records])}
         write_predictions(staged[1], task, logits)
@@ -592,9 +624,24 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
                 remove(path)
     test = results["test"][primary]
     print(f"{task.name} / {args.model}: test {primary} {test['mean']:.4f}"
-          + (f" ± {test['sd']:.4f}" if test["sd"] is not None else "") + f" over {len(records)} seed(s); "
-          f"wrote {args.output_dir}/results.json, predictions.csv, model/", flush=True)
+          + (f" ± {test['sd']:.4f}" if test["sd"] is not None else "") + f"{mark(results)} over {len(records)} "
+          f"seed(s); wrote {args.output_dir}/results.json, predictions.csv, model/", flush=True)
+    if under_trained_seeds(results):
+        print(f"warning: seed(s) {', '.join(map(str, under_trained_seeds(results)))} reached the maximum "
+              f"({records[0]['stopping']['max_steps']} steps) while dev was still improving: under-trained "
+              f"({UNDER_TRAINED_MARK}); raise --epochs / --max-steps", file=sys.stderr, flush=True)
     return results
+
+
+def protocol(args, train_rows, learning_rate):
+    """What every model of one comparison must share (batch, warmup, evaluation cadence, stopping rule, maximum,
+    how the learning rate was chosen): recorded so that tables can check it."""
+    max_steps = total_optimizer_steps(args, train_rows)
+    return {"max_steps": max_steps, "max_epochs": args.epochs, "patience": args.patience,
+            "min_delta": args.min_delta, "eval_steps": min(args.eval_steps, max_steps),
+            "batch_size": args.batch_size * int(os.environ.get("WORLD_SIZE", "1")) * args.gradient_accumulation_steps,
+            "warmup_steps": args.warmup_steps, "learning_rate": LEARNING_RATE_SEARCH.get(learning_rate["chosen_by"],
+                                                                               "default rule, no search")}
 
 
 cli = one_line_errors(main)
