@@ -15,6 +15,9 @@ improving.
 DEFAULT_PATIENCE = 5  # evaluations without improvement before training stops
 DEFAULT_MIN_DELTA = 0.0  # in units of the primary dev metric (MCC, Pearson)
 UNDER_TRAINED_MARK = "†"
+# What the arms of one table must share; max_steps is per task (epochs x its training rows), so callers compare
+# the cells of one task.
+COMPARED_FIELDS = ("batch_size", "warmup_steps", "eval_steps", "patience", "min_delta", "max_steps", "learning_rate")
 UNDER_TRAINED_NOTE = (f"{UNDER_TRAINED_MARK}: at least one seed reached its maximum while dev was still improving "
                       "(the early-stopping rule had not fired): an under-trained number, not what the model can do.")
 
@@ -70,8 +73,3 @@ def protocol_differences(cells):
             lines.append(f"{field} differs: " + "; ".join(f"{value} ({', '.join(names)})"
                                                          for value, names in values.items()))
     return lines
-
-
-# What the arms of one table must share; max_steps is per task (epochs x its training rows), so it is compared
-# within a task only by the caller's choice of `cells`.
-COMPARED_FIELDS = ("batch_size", "warmup_steps", "eval_steps", "patience", "min_delta", "max_steps", "learning_rate")

@@ -215,14 +215,12 @@ def cell_protocol(results):
     protocol = dict(results.get("protocol") or {})
     config = results.get("config") or {}
     learning_rate = results.get("learning_rate") or {}
-    recorded = protocol.get("learning_rate")
-    recorded = recorded.get("chosen_by") if isinstance(recorded, dict) else recorded
-    rule = learning_rate.get("chosen_by") or recorded or "not recorded"
+    rule = learning_rate.get("chosen_by") or protocol.get("learning_rate") or "not recorded"
     maximum = protocol.get("max_steps") or config.get("max_steps") \
         or (f"{config['epochs']:g} epochs" if config.get("epochs") else None)
     return {"learning_rate": rule, "lr_value": learning_rate.get("value"),
             "lr_candidates": len(learning_rate.get("candidates") or []),
-            "searched": "candidates" in learning_rate or "--lr auto" in rule or "--lr auto" in str(recorded or ""),
+            "searched": "candidates" in learning_rate,  # --lr auto records the candidates it tried
             "batch_size": protocol.get("batch_size", config.get("batch_size")),
             "warmup_steps": protocol.get("warmup_steps", config.get("warmup_steps")),
             "eval_steps": protocol.get("eval_steps", config.get("eval_steps")),
