@@ -30,10 +30,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	touch $@
 
 # transformers 4.48.x: the oldest release the remote-code files support.
-$(VENV_COMPAT)/.installed: constraints.txt
+$(VENV_COMPAT)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(VENV_COMPAT)/bin/python || $(PYTHON) -m venv $(VENV_COMPAT)
 	$(VENV_COMPAT)/bin/pip install -q $(TORCH)
 	$(VENV_COMPAT)/bin/pip install -q -c constraints.txt "transformers>=4.48,<4.49" "tokenizers<0.22" pytest numpy safetensors
+	$(VENV_COMPAT)/bin/pip install -q --no-deps -e .
 	touch $@
 
 test: $(VENV)/.installed

@@ -7,8 +7,8 @@ import time
 
 import torch
 
-from tokenization import alphabet
-from training.pretraining.masking import uniform_mask
+from nucel.tokenization import alphabet
+from nucel.training.pretraining.masking import uniform_mask
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_GENOMES = os.path.join(REPO_ROOT, "..", "shared", "data", "genomes")

@@ -22,9 +22,9 @@ import torch
 import transformers
 
 from _harness import interleaved_medians, masked_batch
-import modeling_nucel.modeling_nucel as nucel_modeling
-from modeling_nucel import NucELConfig, NucELForPreTraining, NucELModel
-from training.pretraining.compute import flops_per_token, peak_flops
+import nucel.modeling_nucel.modeling_nucel as nucel_modeling
+from nucel.modeling_nucel import NucELConfig, NucELForPreTraining, NucELModel
+from nucel.training.pretraining.compute import flops_per_token, peak_flops
 
 BACKENDS = ("sdpa", "eager", "flex_attention", "flash_attention_2")
 ERROR_FLOOR = {"bf16": {"output": 1e-2, "gradient": 2e-2}, "fp32": {"output": 1e-4, "gradient": 1e-4}}

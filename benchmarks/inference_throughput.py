@@ -18,12 +18,12 @@ import numpy as np
 import torch
 import transformers
 
-from inference.embed import Embedder, FastaRecords, embed_to_file
-from inference.model_folder import pick_dtype
-from inference.tiling import tile
-from inference.variants import Allele, VariantScorer
-from modeling_nucel import NucELConfig, NucELForPreTraining
-from tokenization.reference import ReferenceGenome
+from nucel.inference.embed import Embedder, FastaRecords, embed_to_file
+from nucel.inference.model_folder import pick_dtype
+from nucel.inference.tiling import tile
+from nucel.inference.variants import Allele, VariantScorer
+from nucel.modeling_nucel import NucELConfig, NucELForPreTraining
+from nucel.tokenization.reference import ReferenceGenome
 
 SHAPES = {
     "tiny": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,

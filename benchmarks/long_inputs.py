@@ -19,8 +19,8 @@ import torch
 import transformers
 
 from _harness import random_windows, synchronize
-from modeling_nucel import NucELConfig, NucELModel
-from modeling_nucel.modeling_nucel import build_attention_masks, rotary_cos_sin
+from nucel.modeling_nucel import NucELConfig, NucELModel
+from nucel.modeling_nucel.modeling_nucel import build_attention_masks, rotary_cos_sin
 
 
 def parse_args():

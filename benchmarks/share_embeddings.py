@@ -14,12 +14,12 @@ import time
 
 import torch
 
-from modeling_nucel import NucELConfig, NucELForPreTraining
-from tokenization.genome_store import GenomeStore
-from tokenization.prepare_genome import prepare_genome
-from training.pretraining.genome_windows import GenomeWindows
-from training.pretraining.masking import uniform_mask
-from training.pretraining.run import evaluate
+from nucel.modeling_nucel import NucELConfig, NucELForPreTraining
+from nucel.tokenization.genome_store import GenomeStore
+from nucel.tokenization.prepare_genome import prepare_genome
+from nucel.training.pretraining.genome_windows import GenomeWindows
+from nucel.training.pretraining.masking import uniform_mask
+from nucel.training.pretraining.run import evaluate
 from _harness import SHARED_GENOMES
 
 FASTA = os.path.join(SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")

@@ -11,7 +11,7 @@ import torch
 import transformers
 
 from _harness import interleaved_medians, masked_batch
-from modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForPreTraining
+from nucel.modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForPreTraining
 
 
 def parse_args():

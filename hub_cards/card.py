@@ -14,11 +14,11 @@ import os
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from modeling_nucel.modeling_nucel import HEADS, PIPELINE_TAGS
-from tokenization.json_files import read_json_object
+from nucel.modeling_nucel.modeling_nucel import HEADS, PIPELINE_TAGS
+from nucel.tokenization.json_files import read_json_object
 
-from training.finetuning.stopping import UNDER_TRAINED_NOTE, mark
-from training.run_directory import kind_of
+from nucel.training.finetuning.stopping import UNDER_TRAINED_NOTE, mark
+from nucel.training.run_directory import kind_of
 
 from .metadata import HUB_ID, check_metadata
 
@@ -112,7 +112,7 @@ def task_examples(finetuning, max_bases=None, count=EXAMPLES_PER_CARD):
                            if is_hub_id(task_dir) else
                            f"the files of the task `{task}` were not found where fine-tuning read them")
         return found
-    from training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, label_names_of, load_task
+    from nucel.training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, label_names_of, load_task
 
     config = finetuning.get("config") or {}
     try:
@@ -402,7 +402,7 @@ def published_gue(task, metric):
     """[(model, test MCC)] the DNABERT-2 paper reports for a GUE task (Table 4); [] for other tasks or metrics."""
     if task not in GUE_TASKS or metric != "mcc":
         return []
-    from training.finetuning.grid import PUBLISHED_GUE_MCC, SCALE
+    from nucel.training.finetuning.grid import PUBLISHED_GUE_MCC, SCALE
 
     return [(model, scores[task] / SCALE) for model, scores in PUBLISHED_GUE_MCC.items() if task in scores]
 

@@ -29,9 +29,9 @@ import tempfile
 import huggingface_hub
 from transformers import PreTrainedTokenizerFast
 
-import modeling_nucel
-from hub_cards import render_card
-from hub_cards.card import (
+from nucel import modeling_nucel
+from nucel.hub_cards import render_card
+from nucel.hub_cards.card import (
     AUTO_CLASS_BY_TAG,
     CONVERSION_FILE,
     grid_baselines,
@@ -40,19 +40,19 @@ from hub_cards.card import (
     read_pretraining_summary,
     read_results,
 )
-from hub_cards.metadata import HUB_ID
-from modeling_nucel import NucELConfig
-from modeling_nucel.configuration_nucel import NUCEL_ONLY_FIELDS
-from modeling_nucel.modeling_nucel import MODERNBERT_CLASSES, follow_umask
-from tokenization import tokenization_kmer
-from tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer
-from training.cli import one_line_errors
-from training.fresh_process import run_isolated
-from tokenization.prepare_genome import file_sha256
-from training.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
-from training.run_directory import MARKER, LOCK, check_output_directory, claim_output_directory, kind_of, read_marker
-from training.safe_loading import check_weight_files
-from training.safe_saving import outside_allow_lists, private_content, rebuild_model_config
+from nucel.hub_cards.metadata import HUB_ID
+from nucel.modeling_nucel import NucELConfig
+from nucel.modeling_nucel.configuration_nucel import NUCEL_ONLY_FIELDS
+from nucel.modeling_nucel.modeling_nucel import MODERNBERT_CLASSES, follow_umask
+from nucel.tokenization import tokenization_kmer
+from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer
+from nucel.training.cli import one_line_errors
+from nucel.training.fresh_process import run_isolated
+from nucel.tokenization.prepare_genome import file_sha256
+from nucel.training.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
+from nucel.training.run_directory import MARKER, LOCK, check_output_directory, claim_output_directory, kind_of, read_marker
+from nucel.training.safe_loading import check_weight_files
+from nucel.training.safe_saving import outside_allow_lists, private_content, rebuild_model_config
 
 # Run in a fresh interpreter: this repository's packages are unimportable there, so only the folder's own files
 # (remote code) can make it load. Prints one JSON line describing what loaded and what the pipeline returned.
@@ -181,7 +181,7 @@ def resolve_base_folder(finetuning):
     model = (finetuning or {}).get("model")
     if not isinstance(model, str):
         return None
-    from training.finetuning.run import resolve_model  # noqa: PLC0415  (only for a fine-tuned model: the runner)
+    from nucel.training.finetuning.run import resolve_model  # noqa: PLC0415  (only for a fine-tuned model: the runner)
 
     try:
         kind, location = resolve_model(model)

@@ -2,7 +2,7 @@
 
     nucel-convert FreakingPotato/NucEL runs/nucel-release     # a Hub id (offline: from the local cache)
     nucel-convert path/to/checkpoint runs/nucel-release       # a local folder
-    python -m inference.convert ...                           # the same command
+    python -m nucel.inference.convert ...                           # the same command
 
 SOURCE holds a ModernBERT `config.json` and its weights (`model.safetensors`, sharded safetensors, or a
 `pytorch_model.bin` read with `weights_only=True`), and optionally the authors' `vocab.json`. No file of SOURCE
@@ -24,26 +24,23 @@ import argparse
 import glob
 import json
 import os
-import sys
 
-if __package__ in (None, ""):  # run as a script: make the repository's packages importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from hub_cards.card import CONVERSION_FILE  # noqa: E402
-from hub_cards.metadata import HUB_ID  # noqa: E402
-from inference.model_folder import check_config_sizes  # noqa: E402
-from modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel  # noqa: E402
-from tokenization import alphabet  # noqa: E402
-from tokenization.hf_tokenizers import save_tokenizer  # noqa: E402
-from tokenization.json_files import read_json_object  # noqa: E402
-from tokenization.prepare_genome import file_sha256  # noqa: E402
-from tokenization.release_vocabulary import read_release_vocabulary, release_tokenizer, release_vocabulary  # noqa: E402
-from training.cli import one_line_errors  # noqa: E402
-from training.run_directory import check_output_directory, claim_output_directory  # noqa: E402
-from training.safe_loading import check_safetensors, load_plain_data  # noqa: E402
+from nucel.hub_cards.card import CONVERSION_FILE  # noqa: E402
+from nucel.hub_cards.metadata import HUB_ID  # noqa: E402
+from nucel.inference.model_folder import check_config_sizes  # noqa: E402
+from nucel.modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel  # noqa: E402
+from nucel.tokenization import alphabet  # noqa: E402
+from nucel.tokenization.hf_tokenizers import save_tokenizer  # noqa: E402
+from nucel.tokenization.json_files import read_json_object  # noqa: E402
+from nucel.tokenization.prepare_genome import file_sha256  # noqa: E402
+from nucel.tokenization.release_vocabulary import read_release_vocabulary, release_tokenizer, release_vocabulary  # noqa: E402
+from nucel.training.cli import one_line_errors  # noqa: E402
+from nucel.training.run_directory import check_output_directory, claim_output_directory  # noqa: E402
+from nucel.training.safe_loading import check_safetensors, load_plain_data  # noqa: E402
 
 RELEASE = "FreakingPotato/NucEL"
 # What is fetched of a Hub repository: configs, weights, vocabulary and the card (for its license); never code.

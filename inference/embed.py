@@ -3,7 +3,7 @@
     nucel-embed --model runs/demo --fasta reads.fa.gz --output reads.npy
     nucel-embed --model runs/demo --bed regions.bed --reference genome.fa.gz --output regions.parquet
     nucel-embed --model runs/demo --sequence ACGTTGCA... --per-base --output one.npy
-    python -m inference.embed ...   (the same command)
+    python -m nucel.inference.embed ...   (the same command)
 
 A record longer than the window is tiled into overlapping windows (inference/tiling.py); every base counts once.
 Output, one vector per record: the mean over the record's A/C/G/T bases of the stitched per-base embeddings
@@ -22,11 +22,9 @@ import time
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # run as a script: make the repository's packages importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
-from inference.model_folder import (  # noqa: E402
+from nucel.inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
+from nucel.inference.model_folder import (  # noqa: E402
     add_runtime_arguments,
     add_trust_argument,
     check_batch_size,
@@ -35,12 +33,12 @@ from inference.model_folder import (  # noqa: E402
     pick_dtype,
     resolve_folders,
 )
-from inference.tiling import tile  # noqa: E402
-from inference.windows import TokenLayout, check_layer, check_window, is_final_layer, whole_number  # noqa: E402
-from modeling_nucel import NucELModel  # noqa: E402
-from tokenization.encoding import reverse_complement  # noqa: E402
-from training.cli import one_line_errors  # noqa: E402
-from training.outputs import (  # noqa: E402
+from nucel.inference.tiling import tile  # noqa: E402
+from nucel.inference.windows import TokenLayout, check_layer, check_window, is_final_layer, whole_number  # noqa: E402
+from nucel.modeling_nucel import NucELModel  # noqa: E402
+from nucel.tokenization.encoding import reverse_complement  # noqa: E402
+from nucel.training.cli import one_line_errors  # noqa: E402
+from nucel.training.outputs import (  # noqa: E402
     check_distinct,
     clean_leftovers,
     commit,
@@ -227,7 +225,7 @@ def write_parquet(path, rows, infos, per_base, source, block=65536):
         return
     schema = pa.schema([("id", pa.string()), ("position", pa.int64()), ("base", pa.string()),
                         *((*region_types, ("genome_position", pa.int64())) if regions else ()), ("embedding", vector)])
-    from tokenization.alphabet import VOCABULARY  # noqa: PLC0415
+    from nucel.tokenization.alphabet import VOCABULARY  # noqa: PLC0415
 
     letters = np.array([token if len(token) == 1 else "?" for token in VOCABULARY])
     with pq.ParquetWriter(path, schema) as writer:

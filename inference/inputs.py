@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenization import alphabet
-from tokenization.encoding import encode_sequence, reverse_complement
-from tokenization.fasta import EmptyRecord, FastaRecord, scan_fasta
-from tokenization.reference import ReferenceGenome
+from nucel.tokenization import alphabet
+from nucel.tokenization.encoding import encode_sequence, reverse_complement
+from nucel.tokenization.fasta import EmptyRecord, FastaRecord, scan_fasta
+from nucel.tokenization.reference import ReferenceGenome
 
 ACGT_MASK = np.zeros(256, dtype=bool)
 ACGT_MASK[list(alphabet.NUCLEOTIDE_IDS)] = True

@@ -5,7 +5,7 @@
     nucel-interpret --model runs/demo --head generator --attention --sequence ACGT... --output-dir runs/interpret/g
     nucel-interpret --model runs/demo --bed regions.bed --reference genome.fa.gz --output-dir runs/interpret/d
     nucel-interpret --scan --motifs jaspar.transfac.gz --fasta promoters.fa --output-dir runs/interpret/scan
-    python -m inference.interpret ...   (the same command)
+    python -m nucel.inference.interpret ...   (the same command)
 
 For each sequence (a folder `<output-dir>/<name>/`):
 - ISM (inference/interpretation/mutagenesis.py) with the model's head: `ism.npy` (L x 4 effects over A, C, G,
@@ -40,21 +40,18 @@ import csv
 import json
 import os
 import re
-import sys
 import time
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the repository's packages importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inference.inputs import BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
-from inference.interpretation import plots  # noqa: E402
-from inference.interpretation.attention import attention_maps  # noqa: E402
-from inference.interpretation.coordinates import BASE_COLUMNS, REGION_COLUMNS, base_fields, region_fields, \
+from nucel.inference.inputs import BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
+from nucel.inference.interpretation import plots  # noqa: E402
+from nucel.inference.interpretation.attention import attention_maps  # noqa: E402
+from nucel.inference.interpretation.coordinates import BASE_COLUMNS, REGION_COLUMNS, base_fields, region_fields, \
     region_label  # noqa: E402
-from inference.interpretation.motif_files import ALL_TAXA, read_motifs, select_taxon  # noqa: E402
-from inference.interpretation.motif_match import (  # noqa: E402
+from nucel.inference.interpretation.motif_files import ALL_TAXA, read_motifs, select_taxon  # noqa: E402
+from nucel.inference.interpretation.motif_match import (  # noqa: E402
     MAX_EVALUE,
     describe_match,
     important_segments,
@@ -62,10 +59,10 @@ from inference.interpretation.motif_match import (  # noqa: E402
     match_row,
     match_segments,
 )
-from inference.interpretation.mutagenesis import VALUES, SaturationMutagenesis  # noqa: E402
-from inference.interpretation.pwm import hit_columns, hit_row, scan, scan_tests, score_motifs  # noqa: E402
-from inference.interpretation.report import write_report  # noqa: E402
-from inference.model_folder import (  # noqa: E402
+from nucel.inference.interpretation.mutagenesis import VALUES, SaturationMutagenesis  # noqa: E402
+from nucel.inference.interpretation.pwm import hit_columns, hit_row, scan, scan_tests, score_motifs  # noqa: E402
+from nucel.inference.interpretation.report import write_report  # noqa: E402
+from nucel.inference.model_folder import (  # noqa: E402
     ARCHITECTURE_HEADS,
     HEADS,
     add_runtime_arguments,
@@ -76,13 +73,13 @@ from inference.model_folder import (  # noqa: E402
     read_model_config,
     resolve_head,
 )
-from inference.windows import TokenLayout, check_sequence_length  # noqa: E402
-from modeling_nucel import NucELModel  # noqa: E402
-from tokenization.alphabet import BASES  # noqa: E402
-from tokenization.encoding import decode_bases  # noqa: E402
-from training.cli import one_line_errors  # noqa: E402
-from training.outputs import check_distinct  # noqa: E402
-from training.run_directory import claim_output_directory  # noqa: E402
+from nucel.inference.windows import TokenLayout, check_sequence_length  # noqa: E402
+from nucel.modeling_nucel import NucELModel  # noqa: E402
+from nucel.tokenization.alphabet import BASES  # noqa: E402
+from nucel.tokenization.encoding import decode_bases  # noqa: E402
+from nucel.training.cli import one_line_errors  # noqa: E402
+from nucel.training.outputs import check_distinct  # noqa: E402
+from nucel.training.run_directory import claim_output_directory  # noqa: E402
 
 HEAD_CHOICES = ("auto", *HEADS, "none")
 

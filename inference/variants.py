@@ -1,7 +1,7 @@
 """Zero-shot variant-effect scores from a VCF and a reference genome.
 
     nucel-score-variants --model runs/demo --vcf variants.vcf.gz --reference genome.fa.gz --output scores.tsv
-    python -m inference.variants ...   (the same command)
+    python -m nucel.inference.variants ...   (the same command)
 
 Every SNV gets three scores, each the mean of the plus- and minus-strand readings, in a window centred on the
 variant ((--window - 1) // 2 bases each side; shifted inward at a sequence's ends, never past them):
@@ -34,11 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-if __package__ in (None, ""):  # run as a script: make the repository's packages importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inference.inputs import reference_files  # noqa: E402
-from inference.model_folder import (  # noqa: E402
+from nucel.inference.inputs import reference_files  # noqa: E402
+from nucel.inference.model_folder import (  # noqa: E402
     add_runtime_arguments,
     add_trust_argument,
     check_batch_size,
@@ -48,12 +46,12 @@ from inference.model_folder import (  # noqa: E402
     pick_dtype,
     resolve_folders,
 )
-from inference.windows import TokenLayout, check_window  # noqa: E402
-from tokenization import alphabet  # noqa: E402
-from tokenization.encoding import reverse_complement  # noqa: E402
-from tokenization.reference import ReferenceGenome, compression  # noqa: E402
-from training.cli import one_line_errors  # noqa: E402
-from training.outputs import check_distinct, clean_leftovers, commit, temporary_path  # noqa: E402
+from nucel.inference.windows import TokenLayout, check_window  # noqa: E402
+from nucel.tokenization import alphabet  # noqa: E402
+from nucel.tokenization.encoding import reverse_complement  # noqa: E402
+from nucel.tokenization.reference import ReferenceGenome, compression  # noqa: E402
+from nucel.training.cli import one_line_errors  # noqa: E402
+from nucel.training.outputs import check_distinct, clean_leftovers, commit, temporary_path  # noqa: E402
 
 SCORES = ("generator_llr", "discriminator_site", "discriminator_window", "embedding_cosine_distance")
 INFO_FIELDS = {

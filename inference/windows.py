@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tokenization import alphabet
+from nucel.tokenization import alphabet
 
 PROBE = "ACGTN"  # one of each base, then N: the ids a single-nucleotide tokenizer must give one by one
 
@@ -77,7 +77,7 @@ class TokenLayout:
         """The layout of a model folder: read off its saved tokenizer (no code from the folder runs unless
         `trust_remote_code`) and checked against `config`; a folder saved without a tokenizer is read with this
         package's alphabet."""
-        from tokenization.hf_tokenizers import load_saved_tokenizer  # noqa: PLC0415
+        from nucel.tokenization.hf_tokenizers import load_saved_tokenizer  # noqa: PLC0415
 
         if not any(os.path.isfile(os.path.join(folder, name)) for name in ("tokenizer.json", "tokenizer_config.json")):
             return cls.for_config(config, f"--model {folder}")

@@ -6,12 +6,10 @@ import sys
 import pytest
 import torch
 
+from nucel.modeling_nucel import NucELConfig
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
-from modeling_nucel import NucELConfig  # noqa: E402
 
 TINY = dict(
     hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, local_attention=16,
@@ -68,7 +66,7 @@ def padded_batch():
 
 
 # ----------------------------------------------------------------------------------------- fresh-process loading
-from training.fresh_process import run_isolated  # noqa: E402  (standard library only)
+from nucel.training.fresh_process import run_isolated  # noqa: E402  (standard library only)
 
 
 def interpreters():
@@ -153,8 +151,8 @@ def motif_task(directory, label_type="multi-class", sizes=(192, 64, 64), length=
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
     """A pretraining-run-like folder with discriminator/ and generator/ exports of a tiny NucEL (+ tokenizer)."""
-    from modeling_nucel import NucELForPreTraining
-    from tokenization.hf_tokenizers import load_tokenizer, save_tokenizer
+    from nucel.modeling_nucel import NucELForPreTraining
+    from nucel.tokenization.hf_tokenizers import load_tokenizer, save_tokenizer
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny-export")

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import modeling_nucel.modeling_nucel as nucel_modeling
+import nucel.modeling_nucel.modeling_nucel as nucel_modeling
 from conftest import dna_batch
-from modeling_nucel import NucELModel
+from nucel.modeling_nucel import NucELModel
 
 
 def encoder(config, implementation="sdpa", seed=0):

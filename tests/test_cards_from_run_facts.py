@@ -16,12 +16,12 @@ import pytest
 from huggingface_hub import ModelCard
 
 from conftest import motif_task
-from hub_cards import PROMOTER, metadata_problems, render_card
-from hub_cards.card import GUE_TASKS
-from hub_cards import publish
-from training.finetuning import grid as benchmark
-from training.finetuning import run as finetune
-from training.finetuning import stopping
+from nucel.hub_cards import PROMOTER, metadata_problems, render_card
+from nucel.hub_cards.card import GUE_TASKS
+from nucel.hub_cards import publish
+from nucel.training.finetuning import grid as benchmark
+from nucel.training.finetuning import run as finetune
+from nucel.training.finetuning import stopping
 
 QUICK = ["--max-steps", "2", "--quiet"]
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 import transformers
 
-from modeling_nucel import NucELConfig, NucELModel
+from nucel.modeling_nucel import NucELConfig, NucELModel
 
 
 @pytest.mark.parametrize("overrides, field", [

@@ -20,13 +20,13 @@ from safetensors.torch import save_file
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer
 
 from conftest import REPO_ROOT, motif_task, run_isolated
-from inference import convert
-from inference.embed import Embedder
-from inference.interpretation.attention import attention_maps
-from inference.interpretation.mutagenesis import SaturationMutagenesis
-from inference.variants import VariantScorer
-from inference.windows import TokenLayout
-from modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel
+from nucel.inference import convert
+from nucel.inference.embed import Embedder
+from nucel.inference.interpretation.attention import attention_maps
+from nucel.inference.interpretation.mutagenesis import SaturationMutagenesis
+from nucel.inference.variants import VariantScorer
+from nucel.inference.windows import TokenLayout
+from nucel.modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel
 
 # The release's config.json values (transformers 4.x layout), at a test-sized shape.
 RELEASE_CONFIG = dict(
@@ -263,7 +263,7 @@ def test_inference_reads_the_release_layout_exactly(release):
 
 
 def test_variant_scores_and_mutagenesis_run_on_converted_parts(release, tmp_path):
-    from tokenization.reference import ReferenceGenome
+    from nucel.tokenization.reference import ReferenceGenome
 
     rng = np.random.default_rng(5)
     genome = "".join(rng.choice(list("ACGT"), 3000))
@@ -285,7 +285,7 @@ def test_variant_scores_and_mutagenesis_run_on_converted_parts(release, tmp_path
         logits = release["stock"]["generator"](torch.tensor([masked])).logits[0, 51, [11, 12, 13, 14]]
     np.testing.assert_allclose(log_p, torch.log_softmax(logits, -1).numpy(), atol=1e-5)
 
-    from inference import variants
+    from nucel.inference import variants
 
     (tmp_path / "v.vcf").write_text("##fileformat=VCFv4.2\n##contig=<ID=chr1,length=3000>\n"
                                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
@@ -302,7 +302,7 @@ def test_variant_scores_and_mutagenesis_run_on_converted_parts(release, tmp_path
     result = ism("s", genome[:60])
     assert result.effects.shape == (60, 4) and np.isfinite(result.effects).all()
 
-    from inference import interpret
+    from nucel.inference import interpret
 
     interpret.main(["--model", str(release["root"] / "discriminator"), "--sequence", genome[:255], "--attention",
                     "--output-dir", str(tmp_path / "interpret"), "--no-report", "--quiet", "--device", "cpu"])
@@ -322,7 +322,7 @@ def test_generator_and_discriminator_of_different_vocabularies_are_refused(relea
 
 
 def test_converted_model_fine_tunes_with_finetune_py(release, tmp_path):
-    from training.finetuning import run as finetune
+    from nucel.training.finetuning import run as finetune
 
     task = motif_task(tmp_path / "task")
     results = finetune.main(["--model", str(release["root"] / "discriminator"), "--task-dir", task,
@@ -337,7 +337,7 @@ def test_converted_model_fine_tunes_with_finetune_py(release, tmp_path):
 
 def test_command_line_and_bad_sources_are_one_line(release, tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "inference.convert", *map(str, args)], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "nucel.inference.convert", *map(str, args)], capture_output=True,
                               text=True, cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
     done = run(release["sources"]["generator"], tmp_path / "gen")
@@ -401,7 +401,7 @@ def test_hub_id_is_read_from_the_local_cache(release, tmp_path):
 
 
 def test_converted_model_runs_through_nucel_embed(release, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "inference.embed", "--model", str(release["root"] / "discriminator"),
+    done = subprocess.run([sys.executable, "-m", "nucel.inference.embed", "--model", str(release["root"] / "discriminator"),
                            "--sequence", TEXTS[0], "--output", str(tmp_path / "e.npy"), "--quiet"],
                           capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
@@ -409,7 +409,7 @@ def test_converted_model_runs_through_nucel_embed(release, tmp_path):
 
 
 def test_published_card_credits_the_source_and_keeps_its_license(release, tmp_path):
-    from hub_cards import publish
+    from nucel.hub_cards import publish
 
     import shutil
 

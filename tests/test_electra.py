@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import dna_batch
-from modeling_nucel import NucELForPreTraining
+from nucel.modeling_nucel import NucELForPreTraining
 
 A_C_G_T = torch.tensor([5, 6, 7, 8])
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, write_fasta
-from inference import embed
-from inference.embed import Embedder
-from inference.tiling import tile
-from modeling_nucel import NucELModel
-from tokenization import encode_sequence, read_fasta, reverse_complement
-from tokenization.reference import ReferenceGenome
+from nucel.inference import embed
+from nucel.inference.embed import Embedder
+from nucel.inference.tiling import tile
+from nucel.modeling_nucel import NucELModel
+from nucel.tokenization import encode_sequence, read_fasta, reverse_complement
+from nucel.tokenization.reference import ReferenceGenome
 
 
 def random_dna(length, seed):
@@ -112,7 +112,7 @@ def genome(tmp_path_factory):
     """chr1/chr2 as plain FASTA, bgzip FASTA (pysam) and a genome store: three references, one genome."""
     import pysam
 
-    from tokenization.prepare_genome import prepare_genome
+    from nucel.tokenization.prepare_genome import prepare_genome
 
     folder = tmp_path_factory.mktemp("genome")
     records = [("chr1", random_dna(3000, 8)), ("chr2", random_dna(500, 9).lower())]
@@ -231,7 +231,7 @@ def test_per_base_output_streams_to_disk(encoder, tmp_path):
 
 def test_command_line_runs_and_refuses_bad_input(tiny_export, tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "inference.embed", "--model", str(tiny_export), *args],
+        return subprocess.run([sys.executable, "-m", "nucel.inference.embed", "--model", str(tiny_export), *args],
                               capture_output=True, text=True, cwd=REPO_ROOT,
                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
 

@@ -11,8 +11,8 @@ import os
 import pytest
 
 from conftest import motif_task
-from training.finetuning import grid as benchmark
-from training.finetuning.stopping import (
+from nucel.training.finetuning import grid as benchmark
+from nucel.training.finetuning.stopping import (
     DEFAULT_PATIENCE,
     UNDER_TRAINED_MARK,
     UNDER_TRAINED_NOTE,
@@ -130,7 +130,7 @@ def test_the_dagger_marks_exactly_the_cells_stopped_while_dev_improved(planted):
 
 @pytest.mark.slow  # the planted fixture trains 6 grid cells (~30 s on 2 cores)
 def test_model_cards_mark_under_trained_rows_and_say_how_rows_were_trained(planted):
-    from hub_cards.card import _evaluation_section
+    from nucel.hub_cards.card import _evaluation_section
 
     (_, short), (_, converged) = planted
     section = _evaluation_section([short["discriminator"]], baselines=[short["onehot-cnn"]])

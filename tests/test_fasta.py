@@ -4,8 +4,8 @@ import os
 import pytest
 
 from conftest import SHARED_DATA
-from tokenization import encode_sequence, read_fasta
-from tokenization.fasta import BLOCK_BYTES, FastaRecord, scan_fasta
+from nucel.tokenization import encode_sequence, read_fasta
+from nucel.tokenization.fasta import BLOCK_BYTES, FastaRecord, scan_fasta
 
 GENOMES = os.path.join(SHARED_DATA, "genomes")
 

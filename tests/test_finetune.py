@@ -13,10 +13,10 @@ from sklearn import metrics as sk
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import REPO_ROOT, SHARED_DATA, motif_rows, motif_task, write_task
-from tokenization.prepare_genome import file_sha256
-from training.finetuning import run as finetune
-from training.finetuning.baselines import FrozenEncoderProbe, SequenceCNNConfig, SequenceCNNForSequenceClassification
-from training.finetuning.metrics import aggregate, score
+from nucel.tokenization.prepare_genome import file_sha256
+from nucel.training.finetuning import run as finetune
+from nucel.training.finetuning.baselines import FrozenEncoderProbe, SequenceCNNConfig, SequenceCNNForSequenceClassification
+from nucel.training.finetuning.metrics import aggregate, score
 
 QUICK = ["--max-steps", "24", "--eval-steps", "6", "--warmup-steps", "2", "--batch-size", "32", "--quiet"]
 

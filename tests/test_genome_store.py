@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, SHARED_DATA, write_fasta
-from tokenization import alphabet, encode_sequence, read_fasta
-from tokenization.genome_store import GenomeStore
-from tokenization.prepare_genome import prepare_genome
+from nucel.tokenization import alphabet, encode_sequence, read_fasta
+from nucel.tokenization.genome_store import GenomeStore
+from nucel.tokenization.prepare_genome import prepare_genome
 
 GENOMES = os.path.join(SHARED_DATA, "genomes")
 
@@ -65,7 +65,7 @@ def test_command_line_on_real_slices(tmp_path):
     """Soft-masked human (bgzip) + the plant slice with IUPAC codes, through the module's command line."""
     human = os.path.join(GENOMES, "hg38_chr2_1-2333275.fa.gz")
     plant = os.path.join(GENOMES, "athaliana_first1pct_per_chr.fa.gz")
-    result = subprocess.run([sys.executable, "-m", "tokenization.prepare_genome", human, plant, "--output",
+    result = subprocess.run([sys.executable, "-m", "nucel.tokenization.prepare_genome", human, plant, "--output",
                              str(tmp_path / "store")], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     store = GenomeStore(tmp_path / "store")
@@ -76,7 +76,7 @@ def test_command_line_on_real_slices(tmp_path):
         assert store.records[record_id]["n_count"] == expected_n, name
     assert (store.record_tokens(0)[:10_000] == alphabet.N_ID).all()
     assert not np.isin(store.tokens, [alphabet.UNK_ID, alphabet.PAD_ID]).any()
-    bad = subprocess.run([sys.executable, "-m", "tokenization.prepare_genome", str(tmp_path / "missing.fa"),
+    bad = subprocess.run([sys.executable, "-m", "nucel.tokenization.prepare_genome", str(tmp_path / "missing.fa"),
                           "--output", str(tmp_path / "s2")], cwd=REPO_ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and bad.stderr.strip() == f"error: {tmp_path / 'missing.fa'}: FASTA file not found"
 

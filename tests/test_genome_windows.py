@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from conftest import write_fasta
-from tokenization import alphabet, reverse_complement
-from tokenization.genome_store import GenomeStore
-from tokenization.prepare_genome import prepare_genome
-from training.pretraining.genome_windows import GenomeWindows, ShardedWindows
+from nucel.tokenization import alphabet, reverse_complement
+from nucel.tokenization.genome_store import GenomeStore
+from nucel.tokenization.prepare_genome import prepare_genome
+from nucel.training.pretraining.genome_windows import GenomeWindows, ShardedWindows
 
 
 @pytest.fixture(scope="module")

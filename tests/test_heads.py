@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from modeling_nucel import NucELForMaskedLM, NucELForSequenceClassification, NucELForTokenClassification, NucELModel
+from nucel.modeling_nucel import NucELForMaskedLM, NucELForSequenceClassification, NucELForTokenClassification, NucELModel
 
 
 @pytest.mark.parametrize("problem_type, num_labels, labels", [

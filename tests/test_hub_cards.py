@@ -6,7 +6,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from conftest import tiny_config
-from hub_cards import (
+from nucel.hub_cards import (
     PROMOTER,
     CardMetadataError,
     check_metadata,

@@ -14,14 +14,14 @@ import torch
 from PIL import Image
 
 from conftest import SHARED_DATA, strong_site, tiny_config, write_fasta
-from inference import interpret
-from inference.interpretation import plots
-from inference.interpretation.attention import attention_maps
-from inference.interpretation.motif_files import read_motifs
-from inference.interpretation.motif_match import important_segments, match_segments
-from inference.interpretation.mutagenesis import SaturationMutagenesis
-from inference.windows import NATIVE
-from modeling_nucel import (
+from nucel.inference import interpret
+from nucel.inference.interpretation import plots
+from nucel.inference.interpretation.attention import attention_maps
+from nucel.inference.interpretation.motif_files import read_motifs
+from nucel.inference.interpretation.motif_match import important_segments, match_segments
+from nucel.inference.interpretation.mutagenesis import SaturationMutagenesis
+from nucel.inference.windows import NATIVE
+from nucel.modeling_nucel import (
     NucELConfig,
     NucELForMaskedLM,
     NucELForPreTraining,
@@ -29,7 +29,7 @@ from modeling_nucel import (
     NucELForSequenceClassification,
     NucELModel,
 )
-from tokenization import reverse_complement
+from nucel.tokenization import reverse_complement
 
 MEME = os.path.join(SHARED_DATA, "motifs", "JASPAR2020_CORE_vertebrates_non-redundant_pfms_meme.txt.gz")
 LENGTH, SITE = 40, 19  # random DNA with one CTCF site (19 bp) in the positives

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from tokenization import alphabet
-from training.pretraining.masking import (Masker, RandomMaskCurriculum, geometric_lengths, span_mask, span_start_probability,
+from nucel.tokenization import alphabet
+from nucel.training.pretraining.masking import (Masker, RandomMaskCurriculum, geometric_lengths, span_mask, span_start_probability,
                               uniform_lengths, uniform_mask)
 
 
@@ -105,7 +105,7 @@ def test_randommask_spans_follow_the_phase(step, low, high):
 def test_randommask_on_overlapping_kmer_tokens():
     """Usable with DNABERT-style 6-mers: specials kept, inner masked runs at least 6 tokens, so the base in the
     middle of a run is hidden from every k-mer that covers it."""
-    from tokenization import load_tokenizer
+    from nucel.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer("kmer", k=6, stride=1, model_max_length=30_000)
     sequence = "".join("ACGT"[i] for i in torch.randint(0, 4, (20_000,), generator=torch.Generator().manual_seed(5)))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import dna_batch, tiny_config
-from modeling_nucel import (
+from nucel.modeling_nucel import (
     NucELForMaskedLM,
     NucELForPreTraining,
     NucELForReplacedTokenDetection,

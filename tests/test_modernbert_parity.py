@@ -5,7 +5,7 @@ import torch
 import transformers
 
 from conftest import dna_batch
-from modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELForSequenceClassification, NucELModel
+from nucel.modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELForSequenceClassification, NucELModel
 
 
 def assert_same_on_real_tokens(a, b, attention_mask):

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, strong_site
-from inference import embed, interpret
-from inference.inputs import BedRegions
-from inference.interpretation import motif_match, plots
-from inference.interpretation.motif_files import read_motifs, select_taxon
-from inference.interpretation.motif_match import MAX_EVALUE, NO_MATCH, important_segments, match_segments
-from inference.interpretation.mutagenesis import Mutagenesis
-from inference.interpretation.pwm import scan
-from tokenization import encode_sequence
+from nucel.inference import embed, interpret
+from nucel.inference.inputs import BedRegions
+from nucel.inference.interpretation import motif_match, plots
+from nucel.inference.interpretation.motif_files import read_motifs, select_taxon
+from nucel.inference.interpretation.motif_match import MAX_EVALUE, NO_MATCH, important_segments, match_segments
+from nucel.inference.interpretation.mutagenesis import Mutagenesis
+from nucel.inference.interpretation.pwm import scan
+from nucel.tokenization import encode_sequence
 
 MEME = os.path.join(SHARED_DATA, "motifs", "JASPAR2020_CORE_vertebrates_non-redundant_pfms_meme.txt.gz")
 TRANSFAC = os.path.join(SHARED_DATA, "motifs", "jaspar2024_core.transfac.gz")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, strong_site
-from inference.interpretation.motif_files import Motif, read_motifs
-from inference.interpretation.motif_match import important_segments, match_segments
-from inference.interpretation.pwm import ScoredMotif, background, scan
-from tokenization import encode_sequence
+from nucel.inference.interpretation.motif_files import Motif, read_motifs
+from nucel.inference.interpretation.motif_match import important_segments, match_segments
+from nucel.inference.interpretation.pwm import ScoredMotif, background, scan
+from nucel.tokenization import encode_sequence
 
 MEME = os.path.join(SHARED_DATA, "motifs", "JASPAR2020_CORE_vertebrates_non-redundant_pfms_meme.txt.gz")
 TRANSFAC = os.path.join(SHARED_DATA, "motifs", "jaspar2024_core.transfac.gz")

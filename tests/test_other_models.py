@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-import modeling_nucel
-from inference.embed import Embedder
-from inference.variants import VariantScorer, score_vcf
-from tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer
+from nucel import modeling_nucel
+from nucel.inference.embed import Embedder
+from nucel.inference.variants import VariantScorer, score_vcf
+from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from conftest import REPO_ROOT, interpreters, run_fresh, write_fasta
-from training.pretraining import run as pretrain
+from nucel.training.pretraining import run as pretrain
 
 # A tiny model on 130-token windows (128-bp crops + [CLS]/[SEP]): a few hundred steps take seconds.
 TEST_CONFIG = dict(
@@ -136,7 +136,7 @@ with torch.no_grad():
 """
     fresh = json.loads(run_fresh(python, loader, [output_dir], tmp_path).strip().splitlines()[-1])
     assert (fresh["encoder"], fresh["generator"]) == ("NucELModel", "NucELForMaskedLM")
-    from modeling_nucel import NucELForMaskedLM, NucELModel
+    from nucel.modeling_nucel import NucELForMaskedLM, NucELModel
 
     ids = torch.tensor(fresh["ids"])
     with torch.no_grad():

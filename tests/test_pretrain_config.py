@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, write_fasta
-from modeling_nucel import NucELForPreTraining
-from training.pretraining.batches import MaskedWindowBatches
-from training.pretraining.compute import flops_per_token, run_estimate
-from training.pretraining.config import incompatible_change, load_config
-from training.pretraining.masking import Masker
-from training.pretraining.run import parse_config
+from nucel.modeling_nucel import NucELForPreTraining
+from nucel.training.pretraining.batches import MaskedWindowBatches
+from nucel.training.pretraining.compute import flops_per_token, run_estimate
+from nucel.training.pretraining.config import incompatible_change, load_config
+from nucel.training.pretraining.masking import Masker
+from nucel.training.pretraining.run import parse_config
 
 CONFIGS = os.path.join(REPO_ROOT, "training", "configs")
 PRESETS = ["tiny", "small", "nucel-93m"]
@@ -104,9 +104,9 @@ def test_incompatible_change():
 
 def test_batches_do_not_depend_on_the_process_count(tmp_path):
     """At every step, 2 ranks x 4 windows == 1 rank x 8 windows, with the same masks."""
-    from tokenization.genome_store import GenomeStore
-    from tokenization.prepare_genome import prepare_genome
-    from training.pretraining.genome_windows import GenomeWindows
+    from nucel.tokenization.genome_store import GenomeStore
+    from nucel.tokenization.prepare_genome import prepare_genome
+    from nucel.training.pretraining.genome_windows import GenomeWindows
 
     rng = np.random.default_rng(0)
     fasta = write_fasta(tmp_path / "g.fa.gz", [("chr1", "".join(rng.choice(list("ACGT"), 30_000)))])
@@ -135,8 +135,8 @@ def test_warmup_longer_than_the_run_is_warned():
 
 
 def test_help_lists_every_config_and_model_key_with_its_default(capsys):
-    from training.pretraining import run as pretrain
-    from training.pretraining.config import FIELDS, MODEL_FIELDS
+    from nucel.training.pretraining import run as pretrain
+    from nucel.training.pretraining.config import FIELDS, MODEL_FIELDS
 
     with pytest.raises(SystemExit):
         pretrain.parse_config(["--help"])

@@ -11,10 +11,10 @@ from huggingface_hub import ModelCard
 from transformers import pipeline
 
 from conftest import REPO_ROOT, motif_task
-from training.finetuning import grid as benchmark
-from training.finetuning import run as finetune
-from training.finetuning import stopping
-from hub_cards import publish
+from nucel.training.finetuning import grid as benchmark
+from nucel.training.finetuning import run as finetune
+from nucel.training.finetuning import stopping
+from nucel.hub_cards import publish
 
 
 @pytest.fixture(scope="module")

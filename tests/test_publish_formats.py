@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from conftest import interpreters, run_fresh, saved_inputs, tiny_config
-from modeling_nucel import (
+from nucel.modeling_nucel import (
     NucELForMaskedLM,
     NucELForReplacedTokenDetection,
     NucELForSequenceClassification,
     NucELForTokenClassification,
 )
-from tokenization.hf_tokenizers import load_tokenizer, save_tokenizer
-from hub_cards import publish
+from nucel.tokenization.hf_tokenizers import load_tokenizer, save_tokenizer
+from nucel.hub_cards import publish
 
 pytestmark = pytest.mark.slow  # eight folders published, each proved in a fresh process (~1 min)
 

@@ -8,8 +8,8 @@ import stat
 import pytest
 
 from conftest import motif_task, tiny_config
-from training.pretraining import metrics_log
-from training.pretraining.metrics_log import MetricsLog, not_learned
+from nucel.training.pretraining import metrics_log
+from nucel.training.pretraining.metrics_log import MetricsLog, not_learned
 
 
 @pytest.fixture
@@ -25,9 +25,9 @@ def modes(folder):
 
 
 def test_exported_files_are_readable_by_group_and_others(tmp_path, umask_022, tiny_export):
-    from hub_cards import publish
-    from modeling_nucel import NucELForPreTraining
-    from training.finetuning import run as finetune
+    from nucel.hub_cards import publish
+    from nucel.modeling_nucel import NucELForPreTraining
+    from nucel.training.finetuning import run as finetune
 
     paths = NucELForPreTraining(tiny_config()).save_components(str(tmp_path / "export"))
     finetune.main(["--model", "onehot-cnn", "--task-dir", motif_task(tmp_path / "task", sizes=(24, 8, 8)),

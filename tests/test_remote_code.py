@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import dna_batch, interpreters, run_fresh, saved_inputs, tiny_config
-from modeling_nucel import (
+from nucel.modeling_nucel import (
     NucELForMaskedLM,
     NucELForReplacedTokenDetection,
     NucELForSequenceClassification,
@@ -96,7 +96,7 @@ torch.save(outputs, outputs_path)
 def test_pretraining_export_loads_backbone_generator_and_detector(tmp_path, python):
     """The three loads of a pretraining export, in a fresh process: the backbone, the generator, and the
     discriminator with its replaced-token head (ELECTRA's zero-shot asset)."""
-    from modeling_nucel import NucELForPreTraining
+    from nucel.modeling_nucel import NucELForPreTraining
 
     torch.manual_seed(0)
     model = NucELForPreTraining(tiny_config()).eval()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, motif_task, write_fasta
-from training.outputs import check_distinct
+from nucel.training.outputs import check_distinct
 
 HEADER = "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=3000>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -101,23 +101,23 @@ def test_each_command_refuses_to_write_over_its_inputs(tmp_path, tiny_export, in
     before = {path: digest(path) for path in guarded}
     task = motif_task(tmp_path / "task", sizes=(24, 8, 8))
     cases = [
-        (["inference.embed:cli", "--model", tiny_export, "--sequence", "ACGT", "--output", weights, "--format",
+        (["nucel.inference.embed:cli", "--model", tiny_export, "--sequence", "ACGT", "--output", weights, "--format",
           "parquet"], "is inside the --model input"),
-        (["inference.embed:cli", "--model", tiny_export, "--bed", inputs / "regions.bed", "--reference",
+        (["nucel.inference.embed:cli", "--model", tiny_export, "--bed", inputs / "regions.bed", "--reference",
           inputs / "ref.fa", "--output", inputs / "ref.fa", "--format", "parquet"], "is the --reference input"),
-        (["inference.variants:cli", "--model", tiny_export, "--vcf", inputs / "calls.vcf", "--reference",
+        (["nucel.inference.variants:cli", "--model", tiny_export, "--vcf", inputs / "calls.vcf", "--reference",
           inputs / "ref.fa", "--output", inputs / "calls.vcf"], "--output .*calls.vcf: is the --vcf input"),
-        (["inference.variants:cli", "--model", tiny_export, "--vcf", inputs / "calls.vcf", "--reference",
+        (["nucel.inference.variants:cli", "--model", tiny_export, "--vcf", inputs / "calls.vcf", "--reference",
           inputs / "ref.fa", "--output", tmp_path / "o.tsv", "--vcf-out", inputs / "ref.fa"],
          "--vcf-out .*ref.fa: is the --reference input"),
-        (["inference.variants:cli", "--model", tiny_export, "--vcf", inputs / "calls.vcf", "--reference",
+        (["nucel.inference.variants:cli", "--model", tiny_export, "--vcf", inputs / "calls.vcf", "--reference",
           inputs / "ref.fa", "--output", tmp_path / "o.tsv", "--vcf-out", tmp_path / "o.tsv"],
          "--vcf-out .*o.tsv: is also --output"),
-        (["training.finetuning.run:cli", "--model", "onehot-cnn", "--task-dir", task, "--output-dir", task],
+        (["nucel.training.finetuning.run:cli", "--model", "onehot-cnn", "--task-dir", task, "--output-dir", task],
          "--output-dir .*task: is the --task-dir input"),
-        (["hub_cards.publish:cli", "--model", tiny_export / "discriminator", "--output-dir",
+        (["nucel.hub_cards.publish:cli", "--model", tiny_export / "discriminator", "--output-dir",
           tiny_export / "discriminator" / "hub"], "is inside the --model input"),
-        (["inference.interpret:cli", "--model", tiny_export, "--sequence", "ACGTACGTAC", "--output-dir",
+        (["nucel.inference.interpret:cli", "--model", tiny_export, "--sequence", "ACGTACGTAC", "--output-dir",
           tiny_export / "interpret"], "is inside the --model input"),
     ]
     for argv, message in cases:
@@ -133,16 +133,16 @@ def test_each_command_refuses_to_write_over_its_inputs(tmp_path, tiny_export, in
 # --------------------------------------------------------------------------- multi-file outputs commit whole
 def test_embed_killed_between_its_renames_leaves_no_mismatched_pair(tmp_path, tiny_export):
     out = tmp_path / "reads.npy"
-    status, _, stderr = command("inference.embed:cli", "--model", tiny_export, "--sequence", "ACGTACGT", "GGGCCC",
+    status, _, stderr = command("nucel.inference.embed:cli", "--model", tiny_export, "--sequence", "ACGTACGT", "GGGCCC",
                                 "TTTT", "--output", out, "--quiet")
     assert status == 0, stderr
     assert np.load(out).shape[0] == 3
-    status, _, _ = command("inference.embed:cli", "--model", tiny_export, "--sequence", "ACGTAC", "--output", out,
+    status, _, _ = command("nucel.inference.embed:cli", "--model", tiny_export, "--sequence", "ACGTAC", "--output", out,
                            "--quiet", kill_after="reads.npy")
     assert status == -signal.SIGKILL
     # The new rows are in; the old ids file (3 rows) is gone, not left beside them as a complete-looking pair.
     assert np.load(out).shape[0] == 1 and not (tmp_path / "reads.ids.tsv").exists()
-    status, _, stderr = command("inference.embed:cli", "--model", tiny_export, "--sequence", "ACGTAC", "--output",
+    status, _, stderr = command("nucel.inference.embed:cli", "--model", tiny_export, "--sequence", "ACGTAC", "--output",
                                 out, "--quiet")
     assert status == 0, stderr
     assert (tmp_path / "reads.ids.tsv").read_text().splitlines()[1:] == ["seq1\t6\t6"]
@@ -150,7 +150,7 @@ def test_embed_killed_between_its_renames_leaves_no_mismatched_pair(tmp_path, ti
 
 
 def test_score_variants_killed_between_its_renames_leaves_no_mismatched_pair(tmp_path, tiny_export, inputs):
-    argv = ["inference.variants:cli", "--model", tiny_export, "--vcf", inputs / "calls.vcf", "--reference",
+    argv = ["nucel.inference.variants:cli", "--model", tiny_export, "--vcf", inputs / "calls.vcf", "--reference",
             inputs / "ref.fa", "--output", tmp_path / "scores.tsv", "--vcf-out", tmp_path / "scores.vcf", "--quiet"]
     assert command(*argv)[0] == 0
     status, _, _ = command(*argv, kill_after="scores.tsv")
@@ -161,28 +161,28 @@ def test_score_variants_killed_between_its_renames_leaves_no_mismatched_pair(tmp
 
 
 def test_prepare_genome_killed_between_its_renames_is_rebuilt_not_trusted(tmp_path):
-    from tokenization import encode_sequence
-    from tokenization.genome_store import GenomeStore
+    from nucel.tokenization import encode_sequence
+    from nucel.tokenization.genome_store import GenomeStore
 
     first, second = random_dna(5000, 2), random_dna(5000, 3)  # the same length: sizes alone cannot tell them apart
     fasta_a = write_fasta(tmp_path / "a.fa.gz", [("chrA", first)])
     fasta_b = write_fasta(tmp_path / "b.fa.gz", [("chrA", second)])
     store = tmp_path / "store"
-    assert command("tokenization.prepare_genome:main", fasta_a, "--output", store)[0] == 0
-    status, _, _ = command("tokenization.prepare_genome:main", fasta_b, "--output", store, kill_after="tokens.u8")
+    assert command("nucel.tokenization.prepare_genome:main", fasta_a, "--output", store)[0] == 0
+    status, _, _ = command("nucel.tokenization.prepare_genome:main", fasta_b, "--output", store, kill_after="tokens.u8")
     assert status == -signal.SIGKILL
     assert not (store / "index.json").exists()  # B's bases are in, and no index claims them to be A's
-    status, stdout, _ = command("tokenization.prepare_genome:main", fasta_a, "--output", store)
+    status, stdout, _ = command("nucel.tokenization.prepare_genome:main", fasta_a, "--output", store)
     assert status == 0 and "up to date" not in stdout
     assert np.array_equal(GenomeStore(str(store)).record_tokens(0), encode_sequence(first))
 
 
 @pytest.mark.slow  # three fine-tuning runs
 def test_finetune_killed_mid_commit_leaves_no_old_results_beside_a_new_model(tmp_path, tiny_export):
-    from hub_cards import publish
+    from nucel.hub_cards import publish
 
     task = motif_task(tmp_path / "task", sizes=(32, 16, 16))
-    argv = ["training.finetuning.run:cli", "--model", tiny_export / "discriminator", "--task-dir", task,
+    argv = ["nucel.training.finetuning.run:cli", "--model", tiny_export / "discriminator", "--task-dir", task,
             "--output-dir", tmp_path / "ft", "--max-steps", "2", "--quiet"]
     assert command(*argv, "--seeds", "1")[0] == 0
     old_results = (tmp_path / "ft" / "results.json").read_text()
@@ -202,7 +202,7 @@ def test_finetune_killed_mid_commit_leaves_no_old_results_beside_a_new_model(tmp
 # ------------------------------------------------------------------------------------------------ full disk
 def test_a_full_disk_under_embed_is_one_line_and_leaves_nothing(tmp_path, tiny_export):
     """The file-size limit stands in for a full disk: per-base rows of 20 kbp x 64 floats need 5 MB."""
-    status, _, stderr = command("inference.embed:cli", "--model", tiny_export, "--sequence", random_dna(20_000, 4),
+    status, _, stderr = command("nucel.inference.embed:cli", "--model", tiny_export, "--sequence", random_dna(20_000, 4),
                                 "--per-base", "--output", tmp_path / "big.npy", "--quiet", limit_file_size=1 << 20)
     last = stderr.strip().splitlines()[-1]
     assert status == 1 and last.startswith("error: ") and "big.npy.tmp-" in last and "File too large" in last, stderr

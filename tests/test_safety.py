@@ -14,12 +14,12 @@ import torch
 
 from conftest import REPO_ROOT, dna_batch, motif_task, tiny_config, write_fasta
 from test_pretrain import planted_motif_genome, read_metrics, run, write_config
-from training.finetuning import grid as benchmark
-from training.finetuning import run as finetune
-from training.pretraining import run as pretrain
-from hub_cards import publish
-from training.pretraining.config import load_config
-from training.run_directory import LOCK, RunLock
+from nucel.training.finetuning import grid as benchmark
+from nucel.training.finetuning import run as finetune
+from nucel.training.pretraining import run as pretrain
+from nucel.hub_cards import publish
+from nucel.training.pretraining.config import load_config
+from nucel.training.run_directory import LOCK, RunLock
 
 CONFIGS = os.path.join(REPO_ROOT, "training", "configs")
 
@@ -57,7 +57,7 @@ def cli(script, *argv, cwd=None):
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[1])
-    from training.run_directory import claim_output_directory
+    from nucel.training.run_directory import claim_output_directory
     lock = claim_output_directory(sys.argv[2], "pretrain")
     print("held", flush=True)
     time.sleep(120)
@@ -261,7 +261,7 @@ def test_finetuned_results_record_what_was_loaded(tmp_path, tiny_export):
 # ----------------------------------------------------------------------------------------- silent wrong results
 @pytest.mark.parametrize("label", ["nan", "inf", "-Infinity"])
 def test_non_finite_labels_are_refused_with_file_and_line(tmp_path, label):
-    from training.finetuning.tasks import load_task
+    from nucel.training.finetuning.tasks import load_task
 
     rows = [("ACGTACGT", "0"), ("ACGTTTGT", "1"), ("ACGGACGT", label)]
     task = motif_task(tmp_path / "t")
@@ -309,7 +309,7 @@ def test_resume_without_a_checkpoint_warns_and_a_missing_rng_state_is_refused(tm
 
 
 def test_empty_rows_and_ids_outside_the_vocabulary_are_clear_errors():
-    from modeling_nucel import NucELForPreTraining, NucELForSequenceClassification
+    from nucel.modeling_nucel import NucELForPreTraining, NucELForSequenceClassification
 
     ids, mask = dna_batch(lengths=[20, 12], length=20)
     mask[1] = 0
@@ -325,7 +325,7 @@ def test_empty_rows_and_ids_outside_the_vocabulary_are_clear_errors():
 @pytest.mark.parametrize("text", ["AC[MASK]GT", "[CLS]ACGT[SEP]", "A[PAD]C", "a[pad]c", "AC[MA SK]G", "[RESERVED_0]A",
                                   "[[MASK]]", "ACGT[UNK]N[SEP"])
 def test_special_tokens_in_text_agree_between_the_two_encoders(text):
-    from tokenization import encode_sequence, load_tokenizer
+    from nucel.tokenization import encode_sequence, load_tokenizer
 
     assert encode_sequence(text).tolist() == load_tokenizer("nucleotide")(text, add_special_tokens=False)["input_ids"]
 
@@ -347,7 +347,7 @@ def test_an_empty_config_and_a_run_that_cannot_fit_are_refused_before_anything_i
         pretrain.main(["--config", str(empty), "--fasta", fasta, "--output-dir", str(tmp_path / "out")])
     with pytest.raises(ValueError, match="--config: required"):
         pretrain.main(["--fasta", fasta, "--output-dir", str(tmp_path / "out")])
-    from training.pretraining import compute
+    from nucel.training.pretraining import compute
 
     monkeypatch.setattr(compute, "available_memory", lambda device: 8 * compute.GIB)
     with pytest.raises(ValueError, match=r"needs at least \d+\.\d GiB .* but cpu has 8.0 GiB available"):
@@ -359,7 +359,7 @@ def test_an_empty_config_and_a_run_that_cannot_fit_are_refused_before_anything_i
 def test_memory_estimate_is_below_what_a_training_step_measured():
     """The refusal uses a lower bound: measured on 2 CPU cores, the published 512 x 22 ELECTRA at 1,026 tokens
     peaked at 4.1 GB (batch 1) and 9.7 GB (batch 4) of resident memory."""
-    from training.pretraining.compute import memory_estimate
+    from nucel.training.pretraining.compute import memory_estimate
 
     for batch, measured in ((1, 4.1e9), (4, 9.7e9)):
         config = load_config(os.path.join(CONFIGS, "nucel-93m.yaml"), [
@@ -413,7 +413,7 @@ def test_corrupt_inputs_are_one_line_naming_the_file(tmp_path, fasta, finished_r
         publish.main(["--model", str(tiny_export / "discriminator"), "--output-dir", str(tmp_path / "hub2"),
                       "--results", str(results)])
 
-    from tokenization.genome_store import GenomeStore
+    from nucel.tokenization.genome_store import GenomeStore
 
     store = copy_run(finished_run, tmp_path / "run2") / "genome-store"
     (store / "index.json").write_text('{"format_version": 1, "recor')

@@ -2,7 +2,7 @@ import pytest
 import torch
 import transformers
 
-from modeling_nucel import (
+from nucel.modeling_nucel import (
     NucELForMaskedLM,
     NucELForPreTraining,
     NucELForReplacedTokenDetection,

@@ -9,8 +9,8 @@ import yaml
 
 from conftest import motif_task, write_fasta
 from test_pretrain import TEST_CONFIG, planted_motif_genome
-from training.studies import budget, run as study
-from training.pretraining.config import load_config
+from nucel.training.studies import budget, run as study
+from nucel.training.pretraining.config import load_config
 
 
 def tiny_study(root, arms=None, **overrides):
@@ -96,7 +96,7 @@ def test_study_trains_arms_at_equal_compute_and_writes_its_report(tmp_path, caps
 
 def test_a_stopped_arm_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     """The first arm stops after its step-3 checkpoint; the rerun resumes it there and finishes the study."""
-    from training.pretraining import run as pretrain
+    from nucel.training.pretraining import run as pretrain
 
     config = tiny_study(tmp_path, arms={"electra": {}}, baselines=[], evaluations=["finetune"])
     real_step = pretrain.optimizer_step
@@ -155,7 +155,7 @@ def test_bad_study_configs_are_refused_before_anything_is_written(tmp_path, chan
 
 
 def test_yaml_1_1_exponents_are_read_as_numbers(tmp_path):
-    from training.studies.config import read_study
+    from nucel.training.studies.config import read_study
 
     path = tiny_study(tmp_path)
     values = yaml.safe_load(open(path))
@@ -181,7 +181,7 @@ def test_the_command_refuses_bad_input_with_one_line(tmp_path):
 def test_the_readme_study_config_is_a_valid_study(monkeypatch):
     """training/configs/study-tiny.yaml (the README's study) reads, with every arm a valid pretraining config."""
     from conftest import REPO_ROOT
-    from training.studies.config import read_study
+    from nucel.training.studies.config import read_study
 
     monkeypatch.chdir(REPO_ROOT)
     study_config = read_study(os.path.join("training", "configs", "study-tiny.yaml"))

@@ -12,10 +12,10 @@ import yaml
 from safetensors.torch import load_file
 
 from test_study import tiny_study
-from training.finetuning import stopping
-from training.finetuning.metrics import aggregate
-from training.studies import report, run as study
-from training.studies.config import StudyConfig, read_study
+from nucel.training.finetuning import stopping
+from nucel.training.finetuning.metrics import aggregate
+from nucel.training.studies import report, run as study
+from nucel.training.studies.config import StudyConfig, read_study
 
 
 # ----------------------------------------------------------------------------------------------------------- YAML

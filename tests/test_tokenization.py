@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modeling_nucel import NucELConfig
-from tokenization import alphabet, encode_sequence, load_tokenizer, reverse_complement, save_tokenizer
+from nucel.modeling_nucel import NucELConfig
+from nucel.tokenization import alphabet, encode_sequence, load_tokenizer, reverse_complement, save_tokenizer
 
 DNA_CHARS = "ACGTNacgtn" + alphabet.IUPAC_AMBIGUITY + alphabet.IUPAC_AMBIGUITY.lower()
 dna = st.text(alphabet=st.sampled_from(DNA_CHARS + " \n\t"), min_size=0, max_size=300)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import interpreters, run_fresh
-from tokenization import load_tokenizer, save_tokenizer
+from nucel.tokenization import load_tokenizer, save_tokenizer
 
 TEXT = "ACGTNacgtRYACGTTTGAGGCT"
 

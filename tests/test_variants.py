@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from inference import variants
-from inference.variants import SCORES, VariantScorer, site_window
-from tokenization import reverse_complement
-from tokenization.reference import ReferenceGenome
+from nucel.inference import variants
+from nucel.inference.variants import SCORES, VariantScorer, site_window
+from nucel.tokenization import reverse_complement
+from nucel.tokenization.reference import ReferenceGenome
 
 MOTIF = "TGACGTCATCGA"
 COMPLEMENT = str.maketrans("ACGT", "TGCA")
@@ -45,8 +45,8 @@ def write_vcf(path, rows):
 def oracle(tmp_path_factory):
     """Pretrain a tiny ELECTRA (250 steps, ~20 s on 2 cores) on a planted-motif genome; export it; write a VCF of
     SNVs inside motif copies (label 1) and in the random spacers (label 0) of a held-out stretch."""
-    from modeling_nucel import NucELConfig, NucELForPreTraining
-    from tokenization import encode_sequence
+    from nucel.modeling_nucel import NucELConfig, NucELForPreTraining
+    from nucel.tokenization import encode_sequence
 
     folder = tmp_path_factory.mktemp("oracle")
     rng = np.random.default_rng(0)
@@ -163,7 +163,7 @@ def test_unknown_chrom_and_bad_labels_are_one_line(tiny_export, tmp_path):
     vcf = write_vcf(tmp_path / "in.vcf", [("chr1", 2, "a", "C", "T"), ("chrZ", 3, "b", "G", "A")])
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "inference.variants", "--model", str(tiny_export), "--vcf", vcf,
+        return subprocess.run([sys.executable, "-m", "nucel.inference.variants", "--model", str(tiny_export), "--vcf", vcf,
                                "--reference", str(tmp_path / "ref.fa"), "--output", str(tmp_path / "o.tsv"),
                                "--quiet", *args], capture_output=True, text=True, cwd=REPO_ROOT,
                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -183,7 +183,7 @@ def test_unknown_chrom_and_bad_labels_are_one_line(tiny_export, tmp_path):
 
 def test_an_export_without_the_head_scores_what_it_can(tiny_export, tmp_path):
     """Older exports saved the bare backbone: the detection columns stay empty and a note says why."""
-    from modeling_nucel import NucELModel
+    from nucel.modeling_nucel import NucELModel
 
     NucELModel.from_pretrained(tiny_export / "discriminator").save_pretrained(tmp_path / "old")
     (tmp_path / "ref.fa").write_text(">chr1\nACGTACGTACGGATTACA\n")

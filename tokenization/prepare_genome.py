@@ -1,7 +1,7 @@
 """Encode FASTA files into an on-disk genome store: `tokens.u8` (one uint8 token id per base, a memmap) and
 `index.json` (records, offsets, lengths, N counts, source checksums).
 
-    python -m tokenization.prepare_genome genome.fa.gz [more.fa ...] --output DIR
+    python -m nucel.tokenization.prepare_genome genome.fa.gz [more.fa ...] --output DIR
     nucel-prepare-genome genome.fa.gz --output DIR
 
 Memory stays constant (4 MB blocks); disk is one byte per base. Re-running on unchanged inputs is a no-op;

@@ -7,7 +7,7 @@ Two kinds of reference, one interface:
   would return other bases without a word); otherwise one is built once in the user's cache (`$NUCEL_CACHE`, else
   `$XDG_CACHE_HOME/nucel`, else `~/.cache/nucel`), so read-only data folders work and nothing is written beside
   the user's files. A plain-gzip FASTA cannot be indexed: the error says what to do.
-- a genome store folder (`python -m tokenization.prepare_genome`): a memmap, any input compression.
+- a genome store folder (`python -m nucel.tokenization.prepare_genome`): a memmap, any input compression.
 
 Coordinates are 0-based, half-open (BED's convention); a VCF's 1-based POS p is `fetch(chrom, p - 1, p)`.
 """

@@ -4,13 +4,7 @@
     python training/benchmark.py --tasks ../shared/data/gue/prom_core_tata --models runs/demo/discriminator onehot-cnn
 """
 
-import os
-import sys
-
-if __package__ in (None, ""):  # run as a script: make the repository's packages importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from training.finetuning.grid import cli  # noqa: E402
+from nucel.training.finetuning.grid import cli
 
 if __name__ == "__main__":
     cli()

@@ -6,13 +6,7 @@
     torchrun --nproc_per_node 4 training/finetune.py --model ... --task-dir ... --output-dir ...
 """
 
-import os
-import sys
-
-if __package__ in (None, ""):  # run as a script: make the repository's packages importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from training.finetuning.run import cli  # noqa: E402
+from nucel.training.finetuning.run import cli
 
 if __name__ == "__main__":
     cli()

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-REPO_PACKAGES = ("modeling_nucel", "tokenization", "training", "inference", "hub_cards")
+REPO_PACKAGES = ("nucel", "modeling_nucel", "tokenization", "training", "inference", "hub_cards")
 BLOCK_REPO_IMPORTS = f"""
 import sys
 

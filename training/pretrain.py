@@ -6,13 +6,7 @@
     python training/pretrain.py --help          # every config key with its default
 """
 
-import os
-import sys
-
-if __package__ in (None, ""):  # run as a script: make the repository's packages importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from training.pretraining.run import cli  # noqa: E402
+from nucel.training.pretraining.run import cli
 
 if __name__ == "__main__":
     cli()

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 
-from tokenization.json_files import read_json_object
+from nucel.tokenization.json_files import read_json_object
 
 MARKER = ".nucel-run.json"
 LOCK = ".nucel-run.lock"

@@ -13,7 +13,7 @@
 import os
 import pickle
 
-import modeling_nucel  # noqa: F401  (registers NucEL with the Auto classes: no remote code needed for it)
+import nucel.modeling_nucel  # noqa: F401  (registers NucEL with the Auto classes: no remote code needed for it)
 
 
 def first_line(failure):

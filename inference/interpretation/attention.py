@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from inference.windows import NATIVE, check_sequence_length
+from nucel.inference.windows import NATIVE, check_sequence_length
 
 
 @dataclass

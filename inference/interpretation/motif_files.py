@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenization.alphabet import BASES
+from nucel.tokenization.alphabet import BASES
 
 SUM_TOLERANCE = 0.02  # JASPAR's MEME export rounds probabilities to 6 decimals; counts never sum to zero
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference.interpretation.coordinates import REGION_COLUMNS, interval_fields, region_fields
-from inference.interpretation.pwm import base_codes, make_hit, score_motifs
+from nucel.inference.interpretation.coordinates import REGION_COLUMNS, interval_fields, region_fields
+from nucel.inference.interpretation.pwm import base_codes, make_hit, score_motifs
 
 SEGMENT_WIDTH = 10
 MIN_FRACTION = 0.25

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference.interpretation.coordinates import REGION_COLUMNS, interval_fields, region_fields
-from tokenization import alphabet
-from tokenization.encoding import decode_bases, reverse_complement
+from nucel.inference.interpretation.coordinates import REGION_COLUMNS, interval_fields, region_fields
+from nucel.tokenization import alphabet
+from nucel.tokenization.encoding import decode_bases, reverse_complement
 
 MOTIF_PSEUDOCOUNT = 0.1
 GRID_BINS = 20_000  # the largest possible score range of a motif, in grid steps

@@ -15,8 +15,8 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from modeling_nucel.modeling_nucel import classification_loss
-from tokenization import alphabet
+from nucel.modeling_nucel.modeling_nucel import classification_loss
+from nucel.tokenization import alphabet
 
 PROBES = ("linear", "cnn")
 

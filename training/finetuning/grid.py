@@ -19,14 +19,14 @@ import json
 import os
 import re
 
-from hub_cards.card import read_results
-from tokenization.prepare_genome import file_sha256
-from training.finetuning import run as finetune
-from training.cli import one_line_errors
-from training.finetuning.metrics import format_mean_sd
-from training.finetuning.stopping import UNDER_TRAINED_NOTE, mark, protocol_differences
-from training.run_directory import claim_output_directory
-from training.finetuning.tasks import SPLITS, task_files
+from nucel.hub_cards.card import read_results
+from nucel.tokenization.prepare_genome import file_sha256
+from nucel.training.finetuning import run as finetune
+from nucel.training.cli import one_line_errors
+from nucel.training.finetuning.metrics import format_mean_sd
+from nucel.training.finetuning.stopping import UNDER_TRAINED_NOTE, mark, protocol_differences
+from nucel.training.run_directory import claim_output_directory
+from nucel.training.finetuning.tasks import SPLITS, task_files
 
 # Test MCC x100 on GUE, model selected on dev: Zhou et al., "DNABERT-2: Efficient Foundation Model and Benchmark
 # for Multi-Species Genome" (ICLR 2024), Table 4. Keys are the GUE task folder names.

@@ -58,21 +58,21 @@ from transformers import (
     set_seed,
 )
 
-from hub_cards.card import CONVERSION_FILE
-from hub_cards.metadata import HUB_ID
-from modeling_nucel import NucELConfig, NucELForSequenceClassification
-from modeling_nucel.modeling_nucel import follow_umask
-from tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer
-from tokenization.prepare_genome import file_sha256
-from training.finetuning.baselines import (
+from nucel.hub_cards.card import CONVERSION_FILE
+from nucel.hub_cards.metadata import HUB_ID
+from nucel.modeling_nucel import NucELConfig, NucELForSequenceClassification
+from nucel.modeling_nucel.modeling_nucel import follow_umask
+from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer
+from nucel.tokenization.prepare_genome import file_sha256
+from nucel.training.finetuning.baselines import (
     PROBES,
     FrozenEncoderProbe,
     SequenceCNNConfig,
     SequenceCNNForSequenceClassification,
 )
-from training.cli import is_main_rank, one_line_errors
-from training.finetuning.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics
-from training.finetuning.stopping import (
+from nucel.training.cli import is_main_rank, one_line_errors
+from nucel.training.finetuning.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics
+from nucel.training.finetuning.stopping import (
     DEFAULT_MIN_DELTA,
     DEFAULT_PATIENCE,
     UNDER_TRAINED_MARK,
@@ -80,11 +80,11 @@ from training.finetuning.stopping import (
     stopping_record,
     under_trained_seeds,
 )
-from training.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
-from training.run_directory import check_output_directory, claim_output_directory, kind_of
-from training.safe_saving import rebuild_model_config
-from training.safe_loading import load_model_config, load_pretrained
-from training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, load_task, tokenize_split
+from nucel.training.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
+from nucel.training.run_directory import check_output_directory, claim_output_directory, kind_of
+from nucel.training.safe_saving import rebuild_model_config
+from nucel.training.safe_loading import load_model_config, load_pretrained
+from nucel.training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, load_task, tokenize_split
 
 BASELINES = ("onehot-cnn", "random-init")
 # GUE's learning rate and the width it was tuned at (DNABERT-2, 768); heads that start from scratch take 1e-3.

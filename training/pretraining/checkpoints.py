@@ -20,9 +20,9 @@ import os
 import shutil
 import sys
 
-from tokenization.json_files import read_json_object
+from nucel.tokenization.json_files import read_json_object
 
-from training.safe_loading import check_safetensors, load_plain_data
+from nucel.training.safe_loading import check_safetensors, load_plain_data
 
 CHECKPOINTS = "checkpoints"
 PROGRESS_FILE = "progress.json"

@@ -13,8 +13,8 @@ from typing import Optional
 
 import yaml
 
-from modeling_nucel import NucELConfig
-from tokenization import alphabet
+from nucel.modeling_nucel import NucELConfig
+from nucel.tokenization import alphabet
 
 from .masking import STRATEGIES, expected_mask_fraction
 from .objectives import OBJECTIVES
@@ -302,7 +302,7 @@ def load_config(path=None, overrides=()):
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; expected keys of "
-                         "training.pretraining.config.PretrainConfig")
+                         "nucel.training.pretraining.config.PretrainConfig")
     if values.get("model") is not None and not isinstance(values["model"], dict):
         raise ValueError(f"{path}: model: expected a mapping of NucELConfig arguments")
     values["model"] = dict(values.get("model") or {})

@@ -8,8 +8,8 @@ Every random choice is a function of (seed, epoch, window index), so a run is re
 import numpy as np
 import torch
 
-from tokenization import alphabet
-from tokenization.encoding import reverse_complement
+from nucel.tokenization import alphabet
+from nucel.tokenization.encoding import reverse_complement
 
 _GROUP = 8192  # windows whose N counts are computed from one cumulative sum (bounded memory on any genome)
 

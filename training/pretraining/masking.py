@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from tokenization import alphabet
+from nucel.tokenization import alphabet
 
 STRATEGIES = ("uniform", "span", "randommask")
 UNMASKABLE_IDS = alphabet.SPECIAL_IDS + (alphabet.N_ID,)

@@ -10,8 +10,8 @@ import os
 
 from torch import nn
 
-from modeling_nucel import NucELForMaskedLM, NucELForPreTraining
-from tokenization.hf_tokenizers import load_tokenizer, save_tokenizer
+from nucel.modeling_nucel import NucELForMaskedLM, NucELForPreTraining
+from nucel.tokenization.hf_tokenizers import load_tokenizer, save_tokenizer
 
 
 def linear_weights(module):

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from tokenization import alphabet
-from training.pretraining import run as pretrain
-from training.pretraining.compute import flops_per_token, tokens_per_step
+from nucel.tokenization import alphabet
+from nucel.training.pretraining import run as pretrain
+from nucel.training.pretraining.compute import flops_per_token, tokens_per_step
 
 CALIBRATION_STEPS, CALIBRATION_WARMUP = 6, 2
 

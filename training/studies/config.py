@@ -31,9 +31,9 @@ import re
 
 import yaml
 
-from training.finetuning import run as finetune
-from training.finetuning.tasks import task_files
-from training.pretraining.config import FIELDS, coerce, load_config, read_yaml
+from nucel.training.finetuning import run as finetune
+from nucel.training.finetuning.tasks import task_files
+from nucel.training.pretraining.config import FIELDS, coerce, load_config, read_yaml
 
 BUDGET_KINDS = ("tokens", "flops", "seconds")
 EVALUATIONS = ("finetune", "linear", "cnn")  # fine-tuning every weight; the frozen probes (Tang & Koo)

@@ -23,11 +23,11 @@ import statistics
 
 import torch
 
-from training.finetuning import stopping
-from training.finetuning.grid import SCALE, published_rows
-from training.finetuning.metrics import format_mean_sd
-from training.finetuning.run import versions
-from training.pretraining.metrics_log import MetricsLog, save_figure
+from nucel.training.finetuning import stopping
+from nucel.training.finetuning.grid import SCALE, published_rows
+from nucel.training.finetuning.metrics import format_mean_sd
+from nucel.training.finetuning.run import versions
+from nucel.training.pretraining.metrics_log import MetricsLog, save_figure
 
 EVALUATION_NAMES = {"finetune": "fine-tune", "linear": "linear probe", "cnn": "CNN probe"}
 UNITS = {"tokens": "tokens", "flops": "FLOPs", "seconds": "s"}

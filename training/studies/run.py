@@ -26,14 +26,14 @@ import os
 
 import yaml
 
-from training.cli import one_line_errors
-from training.finetuning.grid import run_cell
-from training.pretraining import run as pretrain
-from training.pretraining.checkpoints import checkpoint_directories
-from training.run_directory import claim_output_directory
-from training.studies.budget import plan_arm
-from training.studies.config import read_study
-from training.studies.report import arm_compute, write_report
+from nucel.training.cli import one_line_errors
+from nucel.training.finetuning.grid import run_cell
+from nucel.training.pretraining import run as pretrain
+from nucel.training.pretraining.checkpoints import checkpoint_directories
+from nucel.training.run_directory import claim_output_directory
+from nucel.training.studies.budget import plan_arm
+from nucel.training.studies.config import read_study
+from nucel.training.studies.report import arm_compute, write_report
 
 PLAN_FILE = "plan.json"
 
