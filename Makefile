@@ -60,7 +60,7 @@ demo: $(VENV)/.installed
 		--output-dir $(DEMO_DIR) --resume
 	$(OFFLINE) $(VENV)/bin/python training/benchmark.py --tasks $(DEMO_TASK) --models $(DEMO_MODELS) \
 		--output-dir $(DEMO_DIR)/finetune --seeds 42 43 44 --eval-steps 100 --quiet
-	$(OFFLINE) $(VENV)/bin/python training/publish.py --model $(DEMO_DIR)/discriminator --output-dir $(DEMO_DIR)/hub \
+	$(OFFLINE) $(VENV)/bin/nucel-publish --model $(DEMO_DIR)/discriminator --output-dir $(DEMO_DIR)/hub \
 		--repo-id nucel/nucel-demo --results $(DEMO_RESULTS)
 
 benchmark: $(VENV)/.installed

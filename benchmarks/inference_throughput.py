@@ -19,7 +19,7 @@ import torch
 import transformers
 
 from nucel.inference.embed import Embedder, FastaRecords, embed_to_file
-from nucel.inference.model_folder import pick_dtype
+from nucel.model_folder import pick_dtype
 from nucel.inference.tiling import tile
 from nucel.inference.variants import Allele, VariantScorer
 from nucel.modeling_nucel import NucELConfig, NucELForPreTraining

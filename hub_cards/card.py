@@ -15,12 +15,14 @@ import os
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from nucel.modeling_nucel.modeling_nucel import HEADS, PIPELINE_TAGS
-from nucel.tokenization.json_files import read_json_object
 
-from nucel.training.finetuning.stopping import UNDER_TRAINED_NOTE, mark
-from nucel.training.run_directory import kind_of
+from nucel.run_records import UNDER_TRAINED_NOTE, mark
+from nucel.run_directory import kind_of
 
 from .metadata import HUB_ID, check_metadata
+from nucel.files import is_hub_id
+from nucel.gue import GUE_TASKS, PUBLISHED_GUE_MCC, SCALE
+from nucel.run_records import read_results
 
 TAGS = ["biology", "genomics", "dna", "electra", "modernbert"]
 PIPELINE_TAG_BY_CLASS = dict(PIPELINE_TAGS)  # modeling_nucel.HEADS: the head table cards derive from
@@ -34,15 +36,6 @@ GENERIC_EXAMPLE = "a human core promoter with a TATA box (GUE prom_core_tata, te
 # sklearn-named metrics in results.json -> Hub metric ids (https://hf.co/metrics).
 HUB_METRIC = {"mcc": "matthews_correlation", "accuracy": "accuracy", "f1": "f1", "precision": "precision",
               "recall": "recall", "pearson": "pearsonr", "spearman": "spearmanr", "mse": "mse"}
-# The GUE tasks as the shared data names their folders (../shared/data/README.md; the keys of
-# training/finetuning/grid.PUBLISHED_GUE_MCC): a task folder of one of these names is named as a GUE task.
-GUE_TASKS = {
-    "prom_core_all": "human core promoter detection, 70 bp",
-    "prom_core_notata": "human core promoter detection, promoters without a TATA box, 70 bp",
-    "prom_core_tata": "human core promoter detection, promoters with a TATA box, 70 bp",
-    **{f"tf_{n}": "human transcription-factor binding, 101 bp" for n in (0, 1, 2, 4)},
-    **{f"mouse_{n}": "mouse transcription-factor binding, 101 bp" for n in (3, 4)},
-}
 DNABERT2_PAPER = "https://arxiv.org/abs/2306.15006"
 EXAMPLES_PER_CARD = 3  # widget entries drawn from a task's test split (one per class, in label-id order)
 
@@ -65,10 +58,6 @@ def widget_examples(pipeline_tag, mask_token="[MASK]"):
 def benchmark_name(task):
     """How a card names a task: "GUE (DNABERT-2) <task>" for a GUE task folder, else the task's own name."""
     return f"GUE (DNABERT-2) {task}" if task in GUE_TASKS else task
-
-
-def is_hub_id(name):
-    return isinstance(name, str) and bool(HUB_ID.match(name)) and not os.path.exists(name)
 
 
 def describe_task(results):
@@ -102,7 +91,7 @@ def _label_of(label, label_type):
 
 def task_examples(finetuning, max_bases=None, count=EXAMPLES_PER_CARD):
     """Widget examples drawn from the test split of the task a fine-tuning results.json records: `{"examples",
-    "source", "reason"}`. The split is read again through training/finetuning/tasks.py's loader from the
+    "source", "reason"}`. The split is read again through nucel/tasks.py's loader from the
     recorded `task_dir`, and used only when its SHA-256 is the one recorded; otherwise `examples` is None and
     `reason` says why. One example per class (in label-id order), each of at most `max_bases` bases."""
     task, task_dir = finetuning["task"], finetuning.get("task_dir")
@@ -112,7 +101,7 @@ def task_examples(finetuning, max_bases=None, count=EXAMPLES_PER_CARD):
                            if is_hub_id(task_dir) else
                            f"the files of the task `{task}` were not found where fine-tuning read them")
         return found
-    from nucel.training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, label_names_of, load_task
+    from nucel.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, label_names_of, load_task
 
     config = finetuning.get("config") or {}
     try:
@@ -402,8 +391,6 @@ def published_gue(task, metric):
     """[(model, test MCC)] the DNABERT-2 paper reports for a GUE task (Table 4); [] for other tasks or metrics."""
     if task not in GUE_TASKS or metric != "mcc":
         return []
-    from nucel.training.finetuning.grid import PUBLISHED_GUE_MCC, SCALE
-
     return [(model, scores[task] / SCALE) for model, scores in PUBLISHED_GUE_MCC.items() if task in scores]
 
 
@@ -594,41 +581,3 @@ def render_card(config, parameters, repo_id, model_name=None, license="mit", res
         "## Citation", "", _citation([r["task"] for r in results] + ([finetuning["task"]] if finetuning else [])),
         ""])
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
-
-
-def read_json(path, required=(), kind="JSON file"):
-    return read_json_object(path, kind, required)
-
-
-# What the card reads from training/finetune.py's results.json and training/pretrain.py's summary.
-RESULTS_KEYS = ("task", "label_type", "label_names", "primary_metric", "model", "config", "data", "seeds", "test")
-RESULTS_CONFIG_KEYS = ("lr", "batch_size", "warmup_steps", "eval_steps")
-PRETRAINING_KEYS = ("config", "genome", "steps", "tokens_seen")
-
-
-def read_results(path):
-    """A fine-tuning results.json with everything the card and the benchmark table use."""
-    kind = "fine-tuning results (the results.json training/finetune.py writes)"
-    results = read_json(path, RESULTS_KEYS, kind)
-    summary = results["test"].get(results["primary_metric"]) if isinstance(results["test"], dict) else None
-    if not isinstance(summary, dict) or not {"mean", "sd", "n"} <= set(summary):
-        raise ValueError(f"{path}: {kind} without test.{results['primary_metric']} (mean, sd, n)")
-    missing = [key for key in RESULTS_CONFIG_KEYS if key not in (results["config"] or {})]
-    if missing or not isinstance(results["seeds"], list) or not results["seeds"]:
-        raise ValueError(f"{path}: {kind} without config key(s) {missing} or per-seed records")
-    return results
-
-
-CONVERSION_FILE = "conversion.json"  # nucel-convert's record of imported weights
-
-
-def read_conversion(path):
-    """conversion.json, written by nucel-convert beside weights it imported (and carried on by fine-tuning)."""
-    return read_json(path, ("source", "revision", "license", "format"), "conversion record (nucel-convert)")
-
-
-def read_pretraining_summary(path):
-    summary = read_json(path, PRETRAINING_KEYS, "pretraining summary (training/pretrain.py)")
-    if not isinstance(summary["genome"], dict) or not {"sources", "total_length", "checksum"} <= set(summary["genome"]):
-        raise ValueError(f"{path}: pretraining summary without genome sources, total_length and checksum")
-    return summary

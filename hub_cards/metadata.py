@@ -7,9 +7,10 @@ entries, and the `model-index` schema (name; results of task / dataset / metrics
 
 import math
 import numbers
-import re
 
 from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from nucel.files import HUB_ID
 
 PIPELINE_TAGS = frozenset({
     "text-classification", "token-classification", "table-question-answering", "question-answering",
@@ -40,8 +41,6 @@ LICENSES = frozenset({
     "pddl", "lgpl-lr", "deepfloyd-if-license", "llama2", "llama3", "llama3.1", "llama3.2", "llama3.3", "llama4",
     "gemma", "unknown", "other",
 })
-
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # ORG/NAME of a Hugging Face Hub repository
 
 # Keys a text widget entry may carry (the Hub ignores nothing silently: an unknown key is a typo).
 WIDGET_KEYS = frozenset({"text", "example_title", "output", "context", "group"})

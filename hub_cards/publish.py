@@ -31,28 +31,21 @@ from transformers import PreTrainedTokenizerFast
 
 from nucel import modeling_nucel
 from nucel.hub_cards import render_card
-from nucel.hub_cards.card import (
-    AUTO_CLASS_BY_TAG,
-    CONVERSION_FILE,
-    grid_baselines,
-    read_conversion,
-    read_json,
-    read_pretraining_summary,
-    read_results,
-)
-from nucel.hub_cards.metadata import HUB_ID
+from nucel.hub_cards.card import AUTO_CLASS_BY_TAG, grid_baselines
+from nucel.run_records import CONVERSION_FILE, read_conversion, read_json, read_pretraining_summary, read_results
+from nucel.files import HUB_ID
 from nucel.modeling_nucel import NucELConfig
 from nucel.modeling_nucel.configuration_nucel import NUCEL_ONLY_FIELDS
 from nucel.modeling_nucel.modeling_nucel import MODERNBERT_CLASSES, follow_umask
 from nucel.tokenization import tokenization_kmer
 from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer
-from nucel.training.cli import one_line_errors
-from nucel.training.fresh_process import run_isolated
-from nucel.tokenization.prepare_genome import file_sha256
-from nucel.training.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
-from nucel.training.run_directory import MARKER, LOCK, check_output_directory, claim_output_directory, kind_of, read_marker
-from nucel.training.safe_loading import check_weight_files
-from nucel.training.safe_saving import outside_allow_lists, private_content, rebuild_model_config
+from nucel.commands import one_line_errors
+from nucel.fresh_process import run_isolated
+from nucel.files import file_sha256
+from nucel.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
+from nucel.run_directory import MARKER, LOCK, check_output_directory, claim_output_directory, kind_of, read_marker
+from nucel.safe_loading import check_weight_files
+from nucel.safe_saving import outside_allow_lists, private_content, rebuild_model_config
 
 # Run in a fresh interpreter: this repository's packages are unimportable there, so only the folder's own files
 # (remote code) can make it load. Prints one JSON line describing what loaded and what the pipeline returned.
@@ -309,7 +302,7 @@ def write_license(folder, license_id, model_dir):
 
 def assemble(args, folder, model, tokenizer, pretraining, finetuning, results, conversion):
     """Write the Hub folder and its card into `folder`; returns (card, what the format left out, license files,
-    the config keys left out). Configs are rebuilt from known fields (training/safe_saving.py)."""
+    the config keys left out). Configs are rebuilt from known fields (nucel/safe_saving.py)."""
     stock = args.format == "modernbert"
     exported, left_out = model, []
     if stock:
@@ -356,7 +349,7 @@ def push(folder, repo_id, private, files):
     try:
         huggingface_hub.create_repo(repo_id, private=private, exist_ok=True)
         return huggingface_hub.upload_folder(folder_path=folder, repo_id=repo_id,
-                                             commit_message="Upload NucEL model with training/publish.py",
+                                             commit_message="Upload NucEL model with nucel-publish",
                                              allow_patterns=list(files), ignore_patterns=[MARKER, LOCK])
     except Exception as failure:  # network, auth and Hub errors all end the same way: one line, no traceback
         first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]

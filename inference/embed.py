@@ -10,7 +10,7 @@ Output, one vector per record: the mean over the record's A/C/G/T bases of the s
 (N and padding excluded; [CLS]/[SEP] never included). With --per-base: one row per base, stitched back to the
 record's length. `.npy` (+ `<name>.ids.tsv`: id, length, acgt_bases[, first_row][, chrom, start, end, strand
 for --bed]) or Parquet (one table).
-Files are written under temporary names and committed together (training/outputs.py). Memory stays bounded: rows go to a
+Files are written under temporary names and committed together (nucel/outputs.py). Memory stays bounded: rows go to a
 memory-mapped file as windows finish, so a 5-Mbp FASTA needs about one record's bytes plus one batch.
 """
 
@@ -24,7 +24,7 @@ import torch
 
 
 from nucel.inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
-from nucel.inference.model_folder import (  # noqa: E402
+from nucel.model_folder import (  # noqa: E402
     add_runtime_arguments,
     add_trust_argument,
     check_batch_size,
@@ -37,8 +37,8 @@ from nucel.inference.tiling import tile  # noqa: E402
 from nucel.inference.windows import TokenLayout, check_layer, check_window, is_final_layer, whole_number  # noqa: E402
 from nucel.modeling_nucel import NucELModel  # noqa: E402
 from nucel.tokenization.encoding import reverse_complement  # noqa: E402
-from nucel.training.cli import one_line_errors  # noqa: E402
-from nucel.training.outputs import (  # noqa: E402
+from nucel.commands import one_line_errors  # noqa: E402
+from nucel.outputs import (  # noqa: E402
     check_distinct,
     clean_leftovers,
     commit,

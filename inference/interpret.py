@@ -62,7 +62,7 @@ from nucel.inference.interpretation.motif_match import (  # noqa: E402
 from nucel.inference.interpretation.mutagenesis import VALUES, SaturationMutagenesis  # noqa: E402
 from nucel.inference.interpretation.pwm import hit_columns, hit_row, scan, scan_tests, score_motifs  # noqa: E402
 from nucel.inference.interpretation.report import write_report  # noqa: E402
-from nucel.inference.model_folder import (  # noqa: E402
+from nucel.model_folder import (  # noqa: E402
     ARCHITECTURE_HEADS,
     HEADS,
     add_runtime_arguments,
@@ -77,9 +77,9 @@ from nucel.inference.windows import TokenLayout, check_sequence_length  # noqa: 
 from nucel.modeling_nucel import NucELModel  # noqa: E402
 from nucel.tokenization.alphabet import BASES  # noqa: E402
 from nucel.tokenization.encoding import decode_bases  # noqa: E402
-from nucel.training.cli import one_line_errors  # noqa: E402
-from nucel.training.outputs import check_distinct  # noqa: E402
-from nucel.training.run_directory import claim_output_directory  # noqa: E402
+from nucel.commands import one_line_errors  # noqa: E402
+from nucel.outputs import check_distinct  # noqa: E402
+from nucel.run_directory import claim_output_directory  # noqa: E402
 
 HEAD_CHOICES = ("auto", *HEADS, "none")
 

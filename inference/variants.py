@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 
 from nucel.inference.inputs import reference_files  # noqa: E402
-from nucel.inference.model_folder import (  # noqa: E402
+from nucel.model_folder import (  # noqa: E402
     add_runtime_arguments,
     add_trust_argument,
     check_batch_size,
@@ -50,8 +50,8 @@ from nucel.inference.windows import TokenLayout, check_window  # noqa: E402
 from nucel.tokenization import alphabet  # noqa: E402
 from nucel.tokenization.encoding import reverse_complement  # noqa: E402
 from nucel.tokenization.reference import ReferenceGenome, compression  # noqa: E402
-from nucel.training.cli import one_line_errors  # noqa: E402
-from nucel.training.outputs import check_distinct, clean_leftovers, commit, temporary_path  # noqa: E402
+from nucel.commands import one_line_errors  # noqa: E402
+from nucel.outputs import check_distinct, clean_leftovers, commit, temporary_path  # noqa: E402
 
 SCORES = ("generator_llr", "discriminator_site", "discriminator_window", "embedding_cosine_distance")
 INFO_FIELDS = {

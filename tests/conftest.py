@@ -66,7 +66,7 @@ def padded_batch():
 
 
 # ----------------------------------------------------------------------------------------- fresh-process loading
-from nucel.training.fresh_process import run_isolated  # noqa: E402  (standard library only)
+from nucel.fresh_process import run_isolated  # noqa: E402  (standard library only)
 
 
 def interpreters():

@@ -17,11 +17,11 @@ from huggingface_hub import ModelCard
 
 from conftest import motif_task
 from nucel.hub_cards import PROMOTER, metadata_problems, render_card
-from nucel.hub_cards.card import GUE_TASKS
+from nucel.gue import GUE_TASKS
 from nucel.hub_cards import publish
 from nucel.training.finetuning import grid as benchmark
 from nucel.training.finetuning import run as finetune
-from nucel.training.finetuning import stopping
+from nucel import run_records
 
 QUICK = ["--max-steps", "2", "--quiet"]
 
@@ -97,7 +97,7 @@ def test_a_grid_cell_card_lists_its_baseline_siblings(mouse_grid, tmp_path, tiny
 
     def cell_row(directory, name):
         results = json.loads(open(os.path.join(directory, "results.json")).read())
-        summary, marked = results["test"]["mcc"], stopping.mark(results)  # † when a seed was still improving
+        summary, marked = results["test"]["mcc"], run_records.mark(results)  # † when a seed was still improving
         assert summary["n"] == 2 and summary["sd"] is not None
         return (f"| {name} | GUE (DNABERT-2) mouse_3 | mcc | {summary['mean']:.4f} ± {summary['sd']:.4f}{marked} "
                 "| 2 |")

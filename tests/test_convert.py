@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer
 
 from conftest import REPO_ROOT, motif_task, run_isolated
-from nucel.inference import convert
+from nucel.hub_cards import convert
 from nucel.inference.embed import Embedder
 from nucel.inference.interpretation.attention import attention_maps
 from nucel.inference.interpretation.mutagenesis import SaturationMutagenesis
@@ -337,7 +337,7 @@ def test_converted_model_fine_tunes_with_finetune_py(release, tmp_path):
 
 def test_command_line_and_bad_sources_are_one_line(release, tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "nucel.inference.convert", *map(str, args)], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "nucel.hub_cards.convert", *map(str, args)], capture_output=True,
                               text=True, cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
     done = run(release["sources"]["generator"], tmp_path / "gen")

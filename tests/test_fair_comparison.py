@@ -12,15 +12,8 @@ import pytest
 
 from conftest import motif_task
 from nucel.training.finetuning import grid as benchmark
-from nucel.training.finetuning.stopping import (
-    DEFAULT_PATIENCE,
-    UNDER_TRAINED_MARK,
-    UNDER_TRAINED_NOTE,
-    evaluations_without_improvement,
-    mark,
-    protocol_differences,
-    stopping_record,
-)
+from nucel.training.finetuning.stopping import DEFAULT_PATIENCE, evaluations_without_improvement, protocol_differences, stopping_record
+from nucel.run_records import UNDER_TRAINED_MARK, UNDER_TRAINED_NOTE, mark
 
 # --------------------------------------------------------------------------------------------- the rule itself
 

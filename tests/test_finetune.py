@@ -13,7 +13,7 @@ from sklearn import metrics as sk
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import REPO_ROOT, SHARED_DATA, motif_rows, motif_task, write_task
-from nucel.tokenization.prepare_genome import file_sha256
+from nucel.files import file_sha256
 from nucel.training.finetuning import run as finetune
 from nucel.training.finetuning.baselines import FrozenEncoderProbe, SequenceCNNConfig, SequenceCNNForSequenceClassification
 from nucel.training.finetuning.metrics import aggregate, score

@@ -1,4 +1,4 @@
-"""training/publish.py and training/benchmark.py: Hub folders that load in a fresh process, widget pipelines
+"""nucel-publish and training/benchmark.py: Hub folders that load in a fresh process, widget pipelines
 offline, push failures as one line, and the benchmark grid table."""
 
 import json
@@ -13,7 +13,7 @@ from transformers import pipeline
 from conftest import REPO_ROOT, motif_task
 from nucel.training.finetuning import grid as benchmark
 from nucel.training.finetuning import run as finetune
-from nucel.training.finetuning import stopping
+from nucel import run_records
 from nucel.hub_cards import publish
 
 
@@ -169,7 +169,7 @@ def test_benchmark_grid_prints_one_table_and_reuses_finished_cells(tmp_path, tin
         cell = benchmark.cell_directory(str(tmp_path / "grid"), task, model)
         results = json.loads(open(os.path.join(cell, "results.json")).read())
         mcc = results["test"]["mcc"]["mean"] * 100
-        assert any(line.startswith(f"| {model} | {mcc:.2f}{stopping.mark(results)} |") for line in lines)
+        assert any(line.startswith(f"| {model} | {mcc:.2f}{run_records.mark(results)} |") for line in lines)
     assert (tmp_path / "grid" / "benchmark.md").read_text().strip() == table
     capsys.readouterr()
     assert benchmark.main(argv) == table

@@ -1,4 +1,4 @@
-"""training/publish.py --format modernbert | nucel: each folder loads in a fresh process that cannot import this
+"""nucel-publish --format modernbert | nucel: each folder loads in a fresh process that cannot import this
 repository, under this transformers and (in `make test-compat`) the other one, with outputs equal to the NucEL
 model's. The stock folder needs no trust_remote_code and holds no code. This file runs under 5.x and 4.48."""
 

@@ -12,7 +12,7 @@ def python_blocks():
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
-    from nucel.inference.convert import convert_release
+    from nucel.hub_cards.convert import convert_release
     from test_convert import write_release_discriminator
 
     blocks = python_blocks()

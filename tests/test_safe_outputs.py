@@ -1,4 +1,4 @@
-"""The one output rule (training/outputs.py): no output lands on an input, a multi-file output is committed whole
+"""The one output rule (nucel/outputs.py): no output lands on an input, a multi-file output is committed whole
 (a SIGKILL between its renames never leaves an old file beside a new one), a killed run's leftovers are removed
 by the next run, and a full disk is one line with no temporary file left."""
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, motif_task, write_fasta
-from nucel.training.outputs import check_distinct
+from nucel.outputs import check_distinct
 
 HEADER = "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=3000>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

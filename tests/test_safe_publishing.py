@@ -13,7 +13,7 @@ from nucel.hub_cards import publish
 from nucel.modeling_nucel.modeling_nucel import AUTO_MAP
 from nucel.tokenization.hf_tokenizers import TOKENIZER_CONFIG_KEYS
 from nucel.training.finetuning import run as finetune
-from nucel.training.safe_saving import known_config_keys, private_content
+from nucel.safe_saving import known_config_keys, private_content
 
 TOKEN = "hf_" + "Ab3" * 12
 

@@ -19,7 +19,7 @@ from nucel.training.finetuning import run as finetune
 from nucel.training.pretraining import run as pretrain
 from nucel.hub_cards import publish
 from nucel.training.pretraining.config import load_config
-from nucel.training.run_directory import LOCK, RunLock
+from nucel.run_directory import LOCK, RunLock
 
 CONFIGS = os.path.join(REPO_ROOT, "training", "configs")
 
@@ -57,7 +57,7 @@ def cli(script, *argv, cwd=None):
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[1])
-    from nucel.training.run_directory import claim_output_directory
+    from nucel.run_directory import claim_output_directory
     lock = claim_output_directory(sys.argv[2], "pretrain")
     print("held", flush=True)
     time.sleep(120)
@@ -261,7 +261,7 @@ def test_finetuned_results_record_what_was_loaded(tmp_path, tiny_export):
 # ----------------------------------------------------------------------------------------- silent wrong results
 @pytest.mark.parametrize("label", ["nan", "inf", "-Infinity"])
 def test_non_finite_labels_are_refused_with_file_and_line(tmp_path, label):
-    from nucel.training.finetuning.tasks import load_task
+    from nucel.tasks import load_task
 
     rows = [("ACGTACGT", "0"), ("ACGTTTGT", "1"), ("ACGGACGT", label)]
     task = motif_task(tmp_path / "t")

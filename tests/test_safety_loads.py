@@ -15,7 +15,8 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from conftest import REPO_ROOT
-from nucel.inference import convert, embed, interpret, variants
+from nucel.hub_cards import convert
+from nucel.inference import embed, interpret, variants
 from nucel.inference.embed import Embedder
 from nucel.inference.interpretation.motif_files import read_motifs
 from nucel.inference.interpretation.mutagenesis import SaturationMutagenesis
@@ -23,7 +24,7 @@ from nucel.inference.variants import VariantScorer
 from nucel.modeling_nucel import NucELModel
 from nucel.tokenization.alphabet import VOCABULARY
 from nucel.tokenization.reference import ReferenceGenome, index_agrees
-from nucel.training.cli import one_line_errors
+from nucel.commands import one_line_errors
 from nucel.training.studies import run as study
 
 SEQUENCE = "ACGTACGTACGGATTACAGGCATTAGCATCGATCGATTTACGGA" * 3
@@ -110,7 +111,7 @@ def test_a_nan_weight_is_refused_naming_the_tensor(tiny_export, inputs):
 
 
 def test_a_weight_beyond_float16_is_refused_in_float16(tiny_export, tmp_path):
-    from nucel.inference.model_folder import load_part
+    from nucel.model_folder import load_part
 
     folder = copy_export(tiny_export / "discriminator", tmp_path / "big",
                          change_weights=lambda state: state["model.final_norm.weight"].fill_(1e6))
@@ -372,7 +373,7 @@ def test_library_errors_about_input_are_one_line_and_bugs_keep_their_traceback()
 RANK_ONE_FAILS = """
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
-from nucel.training.cli import one_line_errors
+from nucel.commands import one_line_errors
 
 def main(argv):
     if os.environ["RANK"] == "1":

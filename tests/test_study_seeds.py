@@ -12,7 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from test_study import tiny_study
-from nucel.training.finetuning import stopping
+from nucel import run_records
 from nucel.training.finetuning.metrics import aggregate
 from nucel.training.studies import report, run as study
 from nucel.training.studies.config import StudyConfig, read_study
@@ -246,11 +246,11 @@ def test_the_dagger_marks_exactly_the_under_trained_cells(tmp_path, preset):
     markdown = open(path, encoding="utf-8").read()
     cells = table_rows(markdown)
     marked = [(label, index) for label, row in cells.items() for index, text in enumerate(row)
-              if stopping.UNDER_TRAINED_MARK in text]
+              if run_records.UNDER_TRAINED_MARK in text]
     assert marked == [("mlm · fine-tune", 1)]  # motif_b only; the row's mean and every other cell unmarked
-    assert markdown.count(stopping.UNDER_TRAINED_MARK) == 2  # that cell and the note
-    assert stopping.UNDER_TRAINED_NOTE in markdown
-    assert markdown.index(stopping.UNDER_TRAINED_NOTE) > markdown.index("| mlm · fine-tune |")
+    assert markdown.count(run_records.UNDER_TRAINED_MARK) == 2  # that cell and the note
+    assert run_records.UNDER_TRAINED_NOTE in markdown
+    assert markdown.index(run_records.UNDER_TRAINED_NOTE) > markdown.index("| mlm · fine-tune |")
     by_key = {(e["task"], e["row"]): e for e in record["results"]}
     assert by_key[("motif_b", "mlm-finetune")]["under_trained"] is True
     assert by_key[("motif_b", "mlm-finetune")]["under_trained_seeds"] == [{"pretraining_seed": 8, "seed": 2}]
@@ -265,7 +265,7 @@ def test_the_dagger_marks_exactly_the_under_trained_cells(tmp_path, preset):
     path, record = write(config, results, rows)
     cells = table_rows(open(path, encoding="utf-8").read())
     assert [(label, index) for label, row in cells.items() for index, text in enumerate(row)
-            if stopping.UNDER_TRAINED_MARK in text] == [("one-hot CNN", 0)]
+            if run_records.UNDER_TRAINED_MARK in text] == [("one-hot CNN", 0)]
     entry = next(e for e in record["results"] if e["row"] == "onehot-cnn" and e["task"] == "motif_a")
     assert entry["under_trained_seeds"] == [{"pretraining_seed": None, "seed": 1}]
 
@@ -275,7 +275,7 @@ def test_no_under_trained_cell_no_dagger_and_no_note(tmp_path, preset):
     assert config.pretraining_seeds == [11] and not config.seed_folders  # the preset's own seed
     path, record = write(config, results, rows)
     markdown = open(path, encoding="utf-8").read()
-    assert stopping.UNDER_TRAINED_MARK not in markdown and stopping.UNDER_TRAINED_NOTE not in markdown
+    assert run_records.UNDER_TRAINED_MARK not in markdown and run_records.UNDER_TRAINED_NOTE not in markdown
     assert "pretraining sd / fine-tuning sd" not in markdown  # one pretraining seed: no spread across them
     assert "arm rows: 1 pretraining seed(s) x 2 fine-tuning seed(s) = 2 runs per cell" in markdown
     assert record["results"][0]["cells"][0]["results"] == os.path.join("evaluation", "motif_a", "electra-finetune",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, motif_task, write_task
-from nucel.training.finetuning.tasks import detect_label_type, label_names_of, load_task, tokenize_split
+from nucel.tasks import detect_label_type, label_names_of, load_task, tokenize_split
 from nucel.tokenization.hf_tokenizers import load_tokenizer
 
 ROWS = [("ACGTACGT", "0"), ("TTTTAAAA", "1")]

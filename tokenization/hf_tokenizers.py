@@ -12,7 +12,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from . import alphabet
-from .json_files import read_json_object
+from nucel.files import read_json_object
 from .tokenization_kmer import OverlappingKmerTokenizer
 
 DEFAULT_MAX_LENGTH = 2048  # NucELConfig.max_position_embeddings

@@ -10,28 +10,20 @@ removed first and the new one renamed in last, so an interrupted run never leave
 """
 
 import argparse
-import hashlib
 import json
 import os
-import sys
 
 import numpy as np
 
+from nucel.commands import one_line_errors
+from nucel.files import file_sha256, read_json_object
+
 from . import alphabet
 from .fasta import EmptyRecord, FastaRecord, scan_fasta
-from .json_files import read_json_object
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
 TOKENS_FILE = "tokens.u8"
-
-
-def file_sha256(path, block=8 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def describe_sources(fasta_paths):
@@ -142,17 +134,15 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
     return index
 
 
-def main(argv=None):
+def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("fasta", nargs="+", help="FASTA files (.fa, .fa.gz, bgzip)")
     parser.add_argument("--output", required=True, help="store directory")
     args = parser.parse_args(argv)
-    try:
-        prepare_genome(args.fasta, args.output)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
-    except OSError as error:  # an unwritable or misplaced --output: the path and the reason, no traceback
-        sys.exit(f"error: {error.filename or args.output}: {error.strerror or error}")
+    prepare_genome(args.fasta, args.output)
+
+
+main = one_line_errors(run)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nucel.inference.model_folder import HEADS, check_batch_size, load_head, pick_device, pick_dtype, resolve_head
+from nucel.model_folder import HEADS, check_batch_size, load_head, pick_device, pick_dtype, resolve_head
 from nucel.inference.windows import TokenLayout, check_sequence_length
 from nucel.tokenization import alphabet
 from nucel.tokenization.encoding import decode_bases, encode_sequence, reverse_complement

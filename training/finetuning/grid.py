@@ -19,28 +19,17 @@ import json
 import os
 import re
 
-from nucel.hub_cards.card import read_results
-from nucel.tokenization.prepare_genome import file_sha256
+from nucel.run_records import read_results
+from nucel.files import file_sha256
 from nucel.training.finetuning import run as finetune
-from nucel.training.cli import one_line_errors
+from nucel.commands import one_line_errors
 from nucel.training.finetuning.metrics import format_mean_sd
-from nucel.training.finetuning.stopping import UNDER_TRAINED_NOTE, mark, protocol_differences
-from nucel.training.run_directory import claim_output_directory
-from nucel.training.finetuning.tasks import SPLITS, task_files
+from nucel.training.finetuning.stopping import protocol_differences
+from nucel.run_records import UNDER_TRAINED_NOTE, mark
+from nucel.run_directory import claim_output_directory
+from nucel.tasks import SPLITS, task_files
+from nucel.gue import PUBLISHED_GUE_MCC, SCALE
 
-# Test MCC x100 on GUE, model selected on dev: Zhou et al., "DNABERT-2: Efficient Foundation Model and Benchmark
-# for Multi-Species Genome" (ICLR 2024), Table 4. Keys are the GUE task folder names.
-PUBLISHED_GUE_MCC = {
-    "DNABERT (3-mer)": {"prom_core_all": 70.92, "prom_core_notata": 69.82, "prom_core_tata": 78.15,
-                        "tf_0": 67.95, "tf_1": 70.90, "tf_2": 60.51, "tf_4": 69.76, "mouse_3": 55.40,
-                        "mouse_4": 41.97},
-    "NT-2500M-multi": {"prom_core_all": 70.33, "prom_core_notata": 71.58, "prom_core_tata": 72.97,
-                       "tf_0": 66.64, "tf_1": 70.28, "tf_2": 58.72, "tf_4": 69.34, "mouse_3": 69.44,
-                       "mouse_4": 47.07},
-    "DNABERT-2": {"prom_core_all": 69.37, "prom_core_notata": 68.04, "prom_core_tata": 74.17,
-                  "tf_0": 71.99, "tf_1": 76.06, "tf_2": 66.52, "tf_4": 77.43, "mouse_3": 66.47, "mouse_4": 52.66},
-}
-SCALE = 100  # the table shows metrics x100, as the GUE paper does
 
 
 def parse_args(argv=None):

@@ -10,7 +10,7 @@
 --model: a local NucEL folder (a pretraining export; a pretraining run folder means its discriminator/), a Hub id,
 `random-init[:FOLDER]` (NucEL with fresh weights: FOLDER's config, or the published 512 x 22 shape) or `onehot-cnn`.
 --task-dir: a folder of train/[dev/]test .csv/.tsv(.gz) files or a `datasets.load_dataset` path (Hub dataset id,
-local dataset folder); without dev, 10% of train (seeded) becomes dev (training/finetuning/tasks.py). Trainer
+local dataset folder); without dev, 10% of train (seeded) becomes dev (nucel/tasks.py). Trainer
 settings users tune have flags (--bf16/--fp16, --gradient-accumulation-steps, --gradient-checkpointing,
 --report-to); any other `TrainingArguments` field is `--training-arg NAME=VALUE`. Defaults follow the GUE protocol
 (AdamW, batch 32, dev evaluated every 200 steps, the best dev checkpoint kept and test scored once at the end)
@@ -58,33 +58,27 @@ from transformers import (
     set_seed,
 )
 
-from nucel.hub_cards.card import CONVERSION_FILE
-from nucel.hub_cards.metadata import HUB_ID
+from nucel.run_records import CONVERSION_FILE
+from nucel.files import HUB_ID
 from nucel.modeling_nucel import NucELConfig, NucELForSequenceClassification
 from nucel.modeling_nucel.modeling_nucel import follow_umask
 from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer
-from nucel.tokenization.prepare_genome import file_sha256
+from nucel.files import file_sha256
 from nucel.training.finetuning.baselines import (
     PROBES,
     FrozenEncoderProbe,
     SequenceCNNConfig,
     SequenceCNNForSequenceClassification,
 )
-from nucel.training.cli import is_main_rank, one_line_errors
+from nucel.commands import is_main_rank, one_line_errors
 from nucel.training.finetuning.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics
-from nucel.training.finetuning.stopping import (
-    DEFAULT_MIN_DELTA,
-    DEFAULT_PATIENCE,
-    UNDER_TRAINED_MARK,
-    mark,
-    stopping_record,
-    under_trained_seeds,
-)
-from nucel.training.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
-from nucel.training.run_directory import check_output_directory, claim_output_directory, kind_of
-from nucel.training.safe_saving import rebuild_model_config
-from nucel.training.safe_loading import load_model_config, load_pretrained
-from nucel.training.finetuning.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, load_task, tokenize_split
+from nucel.training.finetuning.stopping import DEFAULT_MIN_DELTA, DEFAULT_PATIENCE, stopping_record
+from nucel.run_records import UNDER_TRAINED_MARK, mark, under_trained_seeds
+from nucel.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
+from nucel.run_directory import check_output_directory, claim_output_directory, kind_of
+from nucel.safe_saving import rebuild_model_config
+from nucel.safe_loading import load_model_config, load_pretrained
+from nucel.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, load_task, tokenize_split
 
 BASELINES = ("onehot-cnn", "random-init")
 # GUE's learning rate and the width it was tuned at (DNABERT-2, 768); heads that start from scratch take 1e-3.

@@ -14,14 +14,9 @@ improving.
 
 DEFAULT_PATIENCE = 5  # evaluations without improvement before training stops
 DEFAULT_MIN_DELTA = 0.0  # in units of the primary dev metric (MCC, Pearson)
-UNDER_TRAINED_MARK = "†"
 # What the arms of one table must share; max_steps is per task (epochs x its training rows), so callers compare
 # the cells of one task.
 COMPARED_FIELDS = ("batch_size", "warmup_steps", "eval_steps", "patience", "min_delta", "max_steps", "learning_rate")
-UNDER_TRAINED_NOTE = (f"{UNDER_TRAINED_MARK}: at least one seed reached its maximum while dev was still improving "
-                      "(the early-stopping rule had not fired): an under-trained number, not what the model can do.")
-
-
 def evaluations_without_improvement(values, min_delta):
     """How many evaluations since dev last improved on the best by more than `min_delta` (0: the last one did),
     counted as transformers' EarlyStoppingCallback counts them (the best so far moves on any improvement)."""
@@ -42,18 +37,6 @@ def stopping_record(dev_values, steps, max_steps, patience, min_delta):
             "min_delta": min_delta, "evaluations_since_best": waiting,
             "stopped": "early" if stopped_early else "maximum",
             "still_improving": not stopped_early and waiting < window}
-
-
-def under_trained_seeds(results):
-    """Seeds of a fine-tuning results.json that reached their maximum while dev was still improving (results
-    written before stopping was recorded count as unknown: an empty list)."""
-    return [record["seed"] for record in results.get("seeds", [])
-            if (record.get("stopping") or {}).get("still_improving")]
-
-
-def mark(results):
-    """The table mark of a results.json's cell: UNDER_TRAINED_MARK or ''."""
-    return UNDER_TRAINED_MARK if under_trained_seeds(results) else ""
 
 
 def protocol_differences(cells):

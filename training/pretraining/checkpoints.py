@@ -20,9 +20,9 @@ import os
 import shutil
 import sys
 
-from nucel.tokenization.json_files import read_json_object
+from nucel.files import read_json_object
 
-from nucel.training.safe_loading import check_safetensors, load_plain_data
+from nucel.safe_loading import check_safetensors, load_plain_data
 
 CHECKPOINTS = "checkpoints"
 PROGRESS_FILE = "progress.json"

@@ -28,14 +28,14 @@ from nucel.tokenization.genome_store import GenomeStore
 from nucel.tokenization.prepare_genome import describe_sources, load_index, prepare_genome, sources_checksum
 from nucel.training.pretraining.batches import MaskedWindowBatches, validation_batches
 from nucel.training.pretraining.checkpoints import checkpoint_directories, load_checkpoint, read_progress, save_checkpoint
-from nucel.training.cli import one_line_errors
+from nucel.commands import one_line_errors
 from nucel.training.pretraining.compute import check_memory, flops_per_token, peak_flops, run_estimate, tokens_per_step
 from nucel.training.pretraining.config import describe_keys, incompatible_change, load_config
 from nucel.training.pretraining.genome_windows import GenomeWindows
 from nucel.training.pretraining.masking import STRATEGIES, Masker
 from nucel.training.pretraining.metrics_log import MetricsLog, not_learned
 from nucel.training.pretraining.objectives import LOSS_PART_SLOTS, OBJECTIVES, export_with_tokenizer
-from nucel.training.run_directory import check_output_directory, claim_output_directory
+from nucel.run_directory import check_output_directory, claim_output_directory
 
 
 # --------------------------------------------------------------------------------------------- configuration

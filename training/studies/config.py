@@ -32,7 +32,7 @@ import re
 import yaml
 
 from nucel.training.finetuning import run as finetune
-from nucel.training.finetuning.tasks import task_files
+from nucel.tasks import task_files
 from nucel.training.pretraining.config import FIELDS, coerce, load_config, read_yaml
 
 BUDGET_KINDS = ("tokens", "flops", "seconds")

@@ -7,8 +7,8 @@ study.md, Downstream section, in order:
   reused from an older command) or when some rows searched the learning rate and others did not;
 - the results table: per row and task the test metric x100 as mean ± sd over every run of the row (each
   pretraining seed x each fine-tuning seed; a baseline pretrains nothing: its fine-tuning seeds), with
-  `stopping.UNDER_TRAINED_MARK` on a cell any of whose runs reached its maximum while dev was still improving,
-  and `stopping.UNDER_TRAINED_NOTE` below the table when any cell is marked;
+  `run_records.UNDER_TRAINED_MARK` on a cell any of whose runs reached its maximum while dev was still improving,
+  and `run_records.UNDER_TRAINED_NOTE` below the table when any cell is marked;
 - with several pretraining seeds, a spread table: per arm row and task, the sd across pretraining seeds (of each
   seed's mean over its fine-tuning seeds) beside the sd across fine-tuning seeds (within one pretraining run,
   averaged over the runs).
@@ -23,8 +23,9 @@ import statistics
 
 import torch
 
-from nucel.training.finetuning import stopping
-from nucel.training.finetuning.grid import SCALE, published_rows
+from nucel import run_records
+from nucel.training.finetuning.grid import published_rows
+from nucel.gue import SCALE
 from nucel.training.finetuning.metrics import format_mean_sd
 from nucel.training.finetuning.run import versions
 from nucel.training.pretraining.metrics_log import MetricsLog, save_figure
@@ -113,13 +114,13 @@ def summarize_row(cells):
     metric = primary_metric(cells)
     means = [results["test"][metric]["mean"] for results in cells.values()]
     sds = [results["test"][metric]["sd"] for results in cells.values()]
-    marks = {seed: stopping.mark(results) for seed, results in cells.items()}
+    marks = {seed: run_records.mark(results) for seed, results in cells.items()}
     return {"primary_metric": metric, "test": pooled_test(cells),
             "pretraining_seeds": len(cells), "finetuning_seeds": sorted({len(results["test"][metric]["values"])
                                                                         for results in cells.values()}),
             "pretraining_sd": statistics.stdev(means) if len(means) > 1 else None,
             "finetuning_sd": statistics.fmean(sds) if None not in sds else None,
-            "mark": stopping.UNDER_TRAINED_MARK if any(marks.values()) else ""}
+            "mark": run_records.UNDER_TRAINED_MARK if any(marks.values()) else ""}
 
 
 # ---------------------------------------------------------------------------------------------------------- tables
@@ -162,7 +163,7 @@ def results_table(study, results, rows):
                      + " | ".join(format_mean_sd(cell["test"][cell["primary_metric"]], SCALE) + cell["mark"]
                                   for cell in cells) + f" | {mean:.2f} |")
     lines += published_rows(names)
-    return lines + (["", stopping.UNDER_TRAINED_NOTE] if marked else [])
+    return lines + (["", run_records.UNDER_TRAINED_NOTE] if marked else [])
 
 
 def spread_table(study, results, rows):
@@ -314,12 +315,12 @@ def result_record(study, task, row, cells):
             "under_trained": bool(summary["mark"]),
             "under_trained_seeds": [{"pretraining_seed": seed, "seed": finetuning_seed}
                                     for seed, results in cells.items()
-                                    for finetuning_seed in stopping.under_trained_seeds(results)],
+                                    for finetuning_seed in run_records.under_trained_seeds(results)],
             "cells": [{"pretraining_seed": seed, "model": models[seed],
                        "results": os.path.join(study.cell_directory(task, row_name, seed), "results.json"),
                        "learning_rate": results.get("learning_rate"), "protocol": cell_protocol(results),
                        "stopping": [record.get("stopping") for record in results.get("seeds", [])],
-                       "under_trained_seeds": stopping.under_trained_seeds(results), "test": results["test"]}
+                       "under_trained_seeds": run_records.under_trained_seeds(results), "test": results["test"]}
                       for seed, results in cells.items()]}
 
 

@@ -20,7 +20,7 @@ import glob
 import os
 import shutil
 
-from nucel.training.run_directory import pid_alive
+from nucel.run_directory import pid_alive
 
 
 def _identity(path):

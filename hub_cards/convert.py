@@ -2,7 +2,7 @@
 
     nucel-convert FreakingPotato/NucEL runs/nucel-release     # a Hub id (offline: from the local cache)
     nucel-convert path/to/checkpoint runs/nucel-release       # a local folder
-    python -m nucel.inference.convert ...                           # the same command
+    python -m nucel.hub_cards.convert ...                           # the same command
 
 SOURCE holds a ModernBERT `config.json` and its weights (`model.safetensors`, sharded safetensors, or a
 `pytorch_model.bin` read with `weights_only=True`), and optionally the authors' `vocab.json`. No file of SOURCE
@@ -29,18 +29,18 @@ import os
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from nucel.hub_cards.card import CONVERSION_FILE  # noqa: E402
-from nucel.hub_cards.metadata import HUB_ID  # noqa: E402
-from nucel.inference.model_folder import check_config_sizes  # noqa: E402
+from nucel.run_records import CONVERSION_FILE
+from nucel.files import HUB_ID
+from nucel.model_folder import check_config_sizes  # noqa: E402
 from nucel.modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel  # noqa: E402
 from nucel.tokenization import alphabet  # noqa: E402
 from nucel.tokenization.hf_tokenizers import save_tokenizer  # noqa: E402
-from nucel.tokenization.json_files import read_json_object  # noqa: E402
-from nucel.tokenization.prepare_genome import file_sha256  # noqa: E402
+from nucel.files import read_json_object  # noqa: E402
+from nucel.files import file_sha256  # noqa: E402
 from nucel.tokenization.release_vocabulary import read_release_vocabulary, release_tokenizer, release_vocabulary  # noqa: E402
-from nucel.training.cli import one_line_errors  # noqa: E402
-from nucel.training.run_directory import check_output_directory, claim_output_directory  # noqa: E402
-from nucel.training.safe_loading import check_safetensors, load_plain_data  # noqa: E402
+from nucel.commands import one_line_errors  # noqa: E402
+from nucel.run_directory import check_output_directory, claim_output_directory  # noqa: E402
+from nucel.safe_loading import check_safetensors, load_plain_data  # noqa: E402
 
 RELEASE = "FreakingPotato/NucEL"
 # What is fetched of a Hub repository: configs, weights, vocabulary and the card (for its license); never code.

@@ -25,7 +25,7 @@ import zlib
 
 import numpy as np
 
-from nucel.hub_cards.metadata import HUB_ID
+from nucel.files import HUB_ID
 
 LABEL_TYPES = ("multi-class", "multi-label", "regression")
 SPLITS = ("train", "dev", "test")

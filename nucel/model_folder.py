@@ -27,8 +27,8 @@ from nucel.modeling_nucel import (
     NucELForSequenceClassification,
     NucELModel,
 )
-from nucel.tokenization.json_files import read_json_object
-from nucel.training.safe_loading import check_weight_files, first_line
+from nucel.files import read_json_object
+from nucel.safe_loading import check_weight_files, first_line
 
 # The heads a model folder can be asked about, by the name commands use.
 HEADS = {"classifier": NucELForSequenceClassification, "generator": NucELForMaskedLM,
@@ -88,7 +88,7 @@ def locate(model, option="--model"):
     cache. Nothing is downloaded here: a Hub id not in the cache is one line saying how to fetch it."""
     if os.path.isdir(model):
         return model
-    from nucel.hub_cards.metadata import HUB_ID  # noqa: PLC0415
+    from nucel.files import HUB_ID
 
     if HUB_ID.match(model) and not os.path.exists(model):
         from huggingface_hub import snapshot_download  # noqa: PLC0415
@@ -250,7 +250,7 @@ def load_other(folder, config, model_class, device, dtype, option, trust_remote_
     `trust_remote_code` (the user's --trust-remote-code). Returns (model, newly initialised head weights)."""
     import transformers  # noqa: PLC0415
 
-    from nucel.training.safe_loading import load_pretrained  # noqa: PLC0415
+    from nucel.safe_loading import load_pretrained  # noqa: PLC0415
 
     model_type = config.get("model_type")
     if model_class not in AUTO_CLASSES:

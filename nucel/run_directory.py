@@ -15,7 +15,7 @@ import os
 import socket
 import time
 
-from nucel.tokenization.json_files import read_json_object
+from nucel.files import read_json_object
 
 MARKER = ".nucel-run.json"
 LOCK = ".nucel-run.lock"
