@@ -19,9 +19,9 @@ from accelerate import Accelerator
 from nucel.tokenization.genome_store import GenomeStore
 from nucel.tokenization.prepare_genome import prepare_genome
 from nucel.training.pretraining.batches import MaskedWindowBatches
+from nucel.training.pretraining.build import build_masker, build_model, build_optimizer, optimizer_step, resolve_runtime
 from nucel.training.pretraining.config import load_config
 from nucel.training.pretraining.genome_windows import GenomeWindows
-from nucel.training.pretraining.run import build_masker, build_model, build_optimizer, optimizer_step, resolve_runtime
 from _harness import REPO_ROOT, SHARED_GENOMES
 
 FASTA = os.path.join(SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")

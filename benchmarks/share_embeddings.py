@@ -17,9 +17,9 @@ import torch
 from nucel.modeling_nucel import NucELConfig, NucELForPreTraining
 from nucel.tokenization.genome_store import GenomeStore
 from nucel.tokenization.prepare_genome import prepare_genome
+from nucel.training.pretraining.build import evaluate
 from nucel.training.pretraining.genome_windows import GenomeWindows
 from nucel.training.pretraining.masking import uniform_mask
-from nucel.training.pretraining.run import evaluate
 from _harness import SHARED_GENOMES
 
 FASTA = os.path.join(SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")

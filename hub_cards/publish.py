@@ -42,6 +42,7 @@ from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenize
 from nucel.commands import one_line_errors
 from nucel.fresh_process import run_isolated
 from nucel.files import file_sha256
+from nucel.model_folder import no_config, resolve_model
 from nucel.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
 from nucel.run_directory import MARKER, LOCK, check_output_directory, claim_output_directory, kind_of, read_marker
 from nucel.safe_loading import check_weight_files
@@ -125,7 +126,7 @@ def load_model(model_dir):
     if os.path.isfile(os.path.join(model_dir, "probe.json")):
         raise ValueError(f"--model {model_dir}: a frozen-probe head, not a Hub model (publish the encoder instead)")
     if not os.path.isfile(os.path.join(model_dir, "config.json")):
-        raise ValueError(f"--model {model_dir}: no config.json (expected a NucEL export or a fine-tuned model/)")
+        raise ValueError(no_config("--model", model_dir, "a NucEL export or a fine-tuned model/"))
     config = read_json(os.path.join(model_dir, "config.json"), kind="model config")
     if config.get("model_type") != NucELConfig.model_type:
         raise ValueError(f"--model {model_dir}: config.json has model_type {config.get('model_type')!r}; only "
@@ -174,10 +175,8 @@ def resolve_base_folder(finetuning):
     model = (finetuning or {}).get("model")
     if not isinstance(model, str):
         return None
-    from nucel.training.finetuning.run import resolve_model  # noqa: PLC0415  (only for a fine-tuned model: the runner)
-
     try:
-        kind, location = resolve_model(model)
+        kind, location = resolve_model(model, baselines=("onehot-cnn",))
     except ValueError:
         return None
     return location if kind == "pretrained" and os.path.isdir(location) else None

@@ -24,18 +24,15 @@ import torch
 
 
 from nucel.inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
+from nucel.model_folder import load
 from nucel.model_folder import (  # noqa: E402
     add_runtime_arguments,
     add_trust_argument,
     check_batch_size,
-    load_part,
-    pick_device,
-    pick_dtype,
-    resolve_folders,
 )
 from nucel.inference.tiling import tile  # noqa: E402
-from nucel.inference.windows import TokenLayout, check_layer, check_window, is_final_layer, whole_number  # noqa: E402
-from nucel.modeling_nucel import NucELModel  # noqa: E402
+from nucel.inference.windows import check_layer, check_window, is_final_layer, whole_number
+from nucel.tokenization.token_layout import TokenLayout
 from nucel.tokenization.encoding import reverse_complement  # noqa: E402
 from nucel.commands import one_line_errors  # noqa: E402
 from nucel.outputs import (  # noqa: E402
@@ -77,12 +74,8 @@ class Embedder:
     def from_pretrained(cls, model, device="auto", dtype="auto", trust_remote_code=False, **options):
         """From a NucEL export or a pretraining run folder (its discriminator), a stock ModernBERT export, a cached
         Hub id, or another single-nucleotide DNA model's folder (its own code only with `trust_remote_code`)."""
-        folders = resolve_folders(model)
-        folder = folders.discriminator or folders.generator
-        device = pick_device(device)
-        encoder, _ = load_part(folder, NucELModel, device, pick_dtype(dtype, device),
-                               trust_remote_code=trust_remote_code)
-        return cls(encoder, layout=TokenLayout.from_folder(folder, encoder.config, trust_remote_code), **options)
+        loaded = load(model, ("encoder",), device, dtype, trust_remote_code=trust_remote_code)
+        return cls(loaded["encoder"], layout=loaded.layout, **options)
 
     @property
     def device(self):

@@ -62,26 +62,19 @@ from nucel.inference.interpretation.motif_match import (  # noqa: E402
 from nucel.inference.interpretation.mutagenesis import VALUES, SaturationMutagenesis  # noqa: E402
 from nucel.inference.interpretation.pwm import hit_columns, hit_row, scan, scan_tests, score_motifs  # noqa: E402
 from nucel.inference.interpretation.report import write_report  # noqa: E402
+from nucel.model_folder import load
 from nucel.model_folder import (  # noqa: E402
-    ARCHITECTURE_HEADS,
-    HEADS,
+    HEAD_CLASSES,
     add_runtime_arguments,
-    load_head,
-    load_part,
-    pick_device,
-    pick_dtype,
-    read_model_config,
-    resolve_head,
 )
-from nucel.inference.windows import TokenLayout, check_sequence_length  # noqa: E402
-from nucel.modeling_nucel import NucELModel  # noqa: E402
+from nucel.inference.windows import check_sequence_length
 from nucel.tokenization.alphabet import BASES  # noqa: E402
 from nucel.tokenization.encoding import decode_bases  # noqa: E402
 from nucel.commands import one_line_errors  # noqa: E402
 from nucel.outputs import check_distinct  # noqa: E402
 from nucel.run_directory import claim_output_directory  # noqa: E402
 
-HEAD_CHOICES = ("auto", *HEADS, "none")
+HEAD_CHOICES = ("auto", *HEAD_CLASSES, "none")
 
 
 # ------------------------------------------------------------------------------------------------- inputs
@@ -158,16 +151,9 @@ class Interpretation:
         self.ism = self.encoder = None
         self.folder, self.head = None, None
         if args.model:
-            self.folder, self.head = resolve_head(args.model, args.head)
-            device = pick_device(args.device)
-            dtype = pick_dtype(args.dtype, device)
-            if self.head != "none":
-                model = load_head(self.folder, self.head, device, dtype)
-            else:
-                architecture = (read_model_config(self.folder).get("architectures") or ["?"])[0]
-                model_class = HEADS.get(ARCHITECTURE_HEADS.get(architecture), NucELModel)
-                model, _ = load_part(self.folder, model_class, device, dtype)
-            self.layout = TokenLayout.from_folder(self.folder, model.config)
+            loaded = load(args.model, ("head",), args.device, args.dtype, head=args.head)
+            model, self.folder, self.head, self.layout = (loaded["head"], loaded.folders.discriminator, loaded.head,
+                                                          loaded.layout)
             if self.head != "none":
                 self.ism = SaturationMutagenesis(model, self.head, args.target, args.value, args.batch_size,
                                                  args.reverse_complement_average, self.layout)

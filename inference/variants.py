@@ -46,7 +46,8 @@ from nucel.model_folder import (  # noqa: E402
     pick_dtype,
     resolve_folders,
 )
-from nucel.inference.windows import TokenLayout, check_window  # noqa: E402
+from nucel.inference.windows import check_window
+from nucel.tokenization.token_layout import TokenLayout
 from nucel.tokenization import alphabet  # noqa: E402
 from nucel.tokenization.encoding import reverse_complement  # noqa: E402
 from nucel.tokenization.reference import ReferenceGenome, compression  # noqa: E402

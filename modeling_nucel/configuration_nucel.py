@@ -4,6 +4,7 @@ This file is also Hub remote code: it imports only the standard library and tran
 """
 
 import copy
+from typing import Any, List, Optional, Sequence
 
 from transformers import PretrainedConfig
 
@@ -71,46 +72,46 @@ class NucELConfig(PretrainedConfig):
 
     def __init__(
         self,
-        vocab_size=16,
-        hidden_size=512,
-        intermediate_size=2048,
-        num_hidden_layers=22,
-        num_attention_heads=16,
-        hidden_activation="gelu",
-        max_position_embeddings=2048,
-        initializer_range=0.02,
-        initializer_cutoff_factor=2.0,
-        norm_eps=1e-5,
-        local_attention=128,
-        global_attn_every_n_layers=3,
-        global_rope_theta=160000.0,
-        local_rope_theta=10000.0,
-        embedding_dropout=0.0,
-        attention_dropout=0.0,
-        mlp_dropout=0.0,
-        pad_token_id=_DEFAULT_SPECIAL_IDS["pad_token_id"],
-        unk_token_id=_DEFAULT_SPECIAL_IDS["unk_token_id"],
-        cls_token_id=_DEFAULT_SPECIAL_IDS["cls_token_id"],
-        sep_token_id=_DEFAULT_SPECIAL_IDS["sep_token_id"],
-        mask_token_id=_DEFAULT_SPECIAL_IDS["mask_token_id"],
-        nucleotide_token_ids=_DEFAULT_NUCLEOTIDE_IDS,
-        classifier_pooling="mean",
-        classifier_dropout=0.0,
-        classifier_activation="gelu",
-        decoder_bias=True,
-        sparse_prediction=False,
-        generator_hidden_size=None,
-        generator_num_hidden_layers=None,
-        generator_num_attention_heads=None,
-        generator_intermediate_size=None,
-        mask_rate=0.15,
-        discriminator_weight=50.0,
-        generator_temperature=1.0,
-        share_embeddings=False,
-        replaced_token_head="prediction",
-        tie_word_embeddings=True,
-        **kwargs,
-    ):
+        vocab_size: int = 16,
+        hidden_size: int = 512,
+        intermediate_size: int = 2048,
+        num_hidden_layers: int = 22,
+        num_attention_heads: int = 16,
+        hidden_activation: str = "gelu",
+        max_position_embeddings: int = 2048,
+        initializer_range: float = 0.02,
+        initializer_cutoff_factor: float = 2.0,
+        norm_eps: float = 1e-5,
+        local_attention: int = 128,
+        global_attn_every_n_layers: int = 3,
+        global_rope_theta: float = 160000.0,
+        local_rope_theta: float = 10000.0,
+        embedding_dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        mlp_dropout: float = 0.0,
+        pad_token_id: Optional[int] = _DEFAULT_SPECIAL_IDS["pad_token_id"],
+        unk_token_id: Optional[int] = _DEFAULT_SPECIAL_IDS["unk_token_id"],
+        cls_token_id: Optional[int] = _DEFAULT_SPECIAL_IDS["cls_token_id"],
+        sep_token_id: Optional[int] = _DEFAULT_SPECIAL_IDS["sep_token_id"],
+        mask_token_id: Optional[int] = _DEFAULT_SPECIAL_IDS["mask_token_id"],
+        nucleotide_token_ids: Sequence[int] = _DEFAULT_NUCLEOTIDE_IDS,
+        classifier_pooling: str = "mean",
+        classifier_dropout: float = 0.0,
+        classifier_activation: str = "gelu",
+        decoder_bias: bool = True,
+        sparse_prediction: bool = False,
+        generator_hidden_size: Optional[int] = None,
+        generator_num_hidden_layers: Optional[int] = None,
+        generator_num_attention_heads: Optional[int] = None,
+        generator_intermediate_size: Optional[int] = None,
+        mask_rate: float = 0.15,
+        discriminator_weight: float = 50.0,
+        generator_temperature: float = 1.0,
+        share_embeddings: bool = False,
+        replaced_token_head: str = "prediction",
+        tie_word_embeddings: bool = True,
+        **kwargs: Any,
+    ) -> None:
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
@@ -157,10 +158,10 @@ class NucELConfig(PretrainedConfig):
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
 
     # ------------------------------------------------------------------ validation
-    def validate_nucel(self):
+    def validate_nucel(self) -> None:
         """Raise `ValueError` naming the first field whose value cannot build a model."""
 
-        def fail(field, expected):
+        def fail(field: str, expected: str) -> None:
             raise ValueError(f"NucELConfig.{field}={getattr(self, field)!r}: expected {expected}")
 
         for field in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -210,18 +211,18 @@ class NucELConfig(PretrainedConfig):
 
     # ------------------------------------------------------------------ derived views
     @property
-    def special_token_ids(self):
+    def special_token_ids(self) -> List[int]:
         """The special ids in use (never labelled as replaced, never sampled)."""
         names = ("pad_token_id", "unk_token_id", "cls_token_id", "sep_token_id", "mask_token_id")
         return sorted({getattr(self, name) for name in names if getattr(self, name) is not None})
 
     @property
-    def layer_types(self):
+    def layer_types(self) -> List[str]:
         """Per layer: "full_attention" (global) or "sliding_attention" (local), ModernBERT's rule and names."""
         n = self.global_attn_every_n_layers
         return ["full_attention" if i % n == 0 else "sliding_attention" for i in range(self.num_hidden_layers)]
 
-    def generator_config(self):
+    def generator_config(self) -> "NucELConfig":
         """The generator as a standalone NucEL config: the generator shape, everything else shared."""
         values = copy.deepcopy(self.to_dict())
         for field in ("model_type", "transformers_version", "architectures", "auto_map"):
@@ -233,7 +234,7 @@ class NucELConfig(PretrainedConfig):
         return NucELConfig(**values, attn_implementation=getattr(self, "_attn_implementation_internal", None))
 
     @classmethod
-    def from_modernbert_config(cls, modernbert_config, **overrides):
+    def from_modernbert_config(cls, modernbert_config: PretrainedConfig, **overrides: Any) -> "NucELConfig":
         """NucEL config equivalent to a `transformers.ModernBertConfig` (4.48 or 5.x layout).
 
         ModernBERT has no mask/unk/nucleotide ids: pass them in `overrides` when the vocabulary is not NucEL's.
@@ -274,7 +275,7 @@ class NucELConfig(PretrainedConfig):
         values.update(overrides)
         return cls(**values)
 
-    def to_modernbert_config(self, keep_nucel_fields=False):
+    def to_modernbert_config(self, keep_nucel_fields: bool = False) -> PretrainedConfig:
         """The equivalent `transformers.ModernBertConfig` of the backbone (works under transformers 4.48 and 5.x).
         `keep_nucel_fields`: carry NUCEL_ONLY_FIELDS along as extra keys (stock ModernBERT ignores them)."""
         from transformers import ModernBertConfig

@@ -1,9 +1,19 @@
-"""Load the NucEL models a command needs from a saved folder, without running any code from the folder.
+"""What `--model` means, for every command, and loading the parts a command needs without running code from the
+folder.
 
-`--model` is a pretraining run (or any folder holding `discriminator/` and `generator/` exports) or one NucEL
-model folder. Classes come from this package (`modeling_nucel`), weights only from safetensors, and the folder
-must describe NucEL weights over single nucleotides (its token ids: `inference.windows.TokenLayout`); anything
-else is one error line.
+`--model` is one of (`resolve_model`; the inference commands read folders through `resolve_folders` /
+`resolve_head`, which share `locate` and its one "no config.json" line):
+- a pretraining run folder (or any folder holding `discriminator/` and `generator/` exports): its discriminator;
+- one model folder: a NucEL export, a fine-tuned `model/`, a stock ModernBERT export, a converted release
+  (nucel-convert), another single-nucleotide DNA model;
+- a Hub id (ORG/NAME): training lets transformers fetch it; inference reads it from the local cache only;
+- `random-init[:FOLDER]`: the NucEL architecture (of FOLDER's config) with fresh weights; and the training
+  baselines named in `resolve_model`'s `baselines`.
+
+`load(model, parts=..., device=..., dtype=...)` is the one way a command gets its models: the parts asked for,
+each under the load rule below, with the `TokenLayout` (tokenization/token_layout.py) their folders share.
+Classes come from this package (`modeling_nucel`), weights only from safetensors, and the folder must describe
+weights over single nucleotides; anything else is one error line.
 
 One load rule (`load_part`), checked before a model is built or used: every safetensors file opens and its
 weights are finite; config.json gives the weights the shapes they have (so absurd sizes cannot exhaust memory);
@@ -12,11 +22,13 @@ the backbone is complete; and a command that asks for a head gets a folder that 
 """
 
 import contextlib
+import copy
+import functools
 import glob
 import os
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional, Union
 
 import torch
 
@@ -27,13 +39,15 @@ from nucel.modeling_nucel import (
     NucELForSequenceClassification,
     NucELModel,
 )
-from nucel.files import read_json_object
+from nucel.files import HUB_ID, read_json_object
 from nucel.safe_loading import check_weight_files, first_line
+from nucel.tokenization.token_layout import TokenLayout
 
-# The heads a model folder can be asked about, by the name commands use.
-HEADS = {"classifier": NucELForSequenceClassification, "generator": NucELForMaskedLM,
-         "discriminator": NucELForReplacedTokenDetection}
-ARCHITECTURE_HEADS = {model_class.__name__: kind for kind, model_class in HEADS.items()}
+# The heads a model folder can be asked about, by the word commands use for them (--head).
+HEAD_CLASSES = {"classifier": NucELForSequenceClassification, "generator": NucELForMaskedLM,
+                "discriminator": NucELForReplacedTokenDetection}
+ARCHITECTURE_HEADS = {model_class.__name__: kind for kind, model_class in HEAD_CLASSES.items()}
+RANDOM_INIT = "random-init"
 HEAD_PARTS = {"classifier": "sequence-classification head", "generator": "masked-nucleotide head",
               "discriminator": "replaced-token head"}
 DEVICES = "auto, cpu, cuda, cuda:N (N: a GPU index) or mps"
@@ -57,6 +71,40 @@ class ModelFolders:
     generator: Optional[str]
 
 
+class ModelChoice(NamedTuple):
+    """What a training command's `--model` names: `kind` pretrained | random-init | a baseline's name, and
+    `location` (a folder or a Hub id; None for a baseline, or for random-init of the default shape)."""
+
+    kind: str
+    location: Optional[str]
+
+
+def resolve_model(name: str, baselines: tuple = (), option: str = "--model") -> ModelChoice:
+    """`--model` of a training command (fine-tuning, the benchmark grid, the study, publishing's reading of a
+    fine-tuned model's base): a baseline in `baselines`, `random-init[:FOLDER]`, a folder (a run folder gives its
+    discriminator/, an MLM run its mlm/) or a Hub id, left for transformers to fetch."""
+    if name in baselines:
+        return ModelChoice(name, None)
+    if name == RANDOM_INIT or name.startswith(RANDOM_INIT + ":"):
+        location = name.partition(":")[2] or None
+        return ModelChoice(RANDOM_INIT, resolve_model(location, option=option).location if location else None)
+    if os.path.isdir(name):
+        for candidate in (name, os.path.join(name, "discriminator"), os.path.join(name, "mlm")):
+            if os.path.isfile(os.path.join(candidate, "config.json")):
+                return ModelChoice("pretrained", candidate)
+        raise ValueError(no_config(option, name, "a NucEL export such as runs/demo/discriminator, or a pretraining "
+                                                 "run folder holding discriminator/"))
+    if HUB_ID.match(name) and not os.path.exists(name):
+        return ModelChoice("pretrained", name)
+    raise ValueError(f"{option} {name!r}: neither a folder, a Hub id (org/name), nor a baseline "
+                     f"({', '.join((*baselines, RANDOM_INIT))}[:FOLDER])")
+
+
+def no_config(option, folder, expected="a NucEL export, e.g. runs/demo/discriminator"):
+    """The one line every command gives for a model folder without config.json."""
+    return f"{option} {folder}: no config.json (expected {expected})"
+
+
 def resolve_folders(model, generator=None):
     """`--model` (+ `--generator`) -> ModelFolders. A run folder gives both of its exports; a masked-LM folder
     (NucEL's generator, a stock ModernBertForMaskedLM, another DNA model) is the generator."""
@@ -72,10 +120,18 @@ def resolve_folders(model, generator=None):
     return ModelFolders(model, generator)
 
 
-def read_model_config(folder, option="--model"):
+def read_model_config(folder, option="--model", expected=None):
+    """config.json of a model folder as a dict (a copy: callers may change it), read from disk once per version of
+    the file however many checks ask for it."""
     path = os.path.join(folder, "config.json")
     if not os.path.isfile(path):
-        raise ValueError(f"{option} {folder}: no config.json (expected a NucEL export, e.g. runs/demo/discriminator)")
+        raise ValueError(no_config(option, folder, *((expected,) if expected else ())))
+    status = os.stat(path)
+    return copy.deepcopy(_read_config(os.path.abspath(path), status.st_mtime_ns, status.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _read_config(path, modified, size):  # keyed by the file's version: an edited config.json is read again
     return read_json_object(path, "model config")
 
 
@@ -88,8 +144,6 @@ def locate(model, option="--model"):
     cache. Nothing is downloaded here: a Hub id not in the cache is one line saying how to fetch it."""
     if os.path.isdir(model):
         return model
-    from nucel.files import HUB_ID
-
     if HUB_ID.match(model) and not os.path.exists(model):
         from huggingface_hub import snapshot_download  # noqa: PLC0415
 
@@ -319,8 +373,8 @@ def load_detector(folder, device, dtype, option="--model", trust_remote_code=Fal
 def resolve_head(model, head):
     """(model folder, head) for --model and --head. A pretraining run folder gives its discriminator/ (or, for
     --head generator, its generator/); one export is read as its config's architecture says."""
-    if head not in ("auto", *HEADS, "none"):
-        raise ValueError(f"--head {head!r}: expected auto, {', '.join(HEADS)} or none")
+    if head not in ("auto", *HEAD_CLASSES, "none"):
+        raise ValueError(f"--head {head!r}: expected auto, {', '.join(HEAD_CLASSES)} or none")
     model = locate(model)
     if os.path.isdir(os.path.join(model, "discriminator")) or os.path.isdir(os.path.join(model, "generator")):
         if head == "classifier":
@@ -343,8 +397,83 @@ def resolve_head(model, head):
 def load_head(folder, head, device, dtype, option="--model", needs=None, trust_remote_code=False):
     """`folder`'s model with its `head`, which must be in its weights: a head newly initialised would give
     random numbers under the head's name. `needs`: what asks for the head, for the error line."""
-    model, missing = load_part(folder, HEADS[head], device, dtype, option, trust_remote_code)
+    model, missing = load_part(folder, HEAD_CLASSES[head], device, dtype, option, trust_remote_code)
     if missing:
         raise ValueError(f"{option} {folder}: its weights have no {HEAD_PARTS[head]} ({len(missing)} missing, e.g. "
                          f"{missing[0]}); {needs or f'--head {head}'} needs a model saved with one")
     return model
+
+
+@dataclass
+class LoadedModel:
+    """What `load` returns: each part asked for (None where the folder has no such part: a run without a generator,
+    a bare backbone without its replaced-token head), the folders they came from, and the `TokenLayout` they
+    share."""
+
+    parts: dict
+    layout: TokenLayout
+    folders: ModelFolders
+    head: Optional[str] = None  # the head `parts["head"]` carries (resolved from --head auto)
+
+    def __getitem__(self, part):
+        return self.parts[part]
+
+
+# The parts a command may ask `load` for.
+PARTS = {
+    "encoder": "the backbone (NucELModel, or another model's encoder): the discriminator's, else the generator's",
+    "detector": "the discriminator with its replaced-token head, or None for a bare backbone export",
+    "generator": "the masked-nucleotide model, head required",
+    "head": "the folder's model with the --head it is asked for (auto: the one its config names; none: its class)",
+}
+
+
+def load(model: str, parts: tuple = ("encoder",), device: Union[str, torch.device] = "auto", dtype: str = "auto",
+         generator: Optional[str] = None, head: str = "auto", trust_remote_code: bool = False,
+         needs: Optional[dict] = None) -> LoadedModel:
+    """The one loader of the inference commands: `--model` (+ `--generator`) -> the `parts` asked for (PARTS), on
+    `device` in `dtype` ("auto": the GPU in bfloat16 when there is one, else the CPU in float32), under the load
+    rule, with their `TokenLayout`. Parts whose folders disagree on token ids are refused. `needs`: {part: what
+    asks for it}, for the error line when a folder lacks a head."""
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"load: unknown part(s) {unknown}; expected {', '.join(PARTS)}")
+    needs = needs or {}
+    device = pick_device(device)
+    dtype = pick_dtype(dtype, device)
+    loaded, sources = {}, {}
+    if "head" in parts:
+        folder, head = resolve_head(model, head)
+        folders = ModelFolders(folder, None)
+        if head == "none":
+            architecture = (read_model_config(folder).get("architectures") or ["?"])[0]
+            model_class = HEAD_CLASSES.get(ARCHITECTURE_HEADS.get(architecture), NucELModel)
+            loaded["head"] = load_part(folder, model_class, device, dtype, trust_remote_code=trust_remote_code)[0]
+        else:
+            loaded["head"] = load_head(folder, head, device, dtype, needs=needs.get("head"),
+                                       trust_remote_code=trust_remote_code)
+        sources[folder] = loaded["head"]
+    else:
+        head = None
+        folders = resolve_folders(model, generator)
+        if "generator" in parts:
+            loaded["generator"] = load_head(folders.generator, "generator", device, dtype,
+                                            "--generator" if generator else "--model", needs.get("generator"),
+                                            trust_remote_code) if folders.generator else None
+            sources[folders.generator] = loaded["generator"]
+        if "detector" in parts:
+            loaded["detector"], loaded["encoder"] = load_detector(
+                folders.discriminator, device, dtype, trust_remote_code=trust_remote_code) \
+                if folders.discriminator else (None, None)
+            sources[folders.discriminator] = loaded["encoder"]
+        elif "encoder" in parts:
+            folder = folders.discriminator or folders.generator
+            loaded["encoder"] = load_part(folder, NucELModel, device, dtype, trust_remote_code=trust_remote_code)[0]
+            sources[folder] = loaded["encoder"]
+    layouts = {folder: TokenLayout.from_folder(folder, part.config, trust_remote_code)
+               for folder, part in sources.items() if part is not None}
+    layout, *others = layouts.values()
+    if any(other != layout for other in others):
+        raise ValueError(f"--generator {folders.generator}: its tokenizer's ids differ from those of "
+                         f"{folders.discriminator}; score with a generator and discriminator of one vocabulary")
+    return LoadedModel(loaded, layout, folders, head)

@@ -25,7 +25,7 @@ from nucel.inference.embed import Embedder
 from nucel.inference.interpretation.attention import attention_maps
 from nucel.inference.interpretation.mutagenesis import SaturationMutagenesis
 from nucel.inference.variants import VariantScorer
-from nucel.inference.windows import TokenLayout
+from nucel.tokenization.token_layout import TokenLayout
 from nucel.modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel
 
 # The release's config.json values (transformers 4.x layout), at a test-sized shape.

@@ -20,7 +20,7 @@ from nucel.inference.interpretation.attention import attention_maps
 from nucel.inference.interpretation.motif_files import read_motifs
 from nucel.inference.interpretation.motif_match import important_segments, match_segments
 from nucel.inference.interpretation.mutagenesis import SaturationMutagenesis
-from nucel.inference.windows import NATIVE
+from nucel.tokenization.token_layout import NATIVE
 from nucel.modeling_nucel import (
     NucELConfig,
     NucELForMaskedLM,

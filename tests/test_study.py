@@ -97,9 +97,9 @@ def test_study_trains_arms_at_equal_compute_and_writes_its_report(tmp_path, caps
 def test_a_stopped_arm_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     """The first arm stops after its step-3 checkpoint; the rerun resumes it there and finishes the study."""
     from nucel.training.pretraining import run as pretrain
+    from nucel.training.pretraining.build import optimizer_step as real_step
 
     config = tiny_study(tmp_path, arms={"electra": {}}, baselines=[], evaluations=["finetune"])
-    real_step = pretrain.optimizer_step
     calls = {"n": 0}
 
     def stop_after_three(*args, **kwargs):

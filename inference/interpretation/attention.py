@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nucel.inference.windows import NATIVE, check_sequence_length
+from nucel.inference.windows import check_sequence_length
+from nucel.tokenization.token_layout import NATIVE
 
 
 @dataclass

@@ -22,8 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nucel.model_folder import HEADS, check_batch_size, load_head, pick_device, pick_dtype, resolve_head
-from nucel.inference.windows import TokenLayout, check_sequence_length
+from nucel.model_folder import load
+from nucel.model_folder import HEAD_CLASSES, check_batch_size
+from nucel.inference.windows import check_sequence_length
+from nucel.tokenization.token_layout import TokenLayout
 from nucel.tokenization import alphabet
 from nucel.tokenization.encoding import decode_bases, encode_sequence, reverse_complement
 
@@ -80,10 +82,10 @@ class SaturationMutagenesis:
 
     def __init__(self, model, kind, target=None, value="logit", batch_size=64, reverse_complement_average=False,
                  layout=None):
-        if kind not in HEADS:
-            raise ValueError(f"--head {kind}: expected one of {', '.join(HEADS)}")
-        if not isinstance(model, HEADS[kind]):
-            raise ValueError(f"--head {kind} needs a {HEADS[kind].__name__}, got {type(model).__name__}")
+        if kind not in HEAD_CLASSES:
+            raise ValueError(f"--head {kind}: expected one of {', '.join(HEAD_CLASSES)}")
+        if not isinstance(model, HEAD_CLASSES[kind]):
+            raise ValueError(f"--head {kind} needs a {HEAD_CLASSES[kind].__name__}, got {type(model).__name__}")
         if value not in VALUES:
             raise ValueError(f"--value {value}: expected one of {', '.join(VALUES)}")
         self.model, self.kind, self.value = model.eval(), kind, value
@@ -95,11 +97,9 @@ class SaturationMutagenesis:
     def from_pretrained(cls, model, head="auto", device="auto", dtype="auto", **options):
         """From a fine-tuned classifier, a generator or discriminator export, or a pretraining run folder."""
         if head == "none":
-            raise ValueError(f"--head none: mutagenesis reads a head; expected auto, {', '.join(HEADS)}")
-        folder, head = resolve_head(model, head)
-        device = pick_device(device)
-        loaded = load_head(folder, head, device, pick_dtype(dtype, device))
-        return cls(loaded, head, layout=TokenLayout.from_folder(folder, loaded.config), **options)
+            raise ValueError(f"--head none: mutagenesis reads a head; expected auto, {', '.join(HEAD_CLASSES)}")
+        loaded = load(model, ("head",), device, dtype, head=head)
+        return cls(loaded["head"], loaded.head, layout=loaded.layout, **options)
 
     @property
     def device(self):

@@ -59,10 +59,10 @@ from transformers import (
 )
 
 from nucel.run_records import CONVERSION_FILE
-from nucel.files import HUB_ID
 from nucel.modeling_nucel import NucELConfig, NucELForSequenceClassification
 from nucel.modeling_nucel.modeling_nucel import follow_umask
 from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer
+from nucel import model_folder
 from nucel.files import file_sha256
 from nucel.training.finetuning.baselines import (
     PROBES,
@@ -220,22 +220,9 @@ def parse_training_args(items):
 
 # ----------------------------------------------------------------------------------------------- the model
 def resolve_model(name):
-    """(kind, location): kind is onehot-cnn | random-init | pretrained; location a folder, Hub id or None."""
-    if name == "onehot-cnn":
-        return "onehot-cnn", None
-    if name == "random-init" or name.startswith("random-init:"):
-        location = name.partition(":")[2] or None
-        return "random-init", (resolve_model(location)[1] if location else None)
-    if os.path.isdir(name):
-        for candidate in (name, os.path.join(name, "discriminator"), os.path.join(name, "mlm")):
-            if os.path.isfile(os.path.join(candidate, "config.json")):
-                return "pretrained", candidate
-        raise ValueError(f"--model {name}: a folder without config.json (expected a NucEL export such as "
-                         "runs/demo/discriminator, or a pretraining run folder holding discriminator/)")
-    if HUB_ID.match(name) and not os.path.exists(name):
-        return "pretrained", name
-    raise ValueError(f"--model {name!r}: neither a folder, a Hub id (org/name), nor a baseline "
-                     f"({', '.join(BASELINES)}[:FOLDER])")
+    """(kind, location) of --model: onehot-cnn | random-init | pretrained (nucel.model_folder says what --model
+    means; the one-hot CNN is this room's own baseline)."""
+    return model_folder.resolve_model(name, baselines=("onehot-cnn",))
 
 
 def build_tokenizer(location, trust_remote_code=False):

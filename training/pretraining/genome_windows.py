@@ -10,6 +10,7 @@ import torch
 
 from nucel.tokenization import alphabet
 from nucel.tokenization.encoding import reverse_complement
+from nucel.tokenization.token_layout import NATIVE
 
 _GROUP = 8192  # windows whose N counts are computed from one cumulative sum (bounded memory on any genome)
 
@@ -103,9 +104,7 @@ class GenomeWindows(torch.utils.data.Dataset):
         ids = np.asarray(self.store.record_tokens(record_id)[start + offset:start + offset + self.crop_length])
         if flip:
             ids = reverse_complement(ids)
-        ids = ids.astype(np.int64)
-        if self.add_special_tokens:
-            ids = np.concatenate(([alphabet.CLS_ID], ids, [alphabet.SEP_ID]))
+        ids = NATIVE.frame(ids) if self.add_special_tokens else ids.astype(np.int64)
         return {"input_ids": torch.from_numpy(ids)}
 
     def __getitem__(self, index):

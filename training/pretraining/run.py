@@ -5,14 +5,13 @@
     accelerate launch training/pretrain.py --config training/configs/tiny.yaml --output-dir runs/x --resume
 
 Any config key can be overridden: `--masking randommask --mask-rate 0.2 --hidden-size 128` (see
-training/pretraining/config.py; `--help` lists every key).
+training/pretraining/config.py; `--help` lists every key). The pieces it assembles are built in build.py.
 Writes to --output-dir: metrics.jsonl, metrics.png, checkpoints/step-N/ (accelerate state, written atomically),
 tensorboard/ (with --report-to tensorboard), and at the end discriminator/ + generator/ (electra) or mlm/ (mlm):
 Hub-ready folders with config (auto_map), safetensors, tokenizer files and the remote-code .py files.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -22,17 +21,16 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
-from transformers import get_scheduler
 
-from nucel.tokenization.genome_store import GenomeStore
 from nucel.tokenization.prepare_genome import describe_sources, load_index, prepare_genome, sources_checksum
 from nucel.training.pretraining.batches import MaskedWindowBatches, validation_batches
+from nucel.training.pretraining.build import (build_data, build_masker, build_model, build_optimizer, evaluate,
+                                              optimizer_step, resolve_runtime)
 from nucel.training.pretraining.checkpoints import checkpoint_directories, load_checkpoint, read_progress, save_checkpoint
 from nucel.commands import one_line_errors
 from nucel.training.pretraining.compute import check_memory, flops_per_token, peak_flops, run_estimate, tokens_per_step
 from nucel.training.pretraining.config import describe_keys, incompatible_change, load_config
-from nucel.training.pretraining.genome_windows import GenomeWindows
-from nucel.training.pretraining.masking import STRATEGIES, Masker
+from nucel.training.pretraining.masking import STRATEGIES
 from nucel.training.pretraining.metrics_log import MetricsLog, not_learned
 from nucel.training.pretraining.objectives import LOSS_PART_SLOTS, OBJECTIVES, export_with_tokenizer
 from nucel.run_directory import check_output_directory, claim_output_directory
@@ -57,26 +55,6 @@ def parse_config(argv=None):
         parser.error(f"unrecognized arguments {' '.join(rest)}: expected --key value pairs of config keys")
     overrides += list(zip(rest[::2], rest[1::2]))
     return load_config(args.config, overrides)
-
-
-def resolve_runtime(config):
-    """(mixed_precision, attn_implementation) for this machine from the config's `auto` choices."""
-    cuda = torch.cuda.is_available()
-    precision = ("bf16" if cuda else "no") if config.mixed_precision == "auto" else config.mixed_precision
-    attention = config.attn_implementation
-    if attention == "auto":
-        try:
-            import flash_attn  # noqa: F401, PLC0415
-            attention = "flash_attention_2" if cuda else "sdpa"
-        except ImportError:
-            attention = "sdpa"
-    if attention == "flex_attention" and not cuda:
-        raise ValueError("config attn_implementation=flex_attention: PyTorch has no FlexAttention backward pass on "
-                         "CPU, so it cannot train here; use sdpa (or auto)")
-    if attention == "flash_attention_2" and not cuda:
-        raise ValueError("config attn_implementation=flash_attention_2: flash-attn runs on CUDA GPUs only; use sdpa "
-                         "(or auto)")
-    return precision, attention
 
 
 # ------------------------------------------------------------------------------------------------------ data
@@ -127,113 +105,6 @@ def open_run(config, accelerator, precision):
         lock.release()
         raise
     return lock, resume_from, progress
-
-
-def build_data(config):
-    """Train and validation windows over the run's genome store."""
-    store = GenomeStore(config.store_directory)
-    source = ", ".join(config.fasta) or config.store_directory
-    splits = {}
-    for split in ("train", "validation"):
-        splits[split] = GenomeWindows(
-            store, split, window_length=config.window_length, overlap=config.window_overlap,
-            crop_length=config.crop_length, max_n_fraction=config.max_n_fraction,
-            reverse_complement_prob=config.reverse_complement_prob, validation_records=config.validation_records,
-            validation_fraction=config.validation_fraction, seed=config.seed)
-        if len(splits[split]) == 0:
-            summary = splits[split].summary()
-            raise ValueError(f"{source}: no {split} window of {config.window_length} bp with at most "
-                             f"{config.max_n_fraction:.0%} N ({summary['candidates']} candidates, "
-                             f"{summary['dropped_for_n']} dropped for N); give more (or less N-rich) sequence")
-    return store, splits["train"], splits["validation"]
-
-
-def build_masker(config):
-    return Masker(config.masking, config.mask_rate, total_steps=config.max_steps, bert_80_10_10=config.bert_80_10_10,
-                  span_mean_length=config.span_mean_length, randommask_phases=config.randommask_phases,
-                  randommask_min_span=config.randommask_min_span, randommask_growth=config.randommask_growth)
-
-
-# ----------------------------------------------------------------------------------------------------- model
-def build_model(config, attn_implementation="sdpa"):
-    """The objective's model (objectives.py) with the run's shape and fresh weights."""
-    return OBJECTIVES[config.objective].build(config.model_config(attn_implementation))
-
-
-def build_optimizer(config, model):
-    """AdamW without weight decay on norms and biases; warmup + decay from transformers.get_scheduler."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
-    scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
-                              num_training_steps=config.max_steps)
-    return optimizer, scheduler
-
-
-# ------------------------------------------------------------------------------------------------------ step
-def optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulation_steps, max_grad_norm):
-    """One optimizer step over `accumulation_steps` micro-batches; returns summed (loss, gen, disc) as a tensor."""
-    totals = torch.zeros(3, device=accelerator.device)
-    for micro in range(accumulation_steps):
-        batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in next(batches).items()}
-        sync = micro == accumulation_steps - 1  # gradients are all-reduced once, on the last micro-batch
-        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-            output = model(**batch)
-            accelerator.backward(output.loss / accumulation_steps)
-        parts = [getattr(output, name, None) for name in LOSS_PART_SLOTS]
-        totals += torch.stack([output.loss.detach().float()] + [
-            (part.detach().float() if part is not None else torch.zeros((), device=accelerator.device))
-            for part in parts]) / accumulation_steps
-    if max_grad_norm:
-        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return totals
-
-
-@torch.no_grad()
-def evaluate(model, batches, objective_name, device, seed, autocast):
-    """Validation: generator (or MLM) loss and accuracy at masked positions; for ELECTRA also discriminator
-    accuracy and AUC over every scored position, beside the trivial baselines they must beat."""
-    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
-
-    objective = OBJECTIVES[objective_name]
-    was_training = model.training
-    model.eval()
-    mlm_loss = mlm_correct = masked = 0.0
-    counts = 0
-    scores, truths = [], []
-    # A private RNG for the generator's sampling: evaluating never shifts the training random stream.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast:
-        torch.manual_seed(seed)
-        for batch in batches:
-            batch = {key: value.to(device) for key, value in batch.items()}
-            output = model(**batch)
-            targets = batch["labels"][batch["labels"] != -100]
-            logits = objective.masked_logits(output).float()
-            mlm_loss += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
-            mlm_correct += (logits.argmax(-1) == targets).sum().item()
-            masked += targets.numel()
-            counts = counts + torch.bincount(targets.cpu(), minlength=logits.shape[-1]).float()
-            if objective.detects_replacements:
-                scored = output.discriminator_labels != -100
-                scores.append(output.logits.float()[scored].cpu())
-                truths.append(output.discriminator_labels[scored].cpu())
-    model.train(was_training)
-    prefix = objective.eval_prefix
-    metrics = {f"{prefix}_loss": mlm_loss / max(masked, 1), f"{prefix}_accuracy": mlm_correct / max(masked, 1),
-               "eval_base_composition_accuracy": (counts.max() / counts.sum().clamp_min(1)).item()}
-    if objective.detects_replacements:
-        scores, truths = torch.cat(scores), torch.cat(truths)
-        replaced = truths.mean().item()
-        metrics.update({
-            "eval_discriminator_accuracy": ((scores > 0).float() == truths).float().mean().item(),
-            "eval_discriminator_auc": roc_auc_score(truths.numpy(), scores.numpy()) if 0 < replaced < 1 else None,
-            "eval_all_original_accuracy": 1.0 - replaced})
-    return metrics
 
 
 def describe(evaluation):

@@ -13,7 +13,8 @@ import time
 import torch
 
 from nucel.tokenization import alphabet
-from nucel.training.pretraining import run as pretrain
+from nucel.tokenization.token_layout import NATIVE
+from nucel.training.pretraining import build as pretrain
 from nucel.training.pretraining.compute import flops_per_token, tokens_per_step
 
 CALIBRATION_STEPS, CALIBRATION_WARMUP = 6, 2
@@ -26,7 +27,7 @@ def synthetic_batch(config, masker, generator):
     inputs, labels = [], []
     for _ in range(config.per_device_batch_size):
         body = nucleotides[torch.randint(len(nucleotides), (config.crop_length,), generator=generator)]
-        ids = torch.cat([torch.tensor([alphabet.CLS_ID]), body, torch.tensor([alphabet.SEP_ID])])
+        ids = torch.from_numpy(NATIVE.frame(body.numpy()))
         masked, label = masker(ids, 0, generator)
         inputs.append(masked)
         labels.append(label)
