@@ -7,8 +7,9 @@ TORCH := torch==2.13.0
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PYTEST_ARGS ?=
 # Tests that import only torch, transformers and this repo, so they also run under transformers 4.48.
-COMPAT_TESTS := tests/test_remote_code.py tests/test_tokenizer_remote_code.py tests/test_model_contract.py \
-	tests/test_publish_formats.py
+COMPAT_TESTS := tests/modeling/test_remote_code.py tests/tokenization/test_tokenizer_remote_code.py \
+	tests/modeling/test_model_contract.py tests/hub_cards/test_publish_formats.py \
+	tests/hub_cards/test_hub_folders_before_the_move.py
 
 # The demo genome: a 2.3-Mbp slice of hg38 chr2 and a 22-Mbp slice of hg19 chr22 (read in place, never copied).
 GENOMES := ../shared/data/genomes
@@ -21,7 +22,7 @@ CPU_THREADS := $(shell nproc 2>/dev/null || echo 1)
 LAUNCH := $(VENV)/bin/accelerate launch --quiet --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
 	--num_cpu_threads_per_process $(CPU_THREADS)
 
-.PHONY: test test-compat demo benchmark clean
+.PHONY: test test-compat lint demo benchmark clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ $(VENV_COMPAT)/.installed: setup.cfg pyproject.toml constraints.txt
 
 test: $(VENV)/.installed
 	$(OFFLINE) $(VENV)/bin/python -m pytest -q tests $(PYTEST_ARGS)
+
+# ruff, with the rules in pyproject.toml ([tool.ruff]).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 
 # Remote-code loading across versions: saved by 5.x -> loaded by 4.48, and saved by 4.48 -> loaded by 4.48 and 5.x.
 test-compat: $(VENV)/.installed $(VENV_COMPAT)/.installed

@@ -17,9 +17,10 @@ import zlib
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core for every path
 os.environ["RAYON_NUM_THREADS"] = "1"
 
+from _harness import SHARED_GENOMES
+
 from nucel.tokenization import encode_sequence, load_tokenizer, read_fasta
 from nucel.tokenization.prepare_genome import prepare_genome
-from _harness import SHARED_GENOMES
 
 DEFAULT_FASTA = os.path.join(SHARED_GENOMES, "hg19_chr22_1-22000000.fa.gz")
 

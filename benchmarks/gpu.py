@@ -20,8 +20,8 @@ import sys
 
 import torch
 import transformers
-
 from _harness import interleaved_medians, masked_batch
+
 import nucel.modeling_nucel.modeling_nucel as nucel_modeling
 from nucel.modeling_nucel import NucELConfig, NucELForPreTraining, NucELModel
 from nucel.training.pretraining.compute import flops_per_token, peak_flops
@@ -141,8 +141,11 @@ def print_agreement(rows, dtype):
     print(f"### 1. Backend agreement ({dtype}, padded batch, relative error vs sdpa fp32)\n")
     print("| backend | output rel. error | gradient rel. error | note |")
     print("|---|---|---|---|")
+
+    def show(error):
+        return "-" if error is None else f"{error:.2e}"
+
     for backend, output_error, gradient_error, note in rows:
-        show = lambda e: "-" if e is None else f"{e:.2e}"  # noqa: E731
         print(f"| {backend} | {show(output_error)} | {show(gradient_error)} | {note} |")
     print()
 
@@ -243,8 +246,9 @@ def main(argv=None):
         sys.exit("error: --dtype bf16 is for CUDA; on CPU give --dtype fp32")
     config = build_config(args)
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
+    flash_attn = "yes" if nucel_modeling.flash_attn_varlen_func else "no"
     print(f"\ndevice={args.device} ({name}) dtype={args.dtype} torch={torch.__version__} "
-          f"transformers={transformers.__version__} flash_attn={'yes' if nucel_modeling.flash_attn_varlen_func else 'no'}\n")
+          f"transformers={transformers.__version__} flash_attn={flash_attn}\n")
     agreement = measure_agreement(args, config)
     print_agreement(agreement, args.dtype)
     print_training(*training_rows(args, config), args, config)

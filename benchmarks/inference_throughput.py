@@ -19,9 +19,9 @@ import torch
 import transformers
 
 from nucel.inference.embed import Embedder, FastaRecords, embed_to_file
-from nucel.model_folder import pick_dtype
 from nucel.inference.tiling import tile
 from nucel.inference.variants import Allele, VariantScorer
+from nucel.model_folder import pick_dtype
 from nucel.modeling_nucel import NucELConfig, NucELForPreTraining
 from nucel.tokenization.reference import ReferenceGenome
 
@@ -81,8 +81,8 @@ def embed_rows(name, export, args, bases):
             stock(input_ids=batch.to(device), attention_mask=(batch > 0).long().to(device))
 
     baseline = timed(run_stock)
-    return [(name, f"embed {bases:,} bp, window {window}, overlap {embedder.overlap} ({len(tiles)} windows)", f"{bases / nucel:,.0f} bp/s",
-             f"{bases / baseline:,.0f} bp/s", f"{baseline / nucel:.2f}")]
+    what = f"embed {bases:,} bp, window {window}, overlap {embedder.overlap} ({len(tiles)} windows)"
+    return [(name, what, f"{bases / nucel:,.0f} bp/s", f"{bases / baseline:,.0f} bp/s", f"{baseline / nucel:.2f}")]
 
 
 def variant_rows(name, export, args, count):

@@ -17,8 +17,8 @@ import time
 
 import torch
 import transformers
-
 from _harness import random_windows, synchronize
+
 from nucel.modeling_nucel import NucELConfig, NucELModel
 from nucel.modeling_nucel.modeling_nucel import build_attention_masks, rotary_cos_sin
 
@@ -173,9 +173,13 @@ def growth_table(args, config, nucel):
                 if index is None:
                     return float("nan")
                 layer = nucel.layers[index]
-                theta = config.global_rope_theta if layer.attention_type == "full_attention" else config.local_rope_theta
+                full = layer.attention_type == "full_attention"
+                theta = config.global_rope_theta if full else config.local_rope_theta
                 cos, sin = rotary_cos_sin(positions, head_dim, theta, dtype)
-                run = lambda: layer(hidden, cos, sin, masks[layer.attention_type], args.attn_implementation)  # noqa: E731
+
+                def run():
+                    return layer(hidden, cos, sin, masks[layer.attention_type], args.attn_implementation)
+
                 run()
                 return statistics.median(timed(args.device, run)[0] for _ in range(args.repeats)) * 1e3
 
@@ -190,7 +194,8 @@ def main():
     args = parse_args()
     lengths = args.compare_lengths + args.growth_lengths
     config, nucel, stock = build_models(args, max(lengths + [1024]))
-    print(f"\ndevice={args.device} dtype={args.dtype} attn={args.attn_implementation} threads={torch.get_num_threads()} "
+    print(f"\ndevice={args.device} dtype={args.dtype} attn={args.attn_implementation} "
+          f"threads={torch.get_num_threads()} "
           f"shape={config.hidden_size}x{config.num_hidden_layers} heads={config.num_attention_heads} "
           f"window={config.local_attention} global every {config.global_attn_every_n_layers} "
           f"transformers={transformers.__version__} torch={torch.__version__}\n")

@@ -14,6 +14,7 @@ import tempfile
 import time
 
 import torch
+from _harness import REPO_ROOT, SHARED_GENOMES
 from accelerate import Accelerator
 
 from nucel.tokenization.genome_store import GenomeStore
@@ -22,7 +23,6 @@ from nucel.training.pretraining.batches import MaskedWindowBatches
 from nucel.training.pretraining.build import build_masker, build_model, build_optimizer, optimizer_step, resolve_runtime
 from nucel.training.pretraining.config import load_config
 from nucel.training.pretraining.genome_windows import GenomeWindows
-from _harness import REPO_ROOT, SHARED_GENOMES
 
 FASTA = os.path.join(SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")
 

@@ -13,6 +13,7 @@ import tempfile
 import time
 
 import torch
+from _harness import SHARED_GENOMES
 
 from nucel.modeling_nucel import NucELConfig, NucELForPreTraining
 from nucel.tokenization.genome_store import GenomeStore
@@ -20,7 +21,6 @@ from nucel.tokenization.prepare_genome import prepare_genome
 from nucel.training.pretraining.build import evaluate
 from nucel.training.pretraining.genome_windows import GenomeWindows
 from nucel.training.pretraining.masking import uniform_mask
-from _harness import SHARED_GENOMES
 
 FASTA = os.path.join(SHARED_GENOMES, "hg38_chr2_1-2333275.fa.gz")
 

@@ -9,8 +9,8 @@ import argparse
 
 import torch
 import transformers
-
 from _harness import interleaved_medians, masked_batch
+
 from nucel.modeling_nucel import NucELConfig, NucELForMaskedLM, NucELForPreTraining
 
 
@@ -78,7 +78,8 @@ def main():
     tokens = args.batch_size * args.seq_len
     baseline = medians["stock ModernBertForMaskedLM"]
     disc = config
-    print(f"\ndevice={args.device} dtype={args.dtype} attn={args.attn_implementation} threads={torch.get_num_threads()} "
+    print(f"\ndevice={args.device} dtype={args.dtype} attn={args.attn_implementation} "
+          f"threads={torch.get_num_threads()} "
           f"batch={args.batch_size} seq={args.seq_len} discriminator={disc.hidden_size}x{disc.num_hidden_layers} "
           f"generator={disc.generator_hidden_size}x{disc.generator_num_hidden_layers} "
           f"transformers={transformers.__version__} torch={torch.__version__}\n")

@@ -14,15 +14,14 @@ import os
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from nucel.modeling_nucel.modeling_nucel import HEADS, PIPELINE_TAGS
-
-from nucel.run_records import UNDER_TRAINED_NOTE, mark
-from nucel.run_directory import kind_of
-
-from .metadata import HUB_ID, check_metadata
 from nucel.files import is_hub_id
 from nucel.gue import GUE_TASKS, PUBLISHED_GUE_MCC, SCALE
-from nucel.run_records import read_results
+from nucel.modeling_nucel.modeling_nucel import HEADS, PIPELINE_TAGS
+from nucel.run_directory import kind_of
+from nucel.run_records import UNDER_TRAINED_NOTE, mark, read_results
+from nucel.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, label_names_of, load_task
+
+from .metadata import HUB_ID, check_metadata
 
 TAGS = ["biology", "genomics", "dna", "electra", "modernbert"]
 PIPELINE_TAG_BY_CLASS = dict(PIPELINE_TAGS)  # modeling_nucel.HEADS: the head table cards derive from
@@ -51,7 +50,8 @@ def pipeline_tag_for(config):
 def widget_examples(pipeline_tag, mask_token="[MASK]"):
     """Real DNA for the Hub's inference widget; the fill-mask example hides the first A of the TATA box."""
     if pipeline_tag == "fill-mask":
-        return [{"text": PROMOTER[:6] + mask_token + PROMOTER[7:], "example_title": "TATA-box promoter, one base masked"}]
+        return [{"text": PROMOTER[:6] + mask_token + PROMOTER[7:],
+                 "example_title": "TATA-box promoter, one base masked"}]
     return [{"text": PROMOTER, "example_title": "human core promoter (TATA box)"}]
 
 
@@ -101,8 +101,6 @@ def task_examples(finetuning, max_bases=None, count=EXAMPLES_PER_CARD):
                            if is_hub_id(task_dir) else
                            f"the files of the task `{task}` were not found where fine-tuning read them")
         return found
-    from nucel.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, label_names_of, load_task
-
     config = finetuning.get("config") or {}
     try:
         loaded = load_task(task_dir, finetuning.get("label_type"), config.get("sequence_column") or "sequence",

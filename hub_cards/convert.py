@@ -25,22 +25,22 @@ import glob
 import json
 import os
 
+import huggingface_hub
+import torch
+import transformers
+from huggingface_hub.repocard import metadata_load
+from safetensors.torch import load_file
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-
+from nucel.commands import one_line_errors
+from nucel.files import HUB_ID, file_sha256, read_json_object
+from nucel.model_folder import check_config_sizes
+from nucel.modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel
+from nucel.run_directory import check_output_directory, claim_output_directory
 from nucel.run_records import CONVERSION_FILE
-from nucel.files import HUB_ID
-from nucel.model_folder import check_config_sizes  # noqa: E402
-from nucel.modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel  # noqa: E402
-from nucel.tokenization import alphabet  # noqa: E402
-from nucel.tokenization.hf_tokenizers import save_tokenizer  # noqa: E402
-from nucel.files import read_json_object  # noqa: E402
-from nucel.files import file_sha256  # noqa: E402
-from nucel.tokenization.release_vocabulary import read_release_vocabulary, release_tokenizer, release_vocabulary  # noqa: E402
-from nucel.commands import one_line_errors  # noqa: E402
-from nucel.run_directory import check_output_directory, claim_output_directory  # noqa: E402
-from nucel.safe_loading import check_safetensors, load_plain_data  # noqa: E402
+from nucel.safe_loading import check_safetensors, load_plain_data
+from nucel.tokenization import alphabet
+from nucel.tokenization.hf_tokenizers import save_tokenizer
+from nucel.tokenization.release_vocabulary import read_release_vocabulary, release_tokenizer, release_vocabulary
 
 RELEASE = "FreakingPotato/NucEL"
 # What is fetched of a Hub repository: configs, weights, vocabulary and the card (for its license); never code.
@@ -71,15 +71,13 @@ def locate_source(source, cache_dir=None, subfolder=None):
         return source, None
     if not HUB_ID.match(source):
         raise ValueError(f"SOURCE {source}: neither a folder nor a Hub id (ORG/NAME)")
-    import huggingface_hub  # noqa: PLC0415
-
     offline = huggingface_hub.constants.HF_HUB_OFFLINE
     try:
         patterns = SOURCE_FILES + ([f"{subfolder.strip('/')}/{pattern}" for pattern in SOURCE_FILES] if subfolder
                                    else [])
         folder = huggingface_hub.snapshot_download(source, cache_dir=cache_dir, allow_patterns=patterns,
                                                    local_files_only=offline)
-    except Exception as failure:  # not cached, no network, no such repository: one line either way
+    except Exception as failure:  # noqa: BLE001  (not cached, no network, no such repository: one line either way)
         first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
         where = "the local Hugging Face cache (offline)" if offline else "the Hub"
         raise ValueError(f"SOURCE {source}: not found in {where}: {first}; on a machine online, "
@@ -129,8 +127,6 @@ def weight_files(folder):
 
 def read_weights(files):
     """name -> tensor of every file. A .bin loads with weights_only=True: tensors only, no pickled code."""
-    from safetensors.torch import load_file  # noqa: PLC0415
-
     state = {}
     for path in files:
         if path.endswith(".safetensors"):
@@ -153,11 +149,9 @@ def read_license(folder):
     card = os.path.join(folder, "README.md")
     metadata = {}
     if os.path.isfile(card):
-        from huggingface_hub.repocard import metadata_load  # noqa: PLC0415
-
         try:
             metadata = metadata_load(card) or {}
-        except Exception:  # a card without valid front matter states no license  # noqa: BLE001
+        except Exception:  # noqa: BLE001  (a card without valid front matter states no license)
             metadata = {}
     return {key: metadata.get(key) if isinstance(metadata.get(key), str) else None
             for key in ("license", "license_name", "license_link")}

@@ -12,7 +12,8 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from nucel.files import HUB_ID
 
-PIPELINE_TAGS = frozenset({
+# Every pipeline tag the Hub knows (not the tags of NucEL's heads: modeling_nucel.PIPELINE_TAGS).
+HUB_PIPELINE_TAGS = frozenset({
     "text-classification", "token-classification", "table-question-answering", "question-answering",
     "zero-shot-classification", "translation", "summarization", "feature-extraction", "text-generation",
     "text2text-generation", "fill-mask", "sentence-similarity", "text-ranking", "text-to-speech", "text-to-audio",
@@ -98,7 +99,7 @@ def _check_model_index(model_index):
                 problems.append(f"{at}: expected a mapping of task, dataset and metrics")
                 continue
             task, dataset, metrics = result.get("task"), result.get("dataset"), result.get("metrics")
-            if not isinstance(task, dict) or task.get("type") not in PIPELINE_TAGS:
+            if not isinstance(task, dict) or task.get("type") not in HUB_PIPELINE_TAGS:
                 problems.append(f"{at}.task.type: expected a Hub task id (a pipeline tag), got "
                                 f"{(task or {}).get('type') if isinstance(task, dict) else task!r}")
             if not isinstance(dataset, dict):
@@ -139,7 +140,7 @@ def metadata_problems(metadata, mask_token="[MASK]"):
     if "library_name" in metadata and (not isinstance(metadata["library_name"], str) or not metadata["library_name"]):
         problems.append("library_name: expected a non-empty string")
     tag = metadata.get("pipeline_tag")
-    if tag is not None and tag not in PIPELINE_TAGS:
+    if tag is not None and tag not in HUB_PIPELINE_TAGS:
         problems.append(f"pipeline_tag: {tag!r} is not a Hub pipeline tag")
     licence = metadata.get("license")
     if licence is not None:

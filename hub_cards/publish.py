@@ -1,9 +1,9 @@
 """Assemble a Hub-ready folder from a NucEL model folder, prove it loads in a fresh process, then (optionally) push.
 
-    python training/publish.py --model runs/demo/discriminator --output-dir runs/demo/hub \
+    nucel-publish --model runs/demo/discriminator --output-dir runs/demo/hub \
         --results runs/demo/finetune/prom_core_tata/runs_demo_discriminator/results.json
-    python training/publish.py --model runs/ft/tata/model --output-dir runs/ft/tata/hub --repo-id org/nucel-tata --push
-    python training/publish.py --model runs/ft/tata/model --output-dir runs/ft/tata/hub-stock --format modernbert
+    nucel-publish --model runs/ft/tata/model --output-dir runs/ft/tata/hub --repo-id org/nucel-tata --push
+    nucel-publish --model runs/ft/tata/model --output-dir runs/ft/tata/hub-stock --format modernbert
 
 --format nucel (default): model.safetensors, config.json (auto_map for every head) and the remote-code .py files;
 every NucEL head, loaded with trust_remote_code=True. --format modernbert: transformers' own ModernBERT classes
@@ -30,23 +30,22 @@ import huggingface_hub
 from transformers import PreTrainedTokenizerFast
 
 from nucel import modeling_nucel
+from nucel.commands import one_line_errors
+from nucel.files import HUB_ID, file_sha256
+from nucel.fresh_process import run_isolated
 from nucel.hub_cards import render_card
 from nucel.hub_cards.card import AUTO_CLASS_BY_TAG, grid_baselines
-from nucel.run_records import CONVERSION_FILE, read_conversion, read_json, read_pretraining_summary, read_results
-from nucel.files import HUB_ID
+from nucel.model_folder import no_config, resolve_model
 from nucel.modeling_nucel import NucELConfig
 from nucel.modeling_nucel.configuration_nucel import NUCEL_ONLY_FIELDS
 from nucel.modeling_nucel.modeling_nucel import MODERNBERT_CLASSES, follow_umask
-from nucel.tokenization import tokenization_kmer
-from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer
-from nucel.commands import one_line_errors
-from nucel.fresh_process import run_isolated
-from nucel.files import file_sha256
-from nucel.model_folder import no_config, resolve_model
 from nucel.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
-from nucel.run_directory import MARKER, LOCK, check_output_directory, claim_output_directory, kind_of, read_marker
+from nucel.run_directory import LOCK, MARKER, check_output_directory, claim_output_directory, kind_of, read_marker
+from nucel.run_records import CONVERSION_FILE, read_conversion, read_json, read_pretraining_summary, read_results
 from nucel.safe_loading import check_weight_files
 from nucel.safe_saving import outside_allow_lists, private_content, rebuild_model_config
+from nucel.tokenization import tokenization_kmer
+from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, save_tokenizer
 
 # Run in a fresh interpreter: this repository's packages are unimportable there, so only the folder's own files
 # (remote code) can make it load. Prints one JSON line describing what loaded and what the pipeline returned.
@@ -195,7 +194,8 @@ def conversion_context(model_dir, license_id, finetuning=None):
             raise ValueError(f"--model {model_dir}: holds weights converted by nucel-convert ({origin}) but no "
                              f"{CONVERSION_FILE}, which carries their source's license; pass --license with the "
                              "license its authors give the weights")
-        if license_id is None and any(not filecmp.cmp(found, REPOSITORY_LICENSE, shallow=False) for found in license_files(model_dir)):
+        foreign = any(not filecmp.cmp(found, REPOSITORY_LICENSE, shallow=False) for found in license_files(model_dir))
+        if license_id is None and foreign:
             raise ValueError(f"--model {model_dir}: holds a LICENSE that is not this package's MIT license; pass "
                              "--license with the license it states")
         return None, license_id or "mit"
@@ -342,7 +342,7 @@ def push(folder, repo_id, private, files):
     this run wrote) of the folder."""
     try:
         huggingface_hub.ModelCard.load(os.path.join(folder, "README.md")).validate()
-    except Exception as failure:  # the Hub's verdict, or no network: either way nothing is uploaded
+    except Exception as failure:  # noqa: BLE001  (the Hub's verdict, or no network: either way nothing is uploaded)
         first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
         raise ValueError(f"--push to {repo_id}: the Hub's card validation failed: {first}") from None
     try:
@@ -350,7 +350,7 @@ def push(folder, repo_id, private, files):
         return huggingface_hub.upload_folder(folder_path=folder, repo_id=repo_id,
                                              commit_message="Upload NucEL model with nucel-publish",
                                              allow_patterns=list(files), ignore_patterns=[MARKER, LOCK])
-    except Exception as failure:  # network, auth and Hub errors all end the same way: one line, no traceback
+    except Exception as failure:  # noqa: BLE001  (network, auth and Hub errors all end as one line, no traceback)
         first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
         raise ValueError(f"--push to {repo_id} failed: {first}") from None
 
@@ -409,3 +409,7 @@ def publish(args, *inputs):
 
 
 cli = one_line_errors(main)
+
+
+if __name__ == "__main__":
+    cli()

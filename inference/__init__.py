@@ -1,4 +1,9 @@
-"""Using a trained NucEL model: embeddings of any length (`embed`) and zero-shot variant scores (`variants`).
+"""Using a trained NucEL model: embeddings of any length (`embed`), zero-shot variant scores (`variants`, with VCF
+in and out in `vcf`) and interpretation (`interpret`).
 
 Reads saved model folders only (never a training run's internals) and runs no code from them.
 """
+
+from nucel.run_directory import register_run_kind
+
+register_run_kind("interpret", "an interpretation run")

@@ -18,24 +18,24 @@ import argparse
 import os
 import sys
 import time
+from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from numpy.lib.format import open_memmap
+from tqdm.auto import tqdm
 
-
-from nucel.inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
-from nucel.model_folder import load
-from nucel.model_folder import (  # noqa: E402
+from nucel.commands import one_line_errors
+from nucel.inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts, reference_files
+from nucel.inference.tiling import tile
+from nucel.inference.windows import check_layer, check_window, is_final_layer, whole_number
+from nucel.model_folder import (
     add_runtime_arguments,
     add_trust_argument,
     check_batch_size,
+    load,
 )
-from nucel.inference.tiling import tile  # noqa: E402
-from nucel.inference.windows import check_layer, check_window, is_final_layer, whole_number
-from nucel.tokenization.token_layout import TokenLayout
-from nucel.tokenization.encoding import reverse_complement  # noqa: E402
-from nucel.commands import one_line_errors  # noqa: E402
-from nucel.outputs import (  # noqa: E402
+from nucel.outputs import (
     check_distinct,
     clean_leftovers,
     commit,
@@ -43,6 +43,9 @@ from nucel.outputs import (  # noqa: E402
     reserve,
     temporary_path,
 )
+from nucel.tokenization.alphabet import VOCABULARY
+from nucel.tokenization.encoding import reverse_complement
+from nucel.tokenization.token_layout import TokenLayout
 
 DEFAULT_OVERLAP = 128
 
@@ -56,8 +59,9 @@ class Embedder:
     model's token ids (`from_pretrained` reads them off the folder's tokenizer; default: this package's alphabet).
     """
 
-    def __init__(self, encoder, window=None, overlap=DEFAULT_OVERLAP, layer=-1, reverse_complement_average=False,
-                 batch_size=16, layout=None):
+    def __init__(self, encoder: torch.nn.Module, window: Optional[int] = None, overlap: int = DEFAULT_OVERLAP,
+                 layer: int = -1, reverse_complement_average: bool = False, batch_size: int = 16,
+                 layout: Optional[TokenLayout] = None) -> None:
         config = encoder.config
         self.encoder = encoder.eval()
         self.layout = layout or TokenLayout.for_config(config)
@@ -71,18 +75,19 @@ class Embedder:
         self.hidden_size = config.hidden_size
 
     @classmethod
-    def from_pretrained(cls, model, device="auto", dtype="auto", trust_remote_code=False, **options):
+    def from_pretrained(cls, model: str, device: Union[str, torch.device] = "auto", dtype: str = "auto",
+                        trust_remote_code: bool = False, **options) -> "Embedder":
         """From a NucEL export or a pretraining run folder (its discriminator), a stock ModernBERT export, a cached
         Hub id, or another single-nucleotide DNA model's folder (its own code only with `trust_remote_code`)."""
         loaded = load(model, ("encoder",), device, dtype, trust_remote_code=trust_remote_code)
         return cls(loaded["encoder"], layout=loaded.layout, **options)
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
         return next(self.encoder.parameters()).device
 
     @torch.no_grad()
-    def encode_pieces(self, pieces):
+    def encode_pieces(self, pieces: Sequence[np.ndarray]) -> list:
         """Per-base states (length, hidden) float32 of each piece, read as one window (`TokenLayout.batch`)."""
         rows = list(pieces)
         if self.reverse_complement_average:
@@ -117,7 +122,8 @@ class Embedder:
         if pending:
             yield from run()
 
-    def embed_into(self, records, lengths, out, per_base=False, progress=None):
+    def embed_into(self, records: Iterable, lengths: Sequence[int], out: np.ndarray, per_base: bool = False,
+                   progress=None) -> np.ndarray:
         """Fill `out` (zeros; per record: (records, hidden); per base: (sum of lengths, hidden), records one after
         another) from `records` ((name, uint8 ids) with no empty or N-only record when pooling)."""
         offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -137,7 +143,7 @@ class Embedder:
                 progress.update(float(window.weights.sum()))
         return out
 
-    def embed(self, sequences, per_base=False):
+    def embed(self, sequences: Union[str, Sequence[str]], per_base: bool = False) -> Union[np.ndarray, list]:
         """Python use: one str -> (hidden,) (or (length, hidden) per base); a list -> (n, hidden) (or a list)."""
         single = isinstance(sequences, str)
         source = SequenceTexts([sequences] if single else list(sequences))
@@ -198,8 +204,8 @@ def write_parquet(path, rows, infos, per_base, source, block=65536):
     base, embedding (per base), streamed in row groups. BED records also get chrom, start, end, strand (their BED
     line, as in write_ids) and, per base, genome_position (0-based, like position: start + position, or for strand
     '-' end - 1 - position)."""
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.parquet as pq  # noqa: PLC0415
+    import pyarrow as pa  # noqa: PLC0415  (heavy: only a .parquet output needs it)
+    import pyarrow.parquet as pq  # noqa: PLC0415  (heavy: only a .parquet output needs it)
 
     hidden = rows.shape[1]
     vector = pa.list_(pa.float32(), hidden)
@@ -218,8 +224,6 @@ def write_parquet(path, rows, infos, per_base, source, block=65536):
         return
     schema = pa.schema([("id", pa.string()), ("position", pa.int64()), ("base", pa.string()),
                         *((*region_types, ("genome_position", pa.int64())) if regions else ()), ("embedding", vector)])
-    from nucel.tokenization.alphabet import VOCABULARY  # noqa: PLC0415
-
     letters = np.array([token if len(token) == 1 else "?" for token in VOCABULARY])
     with pq.ParquetWriter(path, schema) as writer:
         offset = 0
@@ -245,9 +249,6 @@ def write_parquet(path, rows, infos, per_base, source, block=65536):
 
 def embed_to_file(embedder, source, output, fmt="npy", per_base=False, quiet=False, log=print):
     """Embed every record of `source` into `output` (see the module docstring); returns a summary dict."""
-    from numpy.lib.format import open_memmap  # noqa: PLC0415
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
     main_path, ids_path = output_paths(output, fmt)
     infos = source.describe()
     seen = {}

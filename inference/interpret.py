@@ -44,14 +44,19 @@ import time
 
 import numpy as np
 
-
-from nucel.inference.inputs import BedRegions, FastaRecords, SequenceTexts, reference_files  # noqa: E402
-from nucel.inference.interpretation import plots  # noqa: E402
-from nucel.inference.interpretation.attention import attention_maps  # noqa: E402
-from nucel.inference.interpretation.coordinates import BASE_COLUMNS, REGION_COLUMNS, base_fields, region_fields, \
-    region_label  # noqa: E402
-from nucel.inference.interpretation.motif_files import ALL_TAXA, read_motifs, select_taxon  # noqa: E402
-from nucel.inference.interpretation.motif_match import (  # noqa: E402
+from nucel.commands import one_line_errors
+from nucel.inference.inputs import BedRegions, FastaRecords, SequenceTexts, reference_files
+from nucel.inference.interpretation import plots
+from nucel.inference.interpretation.attention import attention_maps
+from nucel.inference.interpretation.coordinates import (
+    BASE_COLUMNS,
+    REGION_COLUMNS,
+    base_fields,
+    region_fields,
+    region_label,
+)
+from nucel.inference.interpretation.motif_files import ALL_TAXA, read_motifs, select_taxon
+from nucel.inference.interpretation.motif_match import (
     MAX_EVALUE,
     describe_match,
     important_segments,
@@ -59,20 +64,19 @@ from nucel.inference.interpretation.motif_match import (  # noqa: E402
     match_row,
     match_segments,
 )
-from nucel.inference.interpretation.mutagenesis import VALUES, SaturationMutagenesis  # noqa: E402
-from nucel.inference.interpretation.pwm import hit_columns, hit_row, scan, scan_tests, score_motifs  # noqa: E402
-from nucel.inference.interpretation.report import write_report  # noqa: E402
-from nucel.model_folder import load
-from nucel.model_folder import (  # noqa: E402
+from nucel.inference.interpretation.mutagenesis import VALUES, SaturationMutagenesis
+from nucel.inference.interpretation.pwm import hit_columns, hit_row, scan, scan_tests, score_motifs
+from nucel.inference.interpretation.report import write_report
+from nucel.inference.windows import check_sequence_length
+from nucel.model_folder import (
     HEAD_CLASSES,
     add_runtime_arguments,
+    load,
 )
-from nucel.inference.windows import check_sequence_length
-from nucel.tokenization.alphabet import BASES  # noqa: E402
-from nucel.tokenization.encoding import decode_bases  # noqa: E402
-from nucel.commands import one_line_errors  # noqa: E402
-from nucel.outputs import check_distinct  # noqa: E402
-from nucel.run_directory import claim_output_directory  # noqa: E402
+from nucel.outputs import check_distinct
+from nucel.run_directory import claim_output_directory
+from nucel.tokenization.alphabet import BASES
+from nucel.tokenization.encoding import decode_bases
 
 HEAD_CHOICES = ("auto", *HEAD_CLASSES, "none")
 

@@ -11,6 +11,7 @@ its reverse complement, so averaging the two strands (`reverse_complement_averag
 
 import math
 from dataclasses import dataclass
+from typing import List, Tuple
 
 import numpy as np
 
@@ -22,7 +23,7 @@ class Window:
     weights: np.ndarray  # (end - start,) float32: this window's share of each base; the shares of a base sum to 1
 
 
-def window_starts(length, window, overlap):
+def window_starts(length: int, window: int, overlap: int) -> List[Tuple[int, int]]:
     """(start, end) of each window: the fewest windows of at most `window` bases that overlap by at least
     `overlap`, spread evenly and mirror-symmetrically over `length` bases."""
     if length <= window:
@@ -44,7 +45,7 @@ def window_starts(length, window, overlap):
     return spans
 
 
-def tile(length, window, overlap):
+def tile(length: int, window: int, overlap: int) -> List[Window]:
     """The windows of a `length`-base sequence, with the share each window takes of each of its bases."""
     spans = window_starts(length, window, overlap)
     tiles = []

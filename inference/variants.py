@@ -3,73 +3,154 @@
     nucel-score-variants --model runs/demo --vcf variants.vcf.gz --reference genome.fa.gz --output scores.tsv
     python -m nucel.inference.variants ...   (the same command)
 
-Every SNV gets three scores, each the mean of the plus- and minus-strand readings, in a window centred on the
-variant ((--window - 1) // 2 bases each side; shifted inward at a sequence's ends, never past them):
-
-- generator_llr: the generator's log p(alt) - log p(ref) with the site masked, over A/C/G/T only
-  (negative: the model finds the alternative allele less likely in this context);
-- discriminator_site: the discriminator's replaced-token logit at the site with alt in place, minus the same
-  with ref (positive: alt looks wrong here), and discriminator_window: that change summed over the window;
-- embedding_cosine_distance: 1 - cosine similarity of the ref and alt windows' mean embeddings.
+Every SNV gets each score the model's parts allow, each the mean of the plus- and minus-strand readings, in a
+window centred on the variant ((--window - 1) // 2 bases each side; shifted inward at a sequence's ends, never
+past them). A score is one class in the table SCORES: its TSV column, VCF INFO key and description, which sign is
+disruptive, the model part it reads and how it is computed from that part's outputs at the site. The TSV columns,
+the VCF INFO fields, the AUROC orientation and the list at the end of --help all read that table; a fifth score
+is one more class there.
 
 Multi-allelic records are split, one row per ALT. Indels, MNVs, symbolic alleles, non-ACGT alleles and REF
 that does not match the reference get a row with empty scores and a `status` saying why; a summary counts
-each status. An unknown CHROM stops the run with one line naming it.
+each status. An unknown CHROM stops the run with one line naming it. Reading and writing VCF: inference/vcf.py.
 """
 
 import argparse
 import csv
-import gzip
-import math
 import os
-import shutil
 import sys
-import tempfile
 import time
-import zlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-
-from nucel.inference.inputs import reference_files  # noqa: E402
-from nucel.model_folder import (  # noqa: E402
+from nucel.commands import one_line_errors
+from nucel.inference.inputs import reference_files
+from nucel.inference.vcf import (
+    STATUS_INFO,
+    annotated_header,
+    annotated_line,
+    check_contig_lengths,
+    format_score,
+    open_annotated,
+    open_vcf,
+    vcf_records,
+)
+from nucel.inference.windows import check_window
+from nucel.model_folder import (
     add_runtime_arguments,
     add_trust_argument,
     check_batch_size,
-    load_detector,
-    load_head,
-    pick_device,
-    pick_dtype,
-    resolve_folders,
+    load,
 )
-from nucel.inference.windows import check_window
+from nucel.outputs import check_distinct, clean_leftovers, commit, temporary_path
+from nucel.tokenization import alphabet
+from nucel.tokenization.encoding import reverse_complement
+from nucel.tokenization.reference import ReferenceGenome
 from nucel.tokenization.token_layout import TokenLayout
-from nucel.tokenization import alphabet  # noqa: E402
-from nucel.tokenization.encoding import reverse_complement  # noqa: E402
-from nucel.tokenization.reference import ReferenceGenome, compression  # noqa: E402
-from nucel.commands import one_line_errors  # noqa: E402
-from nucel.outputs import check_distinct, clean_leftovers, commit, temporary_path  # noqa: E402
 
-SCORES = ("generator_llr", "discriminator_site", "discriminator_window", "embedding_cosine_distance")
-INFO_FIELDS = {
-    "generator_llr": ("NUCEL_LLR", "NucEL generator log p(alt) - log p(ref) at the masked site, mean of both strands"),
-    "discriminator_site": ("NUCEL_DISC", "NucEL discriminator replaced-token logit at the site, alt minus ref, "
-                                         "mean of both strands"),
-    "discriminator_window": ("NUCEL_DISC_WINDOW", "NucEL discriminator logit change summed over the window, alt "
-                                                  "minus ref, mean of both strands"),
-    "embedding_cosine_distance": ("NUCEL_EMB_DIST", "NucEL cosine distance of ref and alt window embeddings, mean "
-                                                    "of both strands"),
-}
-STATUS_INFO = ("NUCEL_STATUS", "NucEL scoring status of each ALT: ok, or why it was not scored")
-# Higher = more disruptive, for AUROC/AUPRC against labels (1 = the variants you expect to matter).
-DISRUPTION_SIGN = {"generator_llr": -1.0, "discriminator_site": 1.0, "discriminator_window": 1.0,
-                   "embedding_cosine_distance": 1.0}
 DEFAULT_WINDOW = None  # 1,024 bases, or what the model reads when that is less
 ACGT = "ACGT"
+COLUMN = {token: i for i, token in enumerate(alphabet.NUCLEOTIDE_IDS)}  # a base's token id -> its log-prob column
+
+
+# ---------------------------------------------------------------------------------------------------- the scores
+@dataclass
+class Reading:
+    """What the model's parts said about one allele on one strand: what every score's `compute` reads. A part the
+    scorer does not have leaves its fields None (the scores that read them are then not computed)."""
+
+    offset: int  # the site in the window
+    ref: int  # token ids of the reference and the alternative base, on this strand
+    alt: int
+    log_probs: np.ndarray | None = None  # generator: log p over A, C, G, T at the masked site, (4,)
+    ref_logits: np.ndarray | None = None  # discriminator: replaced-token logits over the window's bases with ref,
+    alt_logits: np.ndarray | None = None  # and with alt in place
+    ref_embedding: np.ndarray | None = None  # discriminator's encoder: mean embedding of the window with ref,
+    alt_embedding: np.ndarray | None = None  # and with alt in place
+
+
+class VariantScore:
+    """One score of an SNV: `name` (its TSV column), `info_key` and `description` (its VCF INFO field),
+    `disruption_sign` (times the score gives higher = more disruptive, for AUROC/AUPRC against labels), `part`
+    (the model part it reads: generator, detector = the discriminator with its replaced-token head, backbone = the
+    discriminator's encoder) and `compute`, one strand's reading -> the score on that strand."""
+
+    name: str
+    info_key: str
+    description: str
+    disruption_sign: float
+    part: str
+
+    def compute(self, reading: Reading) -> float:
+        raise NotImplementedError
+
+
+class GeneratorLLR(VariantScore):
+    """The generator's log p(alt) - log p(ref) with the site masked, over A/C/G/T only (negative: the model finds
+    the alternative allele less likely in this context)."""
+
+    name = "generator_llr"
+    info_key = "NUCEL_LLR"
+    description = "NucEL generator log p(alt) - log p(ref) at the masked site, mean of both strands"
+    disruption_sign = -1.0
+    part = "generator"
+
+    def compute(self, reading: Reading) -> float:
+        return float(reading.log_probs[COLUMN[reading.alt]] - reading.log_probs[COLUMN[reading.ref]])
+
+
+class DiscriminatorSite(VariantScore):
+    """The discriminator's replaced-token logit at the site with alt in place, minus the same with ref (positive:
+    alt looks wrong here)."""
+
+    name = "discriminator_site"
+    info_key = "NUCEL_DISC"
+    description = "NucEL discriminator replaced-token logit at the site, alt minus ref, mean of both strands"
+    disruption_sign = 1.0
+    part = "detector"
+
+    def compute(self, reading: Reading) -> float:
+        return float(reading.alt_logits[reading.offset] - reading.ref_logits[reading.offset])
+
+
+class DiscriminatorWindow(VariantScore):
+    """That change of the replaced-token logits summed over the whole window (positive: alt makes the window look
+    edited)."""
+
+    name = "discriminator_window"
+    info_key = "NUCEL_DISC_WINDOW"
+    description = "NucEL discriminator logit change summed over the window, alt minus ref, mean of both strands"
+    disruption_sign = 1.0
+    part = "detector"
+
+    def compute(self, reading: Reading) -> float:
+        return float((reading.alt_logits - reading.ref_logits).sum())
+
+
+class EmbeddingCosineDistance(VariantScore):
+    """1 - cosine similarity of the ref and alt windows' mean embeddings (large: alt changes what the encoder
+    makes of the window)."""
+
+    name = "embedding_cosine_distance"
+    info_key = "NUCEL_EMB_DIST"
+    description = "NucEL cosine distance of ref and alt window embeddings, mean of both strands"
+    disruption_sign = 1.0
+    part = "backbone"
+
+    def compute(self, reading: Reading) -> float:
+        ref, alt = reading.ref_embedding, reading.alt_embedding
+        return 1.0 - float(ref @ alt / (np.linalg.norm(ref) * np.linalg.norm(alt)))
+
+
+# In this order: the TSV's columns, the VCF's INFO fields, the AUROC lines.
+SCORES = {score.name: score for score in (GeneratorLLR(), DiscriminatorSite(), DiscriminatorWindow(),
+                                          EmbeddingCosineDistance())}
 
 
 @dataclass
@@ -133,53 +214,44 @@ def site_window(reference, chrom, pos0, window):
 class VariantScorer:
     """Scores SNVs with whichever parts a NucEL export holds: the generator (generator_llr), the discriminator
     with its replaced-token head (discriminator_site, discriminator_window) and its backbone
-    (embedding_cosine_distance)."""
+    (embedding_cosine_distance). `available`: the names of the scores of SCORES whose part it has, in table order;
+    `missing`: {name: why not} for the others."""
 
-    def __init__(self, generator=None, detector=None, backbone=None, window=DEFAULT_WINDOW, batch_size=32,
-                 layout=None):
-        parts = [p for p in (generator, detector, backbone) if p is not None]
+    def __init__(self, generator: nn.Module | None = None, detector: nn.Module | None = None,
+                 backbone: nn.Module | None = None, window: int | None = DEFAULT_WINDOW, batch_size: int = 32,
+                 layout: TokenLayout | None = None) -> None:
+        given = {"generator": generator, "detector": detector, "backbone": backbone}
+        parts = [p for p in given.values() if p is not None]
         if not parts:
             raise ValueError("nothing to score with: no generator and no discriminator")
         self.generator, self.detector, self.backbone = generator, detector, backbone
         self.layout = layout or TokenLayout.for_config(parts[0].config)
         self.window = min(check_window(window, part.config, layout=self.layout) for part in parts)
         self.batch_size = check_batch_size(batch_size)
-        self.missing = {}
-        if generator is None:
-            self.missing["generator_llr"] = "no generator export (pass --generator FOLDER)"
-        if detector is None:
-            reason = ("the discriminator export has no replaced-token head (exported before the head was kept: "
-                      "re-export with `training/pretrain.py ... --resume`)" if backbone is not None
-                      else "no discriminator export")
-            self.missing["discriminator_site"] = self.missing["discriminator_window"] = reason
-        if backbone is None:
-            self.missing["embedding_cosine_distance"] = "no discriminator export"
-        self.available = [score for score in SCORES if score not in self.missing]
+        absent = {
+            "generator": "no generator export (pass --generator FOLDER)",
+            "detector": ("the discriminator export has no replaced-token head (exported before the head was kept: "
+                         "re-export with `training/pretrain.py ... --resume`)" if backbone is not None
+                         else "no discriminator export"),
+            "backbone": "no discriminator export",
+        }
+        # {score name: why not} for the scores whose part is missing; `available`: the others, in SCORES order
+        self.missing = {name: absent[score.part] for name, score in SCORES.items() if given[score.part] is None}
+        self.available = [name for name in SCORES if name not in self.missing]
 
     @classmethod
-    def from_pretrained(cls, model, generator=None, device="auto", dtype="auto", window=DEFAULT_WINDOW,
-                        batch_size=32, trust_remote_code=False):
+    def from_pretrained(cls, model: str, generator: str | None = None, device: str = "auto", dtype: str = "auto",
+                        window: int | None = DEFAULT_WINDOW, batch_size: int = 32,
+                        trust_remote_code: bool = False) -> "VariantScorer":
         """From a NucEL pretraining run folder or export(s); or another model: a stock ModernBERT export or any
         single-nucleotide masked LM (generator_llr) or encoder (embedding_cosine_distance), a folder or a cached
         Hub id, its own code only with `trust_remote_code`."""
-        folders = resolve_folders(model, generator)
-        device = pick_device(device)
-        dtype = pick_dtype(dtype, device)
-        generator_model = load_head(folders.generator, "generator", device, dtype,
-                                    "--generator" if generator else "--model", "generator_llr", trust_remote_code) \
-            if folders.generator else None
-        detector, backbone = load_detector(folders.discriminator, device, dtype, trust_remote_code=trust_remote_code) \
-            if folders.discriminator else (None, None)
-        layouts = {folder: TokenLayout.from_folder(folder, part.config, trust_remote_code) for folder, part in
-                   ((folders.generator, generator_model), (folders.discriminator, backbone)) if part is not None}
-        layout, *others = layouts.values()
-        if any(other != layout for other in others):
-            raise ValueError(f"--generator {folders.generator}: its tokenizer's ids differ from those of "
-                             f"{folders.discriminator}; score with a generator and discriminator of one vocabulary")
-        return cls(generator_model, detector, backbone, window, batch_size, layout)
+        loaded = load(model, ("generator", "detector"), device, dtype, generator=generator,
+                      trust_remote_code=trust_remote_code, needs={"generator": "generator_llr"})
+        return cls(loaded["generator"], loaded["detector"], loaded["encoder"], window, batch_size, loaded.layout)
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
         return next((self.generator or self.backbone).parameters()).device
 
     def _rows(self, run, pieces):
@@ -228,23 +300,22 @@ class VariantScorer:
 
         return self._rows(run, pieces)
 
-    def score_sites(self, sites):
-        """Fill `scores` of every allele of `sites`."""
+    def _readings(self, sites):
+        """{id(allele): [Reading on the plus strand, Reading on the minus strand]} of every allele of `sites`, from
+        whichever parts the scorer has."""
         strands = []  # (site, strand ids, offset, ref id, alt ids) for plus then minus
         for site in sites:
             strands.append((site, site.ids, site.offset, site.ref, site.alts))
             complement = alphabet.COMPLEMENT_ID
             strands.append((site, reverse_complement(site.ids), len(site.ids) - 1 - site.offset,
                             int(complement[site.ref]), [int(complement[alt]) for alt in site.alts]))
-        readings = {id(allele): {score: [] for score in self.available}
-                    for site in sites for allele in site.alleles}
-        column = {token: i for i, token in enumerate(alphabet.NUCLEOTIDE_IDS)}
+        per_strand = [[Reading(offset, ref, alt) for alt in alts] for _, _, offset, ref, alts in strands]
 
         if self.generator is not None:
             log_probs = self._masked_log_probs([(ids, offset) for _, ids, offset, _, _ in strands])
-            for (site, _, _, ref, alts), lp in zip(strands, log_probs):
-                for allele, alt in zip(site.alleles, alts):
-                    readings[id(allele)]["generator_llr"].append(float(lp[column[alt]] - lp[column[ref]]))
+            for readings, lp in zip(per_strand, log_probs):
+                for reading in readings:
+                    reading.log_probs = lp
 
         if self.backbone is not None:
             pieces = []
@@ -255,28 +326,35 @@ class VariantScorer:
                     changed[offset] = alt
                     pieces.append(changed)
             results = iter(self._detect(pieces))
-            for site, _, offset, _, alts in strands:
+            for readings in per_strand:
                 ref_logits, ref_mean = next(results)
-                for allele in site.alleles:
-                    alt_logits, alt_mean = next(results)
-                    reading = readings[id(allele)]
-                    if ref_logits is not None:
-                        reading["discriminator_site"].append(float(alt_logits[offset] - ref_logits[offset]))
-                        reading["discriminator_window"].append(float((alt_logits - ref_logits).sum()))
-                    cosine = float(ref_mean @ alt_mean / (np.linalg.norm(ref_mean) * np.linalg.norm(alt_mean)))
-                    reading["embedding_cosine_distance"].append(1.0 - cosine)
+                for reading in readings:
+                    reading.alt_logits, reading.alt_embedding = next(results)
+                    reading.ref_logits, reading.ref_embedding = ref_logits, ref_mean
 
+        by_allele = {}
+        for (site, *_), readings in zip(strands, per_strand):
+            for allele, reading in zip(site.alleles, readings):
+                by_allele.setdefault(id(allele), []).append(reading)
+        return by_allele
+
+    def score_sites(self, sites: list[Site]) -> None:
+        """Fill `scores` of every allele of `sites`: each available score of SCORES, the mean of its two strands."""
+        readings = self._readings(sites)
+        scores = [SCORES[name] for name in self.available]
         for site in sites:
             for allele in site.alleles:
-                allele.scores = {score: sum(values) / len(values) for score, values in readings[id(allele)].items()}
+                strands = readings[id(allele)]
+                allele.scores = {score.name: sum([score.compute(reading) for reading in strands]) / len(strands)
+                                 for score in scores}
 
-    def score(self, reference, variants):
+    def score(self, reference: ReferenceGenome, variants: Iterable[tuple[str, int, str, str]]) -> list[Allele]:
         """Python use: `variants` as (chrom, 1-based pos, ref, alt) -> Allele rows with `status` and `scores`."""
         alleles = [Allele(chrom, int(pos), ".", ref, alt, "") for chrom, pos, ref, alt in variants]
         self.score_alleles(reference, alleles)
         return alleles
 
-    def score_alleles(self, reference, alleles):
+    def score_alleles(self, reference: ReferenceGenome, alleles: list[Allele]) -> None:
         """Set `status` (and `scores` where ok) of each allele; alleles at one position share a window."""
         sites = {}
         for allele in alleles:
@@ -303,96 +381,7 @@ class VariantScorer:
             self.score_sites(batch)
 
 
-# ------------------------------------------------------------------------------------------------ VCF in and out
-def open_vcf(path):
-    """The VCF (plain, bgzip or BCF) as a pysam.VariantFile. A plain-gzip VCF (gzip, not bgzip: common, and
-    htslib cannot read it) is read from a decompressed copy in the temporary folder, removed as soon as it is open."""
-    import pysam  # noqa: PLC0415
-
-    if not os.path.isfile(path):
-        raise ValueError(f"--vcf {path}: not found")
-    source = decompressed_copy(path) if compression(path) == "gzip" else path
-    previous = pysam.set_verbosity(0)  # htslib warns once per contig a VCF header does not declare
-    try:
-        return pysam.VariantFile(source)
-    except (OSError, ValueError) as failure:
-        raise ValueError(f"--vcf {path}: not a readable VCF ({failure})") from None
-    finally:
-        pysam.set_verbosity(previous)
-        if source != path:
-            os.remove(source)  # the open file stays readable until closed; nothing is left behind
-
-
-def decompressed_copy(path):
-    """A plain-gzip file decompressed into a new temporary file; its path."""
-    handle, copy = tempfile.mkstemp(prefix="nucel-", suffix=".vcf")
-    try:
-        with os.fdopen(handle, "wb") as out, gzip.open(path, "rb") as compressed:
-            shutil.copyfileobj(compressed, out, 1 << 20)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as failure:
-        os.remove(copy)
-        raise ValueError(f"--vcf {path}: a corrupt or truncated gzip file ({failure})") from None
-    except OSError as failure:  # the temporary folder is full or unwritable
-        os.remove(copy)
-        raise ValueError(f"--vcf {path}: plain gzip (not bgzip), and it could not be decompressed into "
-                         f"{os.path.dirname(copy)} ({failure}); set TMPDIR, or bgzip the VCF") from None
-    return copy
-
-
-def vcf_records(vcf, path):
-    """(record text line, [Allele per ALT]) of every record."""
-    import pysam  # noqa: PLC0415
-
-    previous, read = pysam.set_verbosity(0), 0
-    try:
-        for record in vcf:
-            alleles = [Allele(record.chrom, record.pos, record.id or ".", record.ref, alt, "")
-                       for alt in (record.alts or (None,))]
-            read += 1
-            yield str(record), alleles
-    except (OSError, ValueError) as failure:
-        raise ValueError(f"--vcf {path}: unreadable record after {read} good one(s) ({failure})") from None
-    finally:
-        pysam.set_verbosity(previous)
-
-
-def format_score(value):
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6g}"
-
-
-def info_value(alleles, score):
-    return ",".join(format_score(a.scores.get(score)) or "." for a in alleles)
-
-
-def annotated_line(line, alleles, scores):
-    """The VCF record line with the NucEL INFO fields added (Number=A: one value per ALT, '.' where unscored)."""
-    fields = line.rstrip("\n").split("\t")
-    added = [f"{INFO_FIELDS[score][0]}={info_value(alleles, score)}" for score in scores]
-    added.append(f"{STATUS_INFO[0]}={','.join(a.status for a in alleles)}")
-    fields[7] = ";".join(added) if fields[7] in (".", "") else fields[7] + ";" + ";".join(added)
-    return "\t".join(fields) + "\n"
-
-
-def annotated_header(header, scores, reference):
-    """The input header with ##INFO lines for the scores and ##contig lines for sequences it does not declare."""
-    lines = str(header).splitlines()
-    declared = set(header.contigs)
-    added = [f'##INFO=<ID={INFO_FIELDS[s][0]},Number=A,Type=Float,Description="{INFO_FIELDS[s][1]}">'
-             for s in scores]
-    added.append(f'##INFO=<ID={STATUS_INFO[0]},Number=A,Type=String,Description="{STATUS_INFO[1]}">')
-    added += [f"##contig=<ID={name},length={reference.length(name)}>" for name in reference.names
-              if name not in declared]
-    return "\n".join(lines[:-1] + added + lines[-1:]) + "\n"
-
-
-def check_contig_lengths(header, reference, path):
-    """A VCF whose header declares a contig length different from the reference's was called on another build."""
-    for name, contig in header.contigs.items():
-        if name in reference.names and contig.length is not None and contig.length != reference.length(name):
-            raise ValueError(f"--vcf {path}: header declares {name} with length {contig.length:,} but the reference "
-                             f"has {reference.length(name):,}: the VCF was called on another genome build")
-
-
+# ------------------------------------------------------------------------------------------- labels, the command
 def read_labels(path):
     """{variant id or CHROM:POS:REF:ALT: 0/1} from a CSV with columns id,label."""
     if not os.path.isfile(path):
@@ -410,7 +399,8 @@ def read_labels(path):
 
 
 def evaluate(alleles, labels, scores, log):
-    """AUROC / AUPRC of each score (oriented so higher = more disruptive) on the labelled, scored alleles."""
+    """AUROC / AUPRC of each of `scores` (names in SCORES, each times its disruption_sign so that higher = more
+    disruptive) on the labelled, scored alleles."""
     from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: PLC0415
 
     matched = [(a, labels[a.id] if a.id in labels else labels[a.key]) for a in alleles
@@ -421,10 +411,11 @@ def evaluate(alleles, labels, scores, log):
                          f"{sorted(classes)}; AUROC needs both 0 and 1")
     truth = [label for _, label in matched]
     metrics = {}
-    log(f"labels: {len(matched)} scored variants labelled ({sum(truth)} positive); higher = more disruptive "
-        "(generator_llr is negated)")
+    negated = [name for name, score in SCORES.items() if score.disruption_sign < 0]
+    log(f"labels: {len(matched)} scored variants labelled ({sum(truth)} positive); higher = more disruptive"
+        + (f" ({', '.join(negated)} {'is' if len(negated) == 1 else 'are'} negated)" if negated else ""))
     for score in scores:
-        values = [DISRUPTION_SIGN[score] * a.scores[score] for a, _ in matched]
+        values = [SCORES[score].disruption_sign * a.scores[score] for a, _ in matched]
         metrics[score] = {"auroc": roc_auc_score(truth, values), "auprc": average_precision_score(truth, values)}
         log(f"  {score:<27} AUROC {metrics[score]['auroc']:.4f}  AUPRC {metrics[score]['auprc']:.4f}")
     return metrics
@@ -441,6 +432,7 @@ def score_vcf(scorer, vcf_path, reference_path, output, vcf_out=None, labels=Non
             raise ValueError(f"{option} {path}: is a folder; give a file name")
     for score, reason in scorer.missing.items():
         log(f"note: {score} not computed: {reason}")
+    scores = [SCORES[name] for name in scorer.available]  # the INFO fields
     with ReferenceGenome(reference_path) as reference:
         vcf = open_vcf(vcf_path)
         check_contig_lengths(vcf.header, reference, vcf_path)
@@ -454,10 +446,8 @@ def score_vcf(scorer, vcf_path, reference_path, output, vcf_out=None, labels=Non
             table = open(created[0], "w", encoding="utf-8", newline="")
             annotated = None
             if vcf_out:
-                import pysam  # noqa: PLC0415
-
-                annotated = pysam.BGZFile(created[1], "wb") if vcf_out.endswith(".gz") else open(created[1], "wb")
-                annotated.write(annotated_header(vcf.header, scorer.available, reference).encode())
+                annotated = open_annotated(created[1], bgzip=vcf_out.endswith(".gz"))
+                annotated.write(annotated_header(vcf.header, scores, reference).encode())
             with table, tqdm(unit="variant", desc="score", disable=quiet, file=sys.stderr) as progress:
                 table.write("\t".join(["CHROM", "POS", "ID", "REF", "ALT", *SCORES, "status"]) + "\n")
                 pending = []
@@ -470,13 +460,13 @@ def score_vcf(scorer, vcf_path, reference_path, output, vcf_out=None, labels=Non
                                                    *(format_score(a.scores.get(s)) for s in SCORES), a.status]) + "\n")
                             statuses[a.status] += 1
                         if annotated is not None:
-                            annotated.write(annotated_line(line, alleles, scorer.available).encode())
+                            annotated.write(annotated_line(line, alleles, scores).encode())
                         progress.update(len(alleles))
                         if label_map is not None:
                             alleles_seen.extend(alleles)
 
-                for line, alleles in vcf_records(vcf, vcf_path):
-                    pending.append((line, alleles))
+                for line, rows in vcf_records(vcf, vcf_path):
+                    pending.append((line, [Allele(*row, "") for row in rows]))
                     if len(pending) == records_per_batch:
                         flush()
                         pending = []
@@ -501,16 +491,27 @@ def score_vcf(scorer, vcf_path, reference_path, output, vcf_out=None, labels=Non
     return summary
 
 
+def scores_help():
+    """The list of scores at the end of --help, from SCORES."""
+    lines = [f"  {name:<27} {score.info_key:<18} {'lower' if score.disruption_sign < 0 else 'higher'} = more "
+             f"disruptive\n  {'':<27} {score.description}" for name, score in SCORES.items()]
+    return "scores (TSV column, VCF INFO key, which way is disruptive; what):\n" + "\n".join(lines)
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, epilog=scores_help(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a pretraining run folder (discriminator/ + generator/) or "
                                                         "one NucEL export")
     parser.add_argument("--generator", help="the generator export, when --model is a discriminator folder")
     parser.add_argument("--vcf", required=True, help="variants (.vcf or .vcf.gz)")
     parser.add_argument("--reference", required=True, help="the genome the VCF was called on: FASTA (plain or "
                                                             "bgzip, indexed on first use) or a genome store folder")
-    parser.add_argument("--output", required=True, help="TSV: CHROM POS ID REF ALT, one column per score, status")
-    parser.add_argument("--vcf-out", help="also write the input VCF with the scores as INFO fields (.vcf or .vcf.gz)")
+    parser.add_argument("--output", required=True,
+                        help=f"TSV: CHROM POS ID REF ALT, one column per score ({' '.join(SCORES)}), status")
+    parser.add_argument("--vcf-out", help="also write the input VCF with the scores as INFO fields ("
+                                          + ", ".join(score.info_key for score in SCORES.values())
+                                          + f", {STATUS_INFO[0]}; .vcf or .vcf.gz)")
     parser.add_argument("--labels", help="CSV id,label (1 = expected to matter): print AUROC/AUPRC of each score; "
                                          "id is the VCF ID or CHROM:POS:REF:ALT")
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW,

@@ -3,8 +3,8 @@
 import transformers
 from transformers import AutoConfig
 
-from .configuration_nucel import NucELConfig
 from . import modeling_nucel as _modeling
+from .configuration_nucel import NucELConfig
 from .modeling_nucel import (
     AUTO_MAP,
     HEADS,

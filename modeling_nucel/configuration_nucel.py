@@ -6,7 +6,7 @@ This file is also Hub remote code: it imports only the standard library and tran
 import copy
 from typing import Any, List, Optional, Sequence
 
-from transformers import PretrainedConfig
+from transformers import ModernBertConfig, PretrainedConfig
 
 # Ids of the single-nucleotide alphabet (tokenization/alphabet.py is the source of truth; a test pins them equal).
 # The remote-code files cannot import the tokenization package, so the defaults are restated here.
@@ -278,8 +278,6 @@ class NucELConfig(PretrainedConfig):
     def to_modernbert_config(self, keep_nucel_fields: bool = False) -> PretrainedConfig:
         """The equivalent `transformers.ModernBertConfig` of the backbone (works under transformers 4.48 and 5.x).
         `keep_nucel_fields`: carry NUCEL_ONLY_FIELDS along as extra keys (stock ModernBERT ignores them)."""
-        from transformers import ModernBertConfig
-
         extra = {field: getattr(self, field) for field in NUCEL_ONLY_FIELDS} if keep_nucel_fields else {}
         stock = ModernBertConfig(
             vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,

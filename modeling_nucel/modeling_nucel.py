@@ -11,7 +11,7 @@ This file is also Hub remote code: it imports only torch, transformers, the stan
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +70,7 @@ MODERNBERT_CLASSES = {name: stock for name, _, _, stock in HEADS if stock}
 REMOTE_CODE_FILES = ("configuration_nucel.py", "modeling_nucel.py")
 
 
-def follow_umask(folder):
+def follow_umask(folder: Union[str, os.PathLike]) -> None:
     """Give the weight files of a saved folder the mode every other file gets (0666 less the umask): transformers
     writes them through a private temporary file, mode 0600, so lab-mates sharing the folder could not read them."""
     umask = os.umask(0)
@@ -82,35 +82,46 @@ def follow_umask(folder):
             os.chmod(path, 0o666 & ~umask)
 
 
+# Shape letters in the comments below: B batch, T tokens per sequence, C hidden size, nh heads,
+# hs head size (C = nh * hs), N real tokens of the whole batch (flash attention runs unpadded). Local layers
+# on eager / sdpa (`LocalBlocks`): hw half window, W block size (min(2 * hw, T)), nb blocks (ceil(T / W)),
+# S = W + 2 * hw keys per block.
+
 # ----------------------------------------------------------------------------------------------- rotary embeddings
-def rotary_cos_sin(position_ids, head_dim, theta, dtype):
+def rotary_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float,
+                   dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
     """cos/sin tables for `position_ids` (any shape), computed in fp32 as ModernBERT does."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
-    freqs = position_ids[..., None].float() * inv_freq.to(position_ids.device)
-    angles = torch.cat((freqs, freqs), dim=-1)
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))  # (hs/2,)
+    freqs = position_ids[..., None].float() * inv_freq.to(position_ids.device)  # (..., hs/2)
+    angles = torch.cat((freqs, freqs), dim=-1)  # (..., hs): dims i and i + hs/2 share a frequency (rotate_half)
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
-def rotate_half(x):
-    first, second = x.chunk(2, dim=-1)
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)  # (..., hs/2) each: ModernBERT pairs the halves, not interleaved dims
     return torch.cat((-second, first), dim=-1)
 
 
-def apply_rotary(q, k, cos, sin):
-    """q, k: (..., seq, heads, head_dim); cos, sin: (..., seq, head_dim). Rotation in fp32, result in q's dtype."""
-    cos, sin = cos.unsqueeze(-2).float(), sin.unsqueeze(-2).float()
+def apply_rotary(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor,
+                 sin: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """q, k: (..., T, nh, hs); cos, sin: (..., T, hs). Rotation in fp32, result in q's dtype."""
+    cos, sin = cos.unsqueeze(-2).float(), sin.unsqueeze(-2).float()  # (..., T, 1, hs): one table for every head
     q_rot = q.float() * cos + rotate_half(q.float()) * sin
     k_rot = k.float() * cos + rotate_half(k.float()) * sin
     return q_rot.to(q.dtype), k_rot.to(k.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- attention backends
-# eager / sdpa / flex take (batch, heads, seq, head_dim) and a per-layer-type mask built once per forward by
-# `build_attention_masks`; flash takes unpadded (tokens, heads, head_dim) and (cu_seqlens, max_seqlen).
-# On eager / sdpa, local layers attend block by block (`LocalBlocks`), so they cost O(seq x window), not O(seq^2).
+# eager / sdpa / flex take (B, nh, T, hs) and a per-layer-type mask built once per forward by
+# `build_attention_masks`; flash takes unpadded (N, nh, hs) and (cu_seqlens, max_seqlen).
+# On eager / sdpa, local layers attend block by block (`LocalBlocks`), so they cost O(T x W), not O(T^2).
+# A backend returns (output shaped like q, attention weights or None).
+AttentionOutput = Tuple[torch.Tensor, Optional[torch.Tensor]]
 
 
-def eager_attention(q, k, v, mask, dropout, training):
+def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor], dropout: float,
+                    training: bool) -> AttentionOutput:
+    # (B, nh, T, T), or (B*nb, nh, W, S) on a local layer's blocks
     scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -118,7 +129,8 @@ def eager_attention(q, k, v, mask, dropout, training):
     return torch.matmul(F.dropout(weights, p=dropout, training=training), v), weights
 
 
-def sdpa_attention(q, k, v, mask, dropout, training):
+def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor], dropout: float,
+                   training: bool) -> AttentionOutput:
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout if training else 0.0), None
 
 
@@ -128,8 +140,8 @@ class LocalBlocks:
 
     Queries are cut into `n_blocks` blocks of `size` (= the window) positions; block b attends to the
     `size + 2 * half_window` keys from `half_window` before its first query to `half_window` after its last, which
-    hold every key its queries' windows reach. `mask` (batch * n_blocks, 1, size, keys) keeps exactly the dense
-    rule: a real key within `half_window`, or the query itself.
+    hold every key its queries' windows reach. `mask` (B*nb, 1, W, S) keeps exactly the dense rule: a real key
+    within `half_window`, or the query itself.
     """
 
     size: int
@@ -139,54 +151,68 @@ class LocalBlocks:
     mask: torch.Tensor
 
     @classmethod
-    def build(cls, seq_len, half_window, key_is_real, batch, device):
-        size = min(2 * half_window, seq_len)
-        n_blocks = -(-seq_len // size)
-        span = size + 2 * half_window
-        query = torch.arange(size, device=device)[:, None]
-        key = torch.arange(span, device=device)[None, :]
+    def build(cls, seq_len: int, half_window: int, key_is_real: Optional[torch.Tensor], batch: int,
+              device: torch.device) -> "LocalBlocks":
+        size = min(2 * half_window, seq_len)  # W
+        n_blocks = -(-seq_len // size)  # nb = ceil(T / W)
+        span = size + 2 * half_window  # S
+        query = torch.arange(size, device=device)[:, None]  # (W, 1)
+        key = torch.arange(span, device=device)[None, :]  # (1, S)
         band = (key >= query) & (key <= query + 2 * half_window)  # |query - key| <= half_window, block coordinates
         itself = key == query + half_window
         if key_is_real is None:
             key_is_real = torch.ones(1, seq_len, dtype=torch.bool, device=device)
+        # (B or 1, hw + nb*W + hw): the positions outside the sequence that edge blocks reach are never real keys
         padded = F.pad(key_is_real, (half_window, n_blocks * size - seq_len + half_window), value=False)
-        real = padded.unfold(1, span, size)  # (batch or 1, n_blocks, span)
-        mask = (band & real[:, :, None, :]) | itself  # (batch or 1, n_blocks, size, span)
+        real = padded.unfold(1, span, size)  # (B or 1, nb, S): block b's keys start at padded position b*W
+        mask = (band & real[:, :, None, :]) | itself  # (B or 1, nb, W, S)
+        # (B*nb, 1, W, S): blocks are batch rows of the attention call, and one mask serves every head
         mask = mask.expand(batch, -1, -1, -1).reshape(batch * n_blocks, 1, size, span)
         return cls(size, half_window, n_blocks, seq_len, mask)
 
-    def queries(self, x):
-        """(batch, heads, seq, d) -> (batch * n_blocks, heads, size, d)."""
+    def queries(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, nh, T, hs) -> (B*nb, nh, W, hs)."""
         batch, heads, _, dim = x.shape
-        x = F.pad(x, (0, 0, 0, self.n_blocks * self.size - self.seq_len))
-        return x.view(batch, heads, self.n_blocks, self.size, dim).transpose(1, 2).reshape(-1, heads, self.size, dim)
+        x = F.pad(x, (0, 0, 0, self.n_blocks * self.size - self.seq_len))  # (B, nh, nb*W, hs): whole blocks
+        x = x.view(batch, heads, self.n_blocks, self.size, dim).transpose(1, 2)  # (B, nb, nh, W, hs)
+        return x.reshape(-1, heads, self.size, dim)  # (B*nb, nh, W, hs): one block per batch row
 
-    def keys(self, x):
-        """(batch, heads, seq, d) -> (batch * n_blocks, heads, size + 2 * half_window, d), neighbours included."""
+    def keys(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, nh, T, hs) -> (B*nb, nh, S, hs): each block's keys, its neighbours' within hw included."""
         batch, heads, _, dim = x.shape
-        span = self.size + 2 * self.half_window
+        span = self.size + 2 * self.half_window  # S
+        # (B, nh, hw + nb*W + hw, hs): hw before position 0 so that block b's keys start at padded position b*W
         x = F.pad(x, (0, 0, self.half_window, self.n_blocks * self.size - self.seq_len + self.half_window))
-        blocks = x.unfold(2, span, self.size)  # (batch, heads, n_blocks, d, span): a view
-        return blocks.permute(0, 2, 1, 4, 3).reshape(-1, heads, span, dim)
+        blocks = x.unfold(2, span, self.size)  # (B, nh, nb, hs, S): a view, neighbouring blocks share 2*hw keys
+        return blocks.permute(0, 2, 1, 4, 3).reshape(-1, heads, span, dim)  # (B*nb, nh, S, hs), a copy
 
-    def merge(self, out, batch):
-        """(batch * n_blocks, heads, size, d) -> (batch, heads, seq, d)."""
+    def merge(self, out: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B*nb, nh, W, hs) -> (B, nh, T, hs)."""
         _, heads, _, dim = out.shape
-        out = out.view(batch, self.n_blocks, heads, self.size, dim).transpose(1, 2)
+        out = out.view(batch, self.n_blocks, heads, self.size, dim).transpose(1, 2)  # (B, nh, nb, W, hs)
+        # (B, nh, nb*W, hs), then the last block's padding queries dropped
         return out.reshape(batch, heads, self.n_blocks * self.size, dim)[:, :, :self.seq_len]
 
-    def dense_weights(self, weights, batch):
-        """Block attention weights -> the (batch, heads, seq, seq) matrix the dense path returns (zeros outside)."""
+    def dense_weights(self, weights: torch.Tensor, batch: int) -> torch.Tensor:
+        """Block attention weights (B*nb, nh, W, S) -> the (B, nh, T, T) matrix the dense path returns (zeros
+        outside the window)."""
         _, heads, size, span = weights.shape
+        # Columns in the keys' padded coordinates (hw before position 0): block b's S keys start at column b*W.
         rows, cols = self.n_blocks * size, self.n_blocks * size + 2 * self.half_window
-        dense = weights.new_zeros(batch, heads, rows, cols)
+        dense = weights.new_zeros(batch, heads, rows, cols)  # (B, nh, nb*W, hw + nb*W + hw)
+        # (B, nh, nb, W, S) view of the tiles on the band: the next block is W rows down and W columns right.
         diagonal_blocks = dense.as_strided((batch, heads, self.n_blocks, size, span),
                                            (heads * rows * cols, rows * cols, size * cols + size, cols, 1))
+        # (B*nb, nh, W, S) -> (B, nb, nh, W, S) -> (B, nh, nb, W, S)
         diagonal_blocks.copy_(weights.view(batch, self.n_blocks, heads, size, span).transpose(1, 2))
-        return dense[:, :, :self.seq_len, self.half_window:self.half_window + self.seq_len]
+        return dense[:, :, :self.seq_len, self.half_window:self.half_window + self.seq_len]  # (B, nh, T, T)
 
 
-def block_local_attention(attend, q, k, v, blocks, dropout, training, output_attentions):
+def block_local_attention(attend: Callable[..., AttentionOutput], q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                          blocks: LocalBlocks, dropout: float, training: bool,
+                          output_attentions: bool) -> AttentionOutput:
+    """q, k, v: (B, nh, T, hs) -> ((B, nh, T, hs), (B, nh, T, T) weights when asked for and returned by `attend`)."""
+    # (B*nb, nh, W, hs) queries against (B*nb, nh, S, hs) keys and values: one dense call over every block
     out, weights = attend(blocks.queries(q), blocks.keys(k), blocks.keys(v), blocks.mask, dropout, training)
     batch = q.shape[0]
     weights = blocks.dense_weights(weights, batch) if output_attentions and weights is not None else None
@@ -196,7 +222,8 @@ def block_local_attention(attend, q, k, v, blocks, dropout, training, output_att
 _compiled_flex_attention = None
 
 
-def flex_attention_forward(q, k, v, block_mask, dropout, training):
+def flex_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask: Any, dropout: float,
+                           training: bool) -> AttentionOutput:
     global _compiled_flex_attention
     if flex_attention is None:
         raise ImportError("attn_implementation='flex_attention' needs torch>=2.5 (torch.nn.attention.flex_attention)")
@@ -217,9 +244,12 @@ def flex_attention_forward(q, k, v, block_mask, dropout, training):
 FLASH_ATTENTION_DTYPES = (torch.float16, torch.bfloat16)
 
 
-def flash_attention_forward(q, k, v, varlen, half_window, dropout, training):
+def flash_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, varlen: Tuple[torch.Tensor, int],
+                            half_window: Optional[int], dropout: float, training: bool) -> torch.Tensor:
+    """q, k, v: (N, nh, hs), the batch's real tokens back to back; varlen: ((B + 1,) cu_seqlens, max_seqlen)."""
     if flash_attn_varlen_func is None:
-        raise ImportError("attn_implementation='flash_attention_2' needs the flash_attn package (pip install nucel[gpu])")
+        raise ImportError("attn_implementation='flash_attention_2' needs the flash_attn package "
+                          "(pip install nucel[gpu])")
     if q.dtype not in FLASH_ATTENTION_DTYPES:
         raise ValueError(f"attn_implementation='flash_attention_2' needs fp16/bf16 weights on CUDA, got {q.dtype}")
     cu_seqlens, max_seqlen = varlen
@@ -231,7 +261,7 @@ def flash_attention_forward(q, k, v, varlen, half_window, dropout, training):
 ATTENTION_FUNCTIONS = {"eager": eager_attention, "sdpa": sdpa_attention, "flex_attention": flex_attention_forward}
 
 
-def attention_implementation(config):
+def attention_implementation(config: NucELConfig) -> str:
     implementation = getattr(config, "_attn_implementation", None) or "sdpa"
     if implementation not in ("eager", "sdpa", "flex_attention", "flash_attention_2"):
         raise ValueError(f"NucEL attn_implementation={implementation!r}: expected eager, sdpa, flex_attention "
@@ -239,7 +269,8 @@ def attention_implementation(config):
     return implementation
 
 
-def build_attention_masks(implementation, attention_mask, batch, seq_len, half_window, device):
+def build_attention_masks(implementation: str, attention_mask: Optional[torch.Tensor], batch: int, seq_len: int,
+                          half_window: int, device: torch.device) -> Dict[str, Any]:
     """Masks for the global and local layers: {"full_attention": m, "sliding_attention": m}.
 
     A key is visible when it is a real token (and, on local layers, within `half_window` positions). Local-layer
@@ -263,14 +294,15 @@ def build_attention_masks(implementation, attention_mask, batch, seq_len, half_w
 
         return {"full_attention": block_mask(None), "sliding_attention": block_mask(half_window)}
 
-    full = key_is_real[:, None, None, :] if has_padding else None  # None: the fused SDPA kernels, no mask
+    # (B, 1, 1, T): broadcast over heads and queries. None: the fused SDPA kernels, no mask
+    full = key_is_real[:, None, None, :] if has_padding else None
     if seq_len <= half_window + 1:  # the window spans the whole sequence: a local layer is a global one
         return {"full_attention": full, "sliding_attention": full}
     return {"full_attention": full,
             "sliding_attention": LocalBlocks.build(seq_len, half_window, key_is_real, batch, device)}
 
 
-def linear(in_features, out_features, init_role, bias=False):
+def linear(in_features: int, out_features: int, init_role: str, bias: bool = False) -> nn.Linear:
     """nn.Linear tagged with its initialisation rule: "in" (inputs), "out" (residual outputs, scaled by depth) or
     "final_out" (classifiers)."""
     layer = nn.Linear(in_features, out_features, bias=bias)
@@ -281,7 +313,7 @@ def linear(in_features, out_features, init_role, bias=False):
 class NucELAttention(nn.Module):
     """Multi-head self-attention with RoPE; local layers see a centred window of `local_attention` tokens."""
 
-    def __init__(self, config, layer_idx):
+    def __init__(self, config: NucELConfig, layer_idx: int):
         super().__init__()
         self.config = config
         self.num_heads = config.num_attention_heads
@@ -293,36 +325,39 @@ class NucELAttention(nn.Module):
         self.Wo = linear(config.hidden_size, config.hidden_size, "out")
         self.out_drop = nn.Dropout(config.attention_dropout) if config.attention_dropout > 0 else nn.Identity()
 
-    def forward(self, hidden_states, cos, sin, mask, implementation, output_attentions=False):
-        token_shape = hidden_states.shape[:-1]  # (batch, seq) or (tokens,) when unpadded for flash attention
-        qkv = self.Wqkv(hidden_states).view(*token_shape, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.unbind(dim=-3)
+    def forward(self, hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Any, implementation: str,
+                output_attentions: bool = False) -> AttentionOutput:
+        """hidden_states: (B, T, C), or (N, C) on flash attention; `mask`: this layer type's `masks` entry."""
+        token_shape = hidden_states.shape[:-1]  # (B, T), or (N,) when unpadded for flash attention
+        qkv = self.Wqkv(hidden_states).view(*token_shape, 3, self.num_heads, self.head_dim)  # (..., 3, nh, hs)
+        q, k, v = qkv.unbind(dim=-3)  # (..., nh, hs) each
         q, k = apply_rotary(q, k, cos, sin)
         dropout = self.config.attention_dropout
 
         if implementation == "flash_attention_2":
             out, weights = flash_attention_forward(q, k, v, mask, self.half_window, dropout, self.training), None
         else:
-            q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (batch, heads, seq, head_dim)
+            q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs): the kernels want heads as batch
             attend = ATTENTION_FUNCTIONS[implementation]
             if isinstance(mask, LocalBlocks):
                 out, weights = block_local_attention(attend, q, k, v, mask, dropout, self.training, output_attentions)
             else:
                 out, weights = attend(q, k, v, mask, dropout, self.training)
-            out = out.transpose(1, 2)
-        out = out.reshape(*token_shape, -1)
+            out = out.transpose(1, 2)  # (B, T, nh, hs)
+        out = out.reshape(*token_shape, -1)  # (B, T, C) or (N, C): heads side by side again for Wo
         return self.out_drop(self.Wo(out)), weights
 
 
 # ----------------------------------------------------------------------------------------------- backbone blocks
 class NucELEmbeddings(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config: NucELConfig):
         super().__init__()
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
         self.drop = nn.Dropout(config.embedding_dropout)
 
-    def forward(self, input_ids=None, inputs_embeds=None):
+    def forward(self, input_ids: Optional[torch.Tensor] = None,
+                inputs_embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
         embeddings = inputs_embeds if inputs_embeds is not None else self.tok_embeddings(input_ids)
         return self.drop(self.norm(embeddings))
 
@@ -330,7 +365,7 @@ class NucELEmbeddings(nn.Module):
 class NucELMLP(nn.Module):
     """GeGLU: Wo(act(x Wi_in) * (x Wi_gate))."""
 
-    def __init__(self, config):
+    def __init__(self, config: NucELConfig):
         super().__init__()
         self.config = config
         self.Wi = linear(config.hidden_size, 2 * config.intermediate_size, "in")
@@ -338,7 +373,7 @@ class NucELMLP(nn.Module):
         self.drop = nn.Dropout(config.mlp_dropout)
         self.Wo = linear(config.intermediate_size, config.hidden_size, "out")
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         activation, gate = self.Wi(hidden_states).chunk(2, dim=-1)
         return self.Wo(self.drop(self.act(activation) * gate))
 
@@ -346,7 +381,7 @@ class NucELMLP(nn.Module):
 class NucELEncoderLayer(nn.Module):
     """Pre-norm block. Layer 0 has no attention norm: the embeddings end with one."""
 
-    def __init__(self, config, layer_idx):
+    def __init__(self, config: NucELConfig, layer_idx: int):
         super().__init__()
         self.attention_type = config.layer_types[layer_idx]
         if layer_idx == 0:
@@ -357,7 +392,8 @@ class NucELEncoderLayer(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
         self.mlp = NucELMLP(config)
 
-    def forward(self, hidden_states, cos, sin, mask, implementation, output_attentions=False):
+    def forward(self, hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Any, implementation: str,
+                output_attentions: bool = False) -> AttentionOutput:
         attn_output, weights = self.attn(self.attn_norm(hidden_states), cos, sin, mask, implementation,
                                          output_attentions)
         hidden_states = hidden_states + attn_output
@@ -366,14 +402,14 @@ class NucELEncoderLayer(nn.Module):
 
 
 class NucELPredictionHead(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config: NucELConfig):
         super().__init__()
         self.config = config
         self.dense = linear(config.hidden_size, config.hidden_size, "out")
         self.act = ACT2FN[config.classifier_activation]
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=False)
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.norm(self.act(self.dense(hidden_states)))
 
 
@@ -391,12 +427,12 @@ class NucELPreTrainedModel(PreTrainedModel):
     _keys_to_ignore_on_load_unexpected = [r"^discriminator_head\.", r"^discriminator_classifier\."]
 
     @classmethod
-    def _can_set_attn_implementation(cls):
+    def _can_set_attn_implementation(cls) -> bool:
         # Attention is dispatched at every forward from config._attn_implementation, so switching is always safe.
         return True
 
     @torch.no_grad()
-    def _init_weights(self, module):
+    def _init_weights(self, module: nn.Module) -> None:
         """ModernBERT's scheme: truncated normals, residual outputs scaled by depth, LayerNorm weights at one.
 
         Rules sit on the leaf modules (each Linear carries its `init_role`): transformers 5.x initialises custom-code
@@ -414,7 +450,7 @@ class NucELPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], *args: Any, **kwargs: Any) -> None:
         """Save weights + config with an `auto_map` for every head, and copy the remote-code files beside them."""
         self.config.auto_map = dict(AUTO_MAP)
         super().save_pretrained(save_directory, *args, **kwargs)
@@ -425,7 +461,8 @@ class NucELPreTrainedModel(PreTrainedModel):
             follow_umask(save_directory)
 
     @classmethod
-    def from_modernbert(cls, model_or_path, **config_overrides):
+    def from_modernbert(cls, model_or_path: Union[str, os.PathLike, PreTrainedModel],
+                        **config_overrides: Any) -> "NucELPreTrainedModel":
         """Import a stock transformers ModernBERT (model instance or folder/Hub id) with identical outputs.
 
         `config_overrides` set NucEL-only fields the stock config lacks (e.g. `mask_token_id`,
@@ -448,7 +485,7 @@ class NucELPreTrainedModel(PreTrainedModel):
         model.load_state_dict(state, strict=True)
         return model.to(next(stock.parameters()).dtype)
 
-    def to_modernbert(self):
+    def to_modernbert(self) -> PreTrainedModel:
         """This model as transformers' own ModernBERT class: the same weights, equal outputs, loadable without
         remote code. NucEL-only config fields ride along as extra config keys that ModernBERT ignores."""
         stock_class = getattr(transformers, MODERNBERT_CLASSES.get(type(self).__name__, ""), None)
@@ -463,13 +500,15 @@ class NucELPreTrainedModel(PreTrainedModel):
         return stock.to(self.dtype).train(self.training)
 
 
-def _return(return_dict, config, output):
+def _return(return_dict: Optional[bool], config: NucELConfig,
+            output: ModelOutput) -> Union[Tuple[torch.Tensor, ...], ModelOutput]:
     use_dict = return_dict if return_dict is not None else getattr(config, "return_dict", True)
     return output if use_dict else output.to_tuple()
 
 
 # ----------------------------------------------------------------------------------------------- the encoder
-def check_inputs(input_ids, attention_mask, batch, seq_len, vocab_size):
+def check_inputs(input_ids: Optional[torch.Tensor], attention_mask: Optional[torch.Tensor], batch: int, seq_len: int,
+                 vocab_size: int) -> None:
     """One clear error instead of an index error (CPU), a device assert (CUDA) or NaN outputs (an empty row)."""
     if input_ids is not None:
         outside = (input_ids < 0) | (input_ids >= vocab_size)
@@ -491,7 +530,7 @@ def check_inputs(input_ids, attention_mask, batch, seq_len, vocab_size):
 class NucELModel(NucELPreTrainedModel):
     """The ModernBERT encoder: embeddings -> layers (global every n-th, local otherwise) -> final norm."""
 
-    def __init__(self, config):
+    def __init__(self, config: NucELConfig):
         super().__init__(config)
         self.config = config
         self.embeddings = NucELEmbeddings(config)
@@ -500,14 +539,16 @@ class NucELModel(NucELPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
-    def get_input_embeddings(self):
+    def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings.tok_embeddings
 
-    def set_input_embeddings(self, value):
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.tok_embeddings = value
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
+    def forward(self, input_ids: Optional[torch.LongTensor] = None, attention_mask: Optional[torch.Tensor] = None,
+                position_ids: Optional[torch.LongTensor] = None, inputs_embeds: Optional[torch.FloatTensor] = None,
+                output_attentions: Optional[bool] = None, output_hidden_states: Optional[bool] = None,
+                return_dict: Optional[bool] = None) -> Union[Tuple[torch.Tensor, ...], BaseModelOutput]:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("NucELModel.forward: pass exactly one of input_ids or inputs_embeds")
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
@@ -531,13 +572,14 @@ class NucELModel(NucELPreTrainedModel):
             implementation = "eager"
         unpad_indices = None
         if implementation == "flash_attention_2":
-            # Unpad once: every layer runs on real tokens only, as (tokens, hidden).
+            # Unpad once: every layer runs on real tokens only, as (N, C).
             real = attention_mask.bool() if attention_mask is not None else torch.ones(batch, seq_len, dtype=torch.bool,
                                                                                       device=device)
-            seqlens = real.sum(-1, dtype=torch.int32)
-            unpad_indices = real.flatten().nonzero().flatten()
-            cu_seqlens = F.pad(torch.cumsum(seqlens, 0, dtype=torch.int32), (1, 0))
-            hidden_states = hidden_states.reshape(batch * seq_len, -1)[unpad_indices]
+            seqlens = real.sum(-1, dtype=torch.int32)  # (B,)
+            unpad_indices = real.flatten().nonzero().flatten()  # (N,): each real token's index into the B*T grid
+            cu_seqlens = F.pad(torch.cumsum(seqlens, 0, dtype=torch.int32), (1, 0))  # (B + 1,): sequence offsets
+            hidden_states = hidden_states.reshape(batch * seq_len, -1)[unpad_indices]  # (N, C)
+            # (N,): a token keeps the position it had in its padded row, so RoPE sees the same positions
             position_ids = position_ids.expand(batch, seq_len).reshape(-1)[unpad_indices]
             varlen = (cu_seqlens, int(seqlens.max()))
             masks = {"full_attention": varlen, "sliding_attention": varlen}
@@ -551,10 +593,11 @@ class NucELModel(NucELPreTrainedModel):
                   "sliding_attention": rotary_cos_sin(position_ids, head_dim, self.config.local_rope_theta,
                                                       hidden_states.dtype)}
 
-        def repad(states):
+        def repad(states: torch.Tensor) -> torch.Tensor:
+            """(N, C) -> (B, T, C) with zeros at padding; (B, T, C) unchanged."""
             if unpad_indices is None:
                 return states
-            padded = states.new_zeros(batch * seq_len, states.shape[-1])
+            padded = states.new_zeros(batch * seq_len, states.shape[-1])  # (B*T, C)
             return padded.index_copy(0, unpad_indices, states).view(batch, seq_len, -1)
 
         all_hidden_states = (repad(hidden_states),) if output_hidden_states else None
@@ -586,21 +629,24 @@ class NucELForMaskedLM(NucELPreTrainedModel):
         {"decoder.weight": "model.embeddings.tok_embeddings.weight"} if TRANSFORMERS_V5 else ["decoder.weight"]
     )
 
-    def __init__(self, config):
+    def __init__(self, config: NucELConfig):
         super().__init__(config)
         self.model = NucELModel(config)
         self.head = NucELPredictionHead(config)
         self.decoder = linear(config.hidden_size, config.vocab_size, "out", bias=config.decoder_bias)
         self.post_init()
 
-    def get_output_embeddings(self):
+    def get_output_embeddings(self) -> nn.Linear:
         return self.decoder
 
-    def set_output_embeddings(self, new_embeddings):
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.decoder = new_embeddings
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
+    def forward(self, input_ids: Optional[torch.LongTensor] = None, attention_mask: Optional[torch.Tensor] = None,
+                position_ids: Optional[torch.LongTensor] = None, inputs_embeds: Optional[torch.FloatTensor] = None,
+                labels: Optional[torch.LongTensor] = None, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None,
+                ) -> Union[Tuple[torch.Tensor, ...], MaskedLMOutput]:
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                              output_hidden_states=output_hidden_states, return_dict=True)
@@ -620,7 +666,7 @@ class NucELForMaskedLM(NucELPreTrainedModel):
         return _return(return_dict, self.config, output)
 
 
-def classification_loss(config, logits, labels):
+def classification_loss(config: NucELConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """ModernBERT's problem-type rules: regression (MSE), single-label (CE), multi-label (BCE)."""
     num_labels = logits.shape[-1]
     if config.problem_type is None:
@@ -644,7 +690,7 @@ def classification_loss(config, logits, labels):
 class NucELForSequenceClassification(NucELPreTrainedModel):
     """Pooled ([CLS] or mean over real tokens) -> head -> dropout -> linear."""
 
-    def __init__(self, config):
+    def __init__(self, config: NucELConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = NucELModel(config)
@@ -653,8 +699,11 @@ class NucELForSequenceClassification(NucELPreTrainedModel):
         self.classifier = linear(config.hidden_size, config.num_labels, "final_out", bias=True)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
+    def forward(self, input_ids: Optional[torch.LongTensor] = None, attention_mask: Optional[torch.Tensor] = None,
+                position_ids: Optional[torch.LongTensor] = None, inputs_embeds: Optional[torch.FloatTensor] = None,
+                labels: Optional[torch.Tensor] = None, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None,
+                ) -> Union[Tuple[torch.Tensor, ...], SequenceClassifierOutput]:
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                              output_hidden_states=output_hidden_states, return_dict=True)
@@ -675,7 +724,7 @@ class NucELForSequenceClassification(NucELPreTrainedModel):
 class NucELForTokenClassification(NucELPreTrainedModel):
     """Per-nucleotide labels (-100 = ignored position)."""
 
-    def __init__(self, config):
+    def __init__(self, config: NucELConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = NucELModel(config)
@@ -684,8 +733,11 @@ class NucELForTokenClassification(NucELPreTrainedModel):
         self.classifier = linear(config.hidden_size, config.num_labels, "final_out", bias=True)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
+    def forward(self, input_ids: Optional[torch.LongTensor] = None, attention_mask: Optional[torch.Tensor] = None,
+                position_ids: Optional[torch.LongTensor] = None, inputs_embeds: Optional[torch.FloatTensor] = None,
+                labels: Optional[torch.LongTensor] = None, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None,
+                ) -> Union[Tuple[torch.Tensor, ...], TokenClassifierOutput]:
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                              output_hidden_states=output_hidden_states, return_dict=True)
@@ -714,12 +766,12 @@ class NucELReplacedTokenDetectionOutput(ModelOutput):
     attentions: Optional[tuple] = None
 
 
-def replaced_token_head(config):
+def replaced_token_head(config: NucELConfig) -> nn.Module:
     """The layers between the discriminator's final states and its one-logit classifier (`replaced_token_head`)."""
     return NucELPredictionHead(config) if config.replaced_token_head == "prediction" else nn.Identity()
 
 
-def replaced_token_logits(hidden_states, head, classifier):
+def replaced_token_logits(hidden_states: torch.Tensor, head: nn.Module, classifier: nn.Module) -> torch.Tensor:
     """ELECTRA's detection head over the discriminator's states: (batch, seq) logits, positive = replaced."""
     return classifier(head(hidden_states)).squeeze(-1)
 
@@ -732,15 +784,18 @@ class NucELForReplacedTokenDetection(NucELPreTrainedModel):
     `labels`: 1.0 replaced, 0.0 original, -100 not scored.
     """
 
-    def __init__(self, config):
+    def __init__(self, config: NucELConfig):
         super().__init__(config)
         self.model = NucELModel(config)
         self.discriminator_head = replaced_token_head(config)
         self.discriminator_classifier = linear(config.hidden_size, 1, "final_out", bias=True)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
+    def forward(self, input_ids: Optional[torch.LongTensor] = None, attention_mask: Optional[torch.Tensor] = None,
+                position_ids: Optional[torch.LongTensor] = None, inputs_embeds: Optional[torch.FloatTensor] = None,
+                labels: Optional[torch.Tensor] = None, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None,
+                ) -> Union[Tuple[torch.Tensor, ...], NucELReplacedTokenDetectionOutput]:
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                              output_hidden_states=output_hidden_states, return_dict=True)
@@ -791,7 +846,7 @@ class NucELForPreTraining(NucELPreTrainedModel):
     # transformers 5.x collects the generator's own tied keys; 4.x needs them named here.
     _tied_weights_keys = None if TRANSFORMERS_V5 else ["generator.decoder.weight"]
 
-    def __init__(self, config):
+    def __init__(self, config: NucELConfig):
         super().__init__(config)
         self.generator = NucELForMaskedLM(config.generator_config())
         self.discriminator = NucELModel(config)
@@ -805,13 +860,13 @@ class NucELForPreTraining(NucELPreTrainedModel):
             self.generator.model.embeddings.tok_embeddings.weight.requires_grad_(False)
         self.post_init()
 
-    def get_input_embeddings(self):
+    def get_input_embeddings(self) -> nn.Embedding:
         return self.discriminator.embeddings.tok_embeddings
 
-    def set_input_embeddings(self, value):
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.discriminator.embeddings.tok_embeddings = value
 
-    def get_output_embeddings(self):
+    def get_output_embeddings(self) -> None:
         return None  # the generator ties its own decoder
 
     def tie_weights(self, *args, **kwargs):
@@ -819,11 +874,12 @@ class NucELForPreTraining(NucELPreTrainedModel):
         if not TRANSFORMERS_V5:  # 4.x ties only the outer model's embeddings after loading
             self.generator.tie_weights()
 
-    def shared_generator_embeddings(self):
+    def shared_generator_embeddings(self) -> torch.Tensor:
         """(vocab, generator_hidden) table the generator uses when `share_embeddings` is on."""
         return self.embedding_projection(self.discriminator.embeddings.tok_embeddings.weight)
 
-    def generator_logits(self, input_ids, attention_mask, positions):
+    def generator_logits(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor],
+                         positions: torch.Tensor) -> torch.Tensor:
         """Generator logits at the boolean `positions` only: (n_positions, vocab)."""
         generator = self.generator
         if self.embedding_projection is None:
@@ -834,18 +890,21 @@ class NucELForPreTraining(NucELPreTrainedModel):
         hidden = generator.model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
         return F.linear(generator.head(hidden[positions]), table, generator.decoder.bias)
 
-    def detect_replaced(self, input_ids, attention_mask=None):
+    def detect_replaced(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Discriminator logits (batch, seq): positive means "this token was replaced"."""
         return self.discriminate(input_ids=input_ids, attention_mask=attention_mask)[0]
 
-    def discriminate(self, **backbone_inputs):
+    def discriminate(self, **backbone_inputs: Any) -> Tuple[torch.Tensor, BaseModelOutput]:
         """(replaced-token logits, the discriminator's BaseModelOutput) for the backbone's keyword inputs."""
         outputs = self.discriminator(**backbone_inputs, return_dict=True)
         return replaced_token_logits(outputs.last_hidden_state, self.discriminator_head,
                                      self.discriminator_classifier), outputs
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, position_ids=None, inputs_embeds=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
+    def forward(self, input_ids: Optional[torch.LongTensor] = None, attention_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.LongTensor] = None, position_ids: Optional[torch.LongTensor] = None,
+                inputs_embeds: Optional[torch.FloatTensor] = None, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None,
+                ) -> Union[Tuple[torch.Tensor, ...], NucELForPreTrainingOutput]:
         """With `labels` (MLM convention, over masked `input_ids`): the joint ELECTRA loss. Without: replaced-token
         detection of the inputs as given (ids or `inputs_embeds`), as `ElectraForPreTraining`. `hidden_states` and
         `attentions` are always the discriminator's."""
@@ -897,7 +956,7 @@ class NucELForPreTraining(NucELPreTrainedModel):
             hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         return _return(return_dict, self.config, output)
 
-    def export_generator(self):
+    def export_generator(self) -> NucELForMaskedLM:
         """The generator as a standalone NucELForMaskedLM (shared embeddings folded into its own table)."""
         generator = self.generator
         if self.embedding_projection is not None:
@@ -905,7 +964,7 @@ class NucELForPreTraining(NucELPreTrainedModel):
                 generator.model.embeddings.tok_embeddings.weight.copy_(self.shared_generator_embeddings())
         return generator
 
-    def export_discriminator(self):
+    def export_discriminator(self) -> NucELForReplacedTokenDetection:
         """The discriminator with its replaced-token head as a standalone NucELForReplacedTokenDetection (sharing
         these weights): its folder loads as the backbone with `AutoModel` and whole with `AutoModelForPreTraining`."""
         exported = NucELForReplacedTokenDetection(self.config)
@@ -914,7 +973,7 @@ class NucELForPreTraining(NucELPreTrainedModel):
         exported.discriminator_classifier = self.discriminator_classifier
         return exported.to(next(self.discriminator.parameters()).dtype)
 
-    def save_components(self, output_dir, **save_kwargs):
+    def save_components(self, output_dir: Union[str, os.PathLike], **save_kwargs: Any) -> Dict[str, str]:
         """Write `output_dir/discriminator` (AutoModel: the backbone; AutoModelForPreTraining: with the
         replaced-token head) and `output_dir/generator` (AutoModelForMaskedLM)."""
         paths = {"discriminator": os.path.join(output_dir, "discriminator"),

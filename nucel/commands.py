@@ -63,7 +63,7 @@ def one_line_errors(main):
             fail(f"error: {where}: {error.strerror or one_line(error)}")
         except EOFError as error:
             fail(f"error: an input ends early ({one_line(error)})")
-        except Exception as error:  # noqa: BLE001  (re-raised below unless it is one of the kinds above)
+        except Exception as error:  # re-raised below unless it is one of the kinds above
             if isinstance(error, loaded_classes(OUT_OF_MEMORY)):
                 fail(f"error: out of memory ({one_line(error)}); a smaller batch or window needs less")
             if isinstance(error, loaded_classes(LIBRARY_INPUT_ERRORS)):

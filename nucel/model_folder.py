@@ -31,7 +31,12 @@ from dataclasses import dataclass
 from typing import NamedTuple, Optional, Union
 
 import torch
+import transformers
+from huggingface_hub import snapshot_download
+from safetensors import safe_open
+from transformers.utils import logging as transformers_logging
 
+from nucel.files import HUB_ID, read_json_object
 from nucel.modeling_nucel import (
     NucELConfig,
     NucELForMaskedLM,
@@ -39,8 +44,7 @@ from nucel.modeling_nucel import (
     NucELForSequenceClassification,
     NucELModel,
 )
-from nucel.files import HUB_ID, read_json_object
-from nucel.safe_loading import check_weight_files, first_line
+from nucel.safe_loading import check_weight_files, first_line, load_pretrained
 from nucel.tokenization.token_layout import TokenLayout
 
 # The heads a model folder can be asked about, by the word commands use for them (--head).
@@ -145,8 +149,6 @@ def locate(model, option="--model"):
     if os.path.isdir(model):
         return model
     if HUB_ID.match(model) and not os.path.exists(model):
-        from huggingface_hub import snapshot_download  # noqa: PLC0415
-
         try:
             return snapshot_download(model, local_files_only=True)
         except Exception as failure:  # noqa: BLE001  (any failure means: not in the cache, in one line)
@@ -214,8 +216,6 @@ def check_batch_size(batch_size):
 def checkpoint_shapes(folder):
     """{backbone tensor name (without the heads' `model.` prefix): shape} from the safetensors headers of `folder`,
     read without loading a weight."""
-    from safetensors import safe_open  # noqa: PLC0415
-
     shapes = {}
     for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*.safetensors"))):
         with safe_open(path, "pt") as handle:
@@ -279,17 +279,15 @@ def errors_only_from_transformers():
     """transformers' loading report (missing, unexpected and mismatched weights, many lines) and its weight-loading
     bar are silenced: the checks here turn what matters in the report into one line, what does not (a head's weights
     left unused) is noise, and the commands keep their own progress bars (and --quiet)."""
-    from transformers.utils import logging  # noqa: PLC0415
-
-    previous, bar = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    previous, bar = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
     try:
         yield
     finally:
-        logging.set_verbosity(previous)
+        transformers_logging.set_verbosity(previous)
         if bar:
-            logging.enable_progress_bar()
+            transformers_logging.enable_progress_bar()
 
 
 # The part a command asks for, as a NucEL class, and the Auto class that loads the same part of another model (a
@@ -302,10 +300,6 @@ def load_other(folder, config, model_class, device, dtype, option, trust_remote_
     """A model that is not NucEL, through transformers' Auto class for the part asked (AUTO_CLASSES), under the
     same rule: weight files that open and hold finite numbers, a complete backbone; code from the folder only with
     `trust_remote_code` (the user's --trust-remote-code). Returns (model, newly initialised head weights)."""
-    import transformers  # noqa: PLC0415
-
-    from nucel.safe_loading import load_pretrained  # noqa: PLC0415
-
     model_type = config.get("model_type")
     if model_class not in AUTO_CLASSES:
         raise ValueError(f"{option} {folder}: a {model_type!r} model; the {HEAD_PARTS['discriminator']} this needs "

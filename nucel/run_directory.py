@@ -1,6 +1,7 @@
 """Who owns an output directory: a marker naming the kind of run that made it, and a lock held while one writes.
 
-Every command that writes a run directory (pretrain, finetune, benchmark, publish) first checks it
+Every command that writes a run directory (pretrain, finetune, benchmark, study, publish, interpret, convert; each
+room registers its kinds with `register_run_kind`) first checks it
 (`check_output_directory`, read-only: a file in the way, a directory of another kind of run) and then claims it
 (`claim_output_directory`: created if missing, an exclusive lock taken, the marker written). A second command on
 the same directory while the first runs is refused with one line naming the holder; a lock left by a dead process
@@ -14,22 +15,38 @@ import json
 import os
 import socket
 import time
+from dataclasses import dataclass
 
 from nucel.files import read_json_object
 
 MARKER = ".nucel-run.json"
 LOCK = ".nucel-run.lock"
-# The files that identify a kind of run in a directory without a marker (written before markers existed).
-SIGNATURES = {
-    "pretrain": ("pretraining_summary.json", "metrics.jsonl", "genome-store", "checkpoints/step-*"),
-    "finetune": ("results.json", "predictions.csv"),
-    "benchmark": ("benchmark.json", "benchmark.md"),
-    "study": ("study.json", "plan.json"),
-    "model": ("config.json", "model.safetensors"),  # a saved model folder: never an output directory
-}
-KIND_NAMES = {"pretrain": "a pretraining run", "finetune": "a fine-tuning run", "benchmark": "a benchmark grid", "study": "a study (nucel-study)",
-              "publish": "a Hub folder", "model": "a saved model",
-              "interpret": "an interpretation run", "convert": "a converted model (nucel-convert)"}
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """A kind of run directory: what it is called in messages, and the files that identify it in a directory
+    written before markers existed (a tuple inside `signatures`: all of those files)."""
+
+    description: str
+    signatures: tuple = ()
+
+
+# Each room registers the kinds of directory its commands write (`register_run_kind`, in the room's __init__);
+# the ground knows only saved model folders, which no command may write into.
+SAVED_MODEL = RunKind("a saved model", ("config.json", "model.safetensors"))
+RUN_KINDS = {}
+
+
+def register_run_kind(kind, description, signatures=()):
+    """Make `kind` known to the checks: its description for messages and its pre-marker signature files."""
+    RUN_KINDS[kind] = RunKind(description, tuple(signatures))
+
+
+def describe_kind(kind, marker=None):
+    """How a message names `kind`: its registered description, else what its marker recorded, else the name."""
+    known = RUN_KINDS.get(kind) or (SAVED_MODEL if kind == "model" else None)
+    return known.description if known else (marker or {}).get("description") or kind
 
 
 def read_marker(directory):
@@ -47,15 +64,15 @@ def kind_of(directory):
     marker = read_marker(directory)
     if marker:
         return marker["kind"], MARKER
+
     def holds(pattern):
         return bool(glob.glob(os.path.join(glob.escape(directory), pattern)))
 
-    if holds("README.md") and holds("config.json"):  # an assembled Hub folder (publish.py, before markers)
-        return "publish", "README.md + config.json"
-    for kind, patterns in SIGNATURES.items():
-        found = [pattern for pattern in patterns if holds(pattern)]
-        if found:
-            return kind, found[0]
+    for kind, run_kind in [*RUN_KINDS.items(), ("model", SAVED_MODEL)]:  # a saved model last: runs hold configs
+        for signature in run_kind.signatures:
+            files = signature if isinstance(signature, tuple) else (signature,)
+            if all(holds(pattern) for pattern in files):
+                return kind, " + ".join(files)
     return None, None
 
 
@@ -74,8 +91,8 @@ def check_output_directory(directory, kind, option="--output-dir"):
         raise ValueError(f"{option} {directory}: not readable and writable by this user")
     found, evidence = kind_of(directory)
     if found is not None and found != kind:
-        raise ValueError(f"{option} {directory}: holds {KIND_NAMES.get(found, found)} ({evidence}), not "
-                         f"{KIND_NAMES[kind]}; choose another {option} (nothing was written)")
+        raise ValueError(f"{option} {directory}: holds {describe_kind(found, read_marker(directory))} ({evidence}), "
+                         f"not {describe_kind(kind)}; choose another {option} (nothing was written)")
 
 
 class RunLock:
@@ -163,7 +180,8 @@ def claim_output_directory(directory, kind, option="--output-dir"):
         check_output_directory(directory, kind, option)  # again, now that no other run can change it
         if read_marker(directory) is None:
             with open(os.path.join(directory, MARKER), "w", encoding="utf-8") as handle:
-                json.dump({"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, handle)
+                json.dump({"kind": kind, "description": describe_kind(kind),
+                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, handle)
     except BaseException:
         lock.release()
         raise

@@ -13,6 +13,10 @@
 import os
 import pickle
 
+import torch
+from safetensors import SafetensorError, safe_open
+from transformers import AutoConfig
+
 import nucel.modeling_nucel  # noqa: F401  (registers NucEL with the Auto classes: no remote code needed for it)
 
 
@@ -23,8 +27,6 @@ def first_line(failure):
 
 def check_safetensors(path):
     """One line for a missing, truncated or corrupt safetensors file (its header must describe the whole file)."""
-    from safetensors import SafetensorError, safe_open  # noqa: PLC0415
-
     if not os.path.isfile(path):
         raise ValueError(f"{path}: missing")
     try:
@@ -37,12 +39,14 @@ def check_safetensors(path):
 def load_plain_data(path):
     """`torch.load(path, weights_only=True)` with numpy's RNG-state types allowed: tensors and plain data only.
     Anything else (a pickle that would build other objects, i.e. run code) is refused with one line."""
-    from accelerate.utils import load  # noqa: PLC0415  (weights_only=True plus numpy's array types)
+    # accelerate's torch.load(weights_only=True) with numpy's array types; only checkpoints need it, so the model
+    # loaders (and the transformers-4.48 test venv, which lacks accelerate) never import it.
+    from accelerate.utils import load as load_weights_only  # noqa: PLC0415  (see the comment above)
 
     if not os.path.isfile(path):
         raise ValueError(f"{path}: missing")
     try:
-        return load(path, map_location="cpu", weights_only=True)
+        return load_weights_only(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as failure:
         raise ValueError(f"{path}: refused: it holds Python objects other than tensors and plain data, which "
                          f"could run code when loaded ({first_line(failure)})") from None
@@ -53,9 +57,6 @@ def load_plain_data(path):
 def check_finite(path):
     """A safetensors file whose floating-point tensors are all finite. One NaN or inf weight makes a model's outputs
     NaN (or quietly wrong) everywhere, so it is refused by name before anything is computed with it."""
-    import torch  # noqa: PLC0415
-    from safetensors import safe_open  # noqa: PLC0415
-
     with safe_open(path, "pt") as handle:
         for key in handle.keys():
             tensor = handle.get_tensor(key)
@@ -77,8 +78,6 @@ def check_weight_files(location):
 
 def load_model_config(location, trust_remote_code=False):
     """The config of a model folder or Hub id, without running code from it unless asked to."""
-    from transformers import AutoConfig  # noqa: PLC0415
-
     try:
         return AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as failure:

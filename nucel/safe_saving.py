@@ -13,7 +13,11 @@ import json
 import os
 import re
 
-from nucel.tokenization.hf_tokenizers import SECRET_OR_CODE_KEYS
+from transformers import AutoConfig
+
+from nucel.modeling_nucel.configuration_nucel import NUCEL_ONLY_FIELDS  # importing it registers model_type nucel
+from nucel.modeling_nucel.modeling_nucel import AUTO_MAP
+from nucel.tokenization.hf_tokenizers import SECRET_OR_CODE_KEYS, keys_to_leave_out
 
 # Keys every transformers config writes whatever its class (5.x and 4.x names).
 COMMON_CONFIG_KEYS = frozenset({
@@ -29,18 +33,12 @@ TEXT_SUFFIXES = (".json", ".md", ".txt", ".yaml", ".yml", ".cff", ".py")
 
 def known_config_keys(model_type):
     """The keys a config of `model_type` defines (its class's defaults), or None for an unregistered type."""
-    from transformers import AutoConfig  # noqa: PLC0415
-
-    import nucel.modeling_nucel  # noqa: F401, PLC0415  (registers model_type nucel)
-
     try:
         # transformers 4.x writes loading state such as `_name_or_path` (a local path) into config.json: never kept
         keys = {key for key in AutoConfig.for_model(model_type).to_dict() if not key.startswith("_")}
     except (ValueError, KeyError, TypeError):
         return None
     if model_type == "modernbert":  # a --format modernbert export keeps NucEL's fields as inert extra keys
-        from nucel.modeling_nucel.configuration_nucel import NUCEL_ONLY_FIELDS  # noqa: PLC0415
-
         keys |= set(NUCEL_ONLY_FIELDS) | {"global_attn_every_n_layers", "global_rope_theta", "local_rope_theta"}
     return keys | COMMON_CONFIG_KEYS
 
@@ -64,8 +62,6 @@ def _allowed_auto_map(auto_map, allowed_references):
 def own_code_references(model_type):
     """The code references a saved config of `model_type` may name: NucEL's remote code, none for a stock
     architecture, and for another model's remote code the files its folder ships (None: not decided here)."""
-    from nucel.modeling_nucel.modeling_nucel import AUTO_MAP  # noqa: PLC0415
-
     if model_type == "nucel":
         return set(AUTO_MAP.values())
     return None if known_config_keys(model_type) is None else set()
@@ -131,8 +127,6 @@ def private_content(folder):
 def outside_allow_lists(folder):
     """(file, what) for every key of the folder's config.json and tokenizer_config.json that a rebuilt config
     leaves out: keys its class does not define, credentials, custom pipelines, code in other repositories."""
-    from nucel.tokenization.hf_tokenizers import keys_to_leave_out  # noqa: PLC0415
-
     found = []
     path = os.path.join(folder, "config.json")
     if os.path.isfile(path):

@@ -230,12 +230,12 @@ def rows_sha256(sequences, labels):
 
 def read_dataset_splits(source, sequence_column, label_column, dataset_config=None):
     """{split: Split} of a `datasets.load_dataset` path (Hub id or local dataset folder)."""
-    import datasets  # noqa: PLC0415  (only this path needs it)
+    import datasets  # noqa: PLC0415  (heavy, with pyarrow: only a Hub dataset or dataset folder needs it)
 
     offline = datasets.config.HF_HUB_OFFLINE or getattr(datasets.config, "HF_DATASETS_OFFLINE", False)
     try:
         loaded = datasets.load_dataset(source, dataset_config)
-    except Exception as failure:  # the library raises many types; the user needs one line either way
+    except Exception as failure:  # noqa: BLE001  (datasets raises many types; the user needs one line either way)
         first = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
         where = (" (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set: only datasets already in the local datasets cache "
                  "load; run once online, or point --task-dir at a folder of split files)") if offline else ""

@@ -12,8 +12,9 @@ def python_blocks():
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
+    from conftest import write_release_discriminator
+
     from nucel.hub_cards.convert import convert_release
-    from test_convert import write_release_discriminator
 
     blocks = python_blocks()
     assert blocks

@@ -10,9 +10,11 @@ import tempfile
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers.utils import cached_file
+
+from nucel.files import read_json_object
 
 from . import alphabet
-from nucel.files import read_json_object
 from .tokenization_kmer import OverlappingKmerTokenizer
 
 DEFAULT_MAX_LENGTH = 2048  # NucELConfig.max_position_embeddings
@@ -83,8 +85,6 @@ PACKAGE_TOKENIZERS = {"tokenization_kmer.OverlappingKmerTokenizer": OverlappingK
 
 def saved_tokenizer_config(location):
     """`tokenizer_config.json` of a folder or (cached) Hub id as a dict; {} where there is none."""
-    from transformers.utils import cached_file  # noqa: PLC0415
-
     try:
         path = (os.path.join(location, "tokenizer_config.json") if os.path.isdir(location)
                 else cached_file(location, "tokenizer_config.json", _raise_exceptions_for_missing_entries=False))

@@ -8,10 +8,11 @@ model exactly what `AutoTokenizer` would; this package's own tokenizer is `NATIV
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from nucel.tokenization import alphabet
 from nucel.tokenization.hf_tokenizers import load_saved_tokenizer
@@ -31,22 +32,23 @@ class TokenLayout:
     nucleotide_ids: tuple  # the model's ids of A, C, G, T: the columns a masked-nucleotide head is read at
 
     @property
-    def specials(self):
+    def specials(self) -> int:
         """Tokens a window adds around its bases: [CLS], and [SEP] when the model was trained with one."""
         return 1 if self.sep_id is None else 2
 
     @property
-    def template(self):
+    def template(self) -> str:
         return "[CLS] bases" if self.sep_id is None else "[CLS] bases [SEP]"
 
     @classmethod
-    def native(cls):
+    def native(cls) -> "TokenLayout":
         """This package's own tokenizer: the alphabet's ids unchanged, `[CLS] bases [SEP]`."""
         return cls.assemble(alphabet.PAD_ID, alphabet.UNK_ID, alphabet.CLS_ID, alphabet.SEP_ID, alphabet.MASK_ID,
                             alphabet.NUCLEOTIDE_IDS, alphabet.N_ID, sep_in_window=True)
 
     @classmethod
-    def assemble(cls, pad_id, unk_id, cls_id, sep_id, mask_id, bases, n_id, sep_in_window):
+    def assemble(cls, pad_id: int, unk_id: int, cls_id: int, sep_id: Optional[int], mask_id: int, bases: Sequence[int],
+                 n_id: int, sep_in_window: bool) -> "TokenLayout":
         """A layout from a model's ids; the alphabet's reserved ids (which text never yields) map to [UNK]."""
         to_model = np.full(alphabet.VOCAB_SIZE, unk_id, dtype=np.int64)
         for alphabet_id, model_id in ((alphabet.PAD_ID, pad_id), (alphabet.CLS_ID, cls_id),
@@ -57,7 +59,7 @@ class TokenLayout:
         return cls(to_model, cls_id, sep_id if sep_in_window else None, pad_id, mask_id, tuple(bases))
 
     @classmethod
-    def for_config(cls, config, where="the model"):
+    def for_config(cls, config: PretrainedConfig, where: str = "the model") -> "TokenLayout":
         """The native layout, for a model whose config uses this package's alphabet; else one error line (a model
         over another id table needs the layout of its folder's tokenizer: `from_folder`)."""
         native = NATIVE
@@ -74,7 +76,7 @@ class TokenLayout:
         return native
 
     @classmethod
-    def from_folder(cls, folder, config, trust_remote_code=False):
+    def from_folder(cls, folder: str, config: PretrainedConfig, trust_remote_code: bool = False) -> "TokenLayout":
         """The layout of a model folder: read off its saved tokenizer (no code from the folder runs unless
         `trust_remote_code`) and checked against `config`; a folder saved without a tokenizer is read with this
         package's alphabet."""
@@ -83,7 +85,8 @@ class TokenLayout:
         return cls.of_tokenizer(load_saved_tokenizer(folder, trust_remote_code), config, f"--model {folder}")
 
     @classmethod
-    def of_tokenizer(cls, tokenizer, config, where="the tokenizer"):
+    def of_tokenizer(cls, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig,
+                     where: str = "the tokenizer") -> "TokenLayout":
         """Ask `tokenizer` how it writes each base, N, IUPAC codes, lower case and a window; the byte encoder's ids
         map onto its answers, so both read any text the same way. Anything the byte encoder cannot mirror (k-mers,
         a window without a leading [CLS]) is one error line."""
@@ -123,7 +126,7 @@ class TokenLayout:
                              f"{config.vocab_size}-token embedding")
         return layout
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (isinstance(other, TokenLayout) and np.array_equal(self.to_model, other.to_model)
                 and (self.cls_id, self.sep_id, self.pad_id, self.mask_id, self.nucleotide_ids)
                 == (other.cls_id, other.sep_id, other.pad_id, other.mask_id, other.nucleotide_ids))
@@ -139,7 +142,8 @@ class TokenLayout:
             framed[-1] = self.sep_id
         return framed
 
-    def batch(self, pieces: list, device: Union[str, torch.device]) -> tuple:
+    def batch(self, pieces: Sequence[np.ndarray],
+              device: Union[str, torch.device]) -> Tuple[torch.Tensor, torch.Tensor]:
         """uint8 alphabet-id arrays -> (input_ids, attention_mask), each (len(pieces), longest framed piece), of
         framed rows right-padded with the model's [PAD]."""
         width = max(len(piece) for piece in pieces) + self.specials
@@ -151,7 +155,7 @@ class TokenLayout:
             attention_mask[row, :len(framed)] = 1
         return torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device)
 
-    def max_bases(self, config) -> int:
+    def max_bases(self, config: PretrainedConfig) -> int:
         """The most bases one window may hold: the position limit less the window's special tokens."""
         return config.max_position_embeddings - self.specials
 

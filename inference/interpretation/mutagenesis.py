@@ -17,17 +17,17 @@ base at i. Mutants are batched, so a 1-kbp sequence takes 3,000 rows in batches 
 """
 
 from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nucel.model_folder import load
-from nucel.model_folder import HEAD_CLASSES, check_batch_size
 from nucel.inference.windows import check_sequence_length
-from nucel.tokenization.token_layout import TokenLayout
+from nucel.model_folder import HEAD_CLASSES, check_batch_size, load
 from nucel.tokenization import alphabet
 from nucel.tokenization.encoding import decode_bases, encode_sequence, reverse_complement
+from nucel.tokenization.token_layout import TokenLayout
 
 VALUES = ("logit", "probability")
 
@@ -80,8 +80,9 @@ def target_index(config, target):
 class SaturationMutagenesis:
     """ISM with a loaded NucEL model (`kind`: classifier, generator or discriminator)."""
 
-    def __init__(self, model, kind, target=None, value="logit", batch_size=64, reverse_complement_average=False,
-                 layout=None):
+    def __init__(self, model: torch.nn.Module, kind: str, target: Union[int, str, None] = None, value: str = "logit",
+                 batch_size: int = 64, reverse_complement_average: bool = False,
+                 layout: Optional[TokenLayout] = None) -> None:
         if kind not in HEAD_CLASSES:
             raise ValueError(f"--head {kind}: expected one of {', '.join(HEAD_CLASSES)}")
         if not isinstance(model, HEAD_CLASSES[kind]):
@@ -94,7 +95,8 @@ class SaturationMutagenesis:
         self.target = target_index(model.config, target) if kind == "classifier" else None
 
     @classmethod
-    def from_pretrained(cls, model, head="auto", device="auto", dtype="auto", **options):
+    def from_pretrained(cls, model: str, head: str = "auto", device: Union[str, torch.device] = "auto",
+                        dtype: str = "auto", **options) -> "SaturationMutagenesis":
         """From a fine-tuned classifier, a generator or discriminator export, or a pretraining run folder."""
         if head == "none":
             raise ValueError(f"--head none: mutagenesis reads a head; expected auto, {', '.join(HEAD_CLASSES)}")
@@ -102,11 +104,11 @@ class SaturationMutagenesis:
         return cls(loaded["head"], loaded.head, layout=loaded.layout, **options)
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     @property
-    def measure(self):
+    def measure(self) -> str:
         if self.kind == "generator":
             return "log p(base) - log p(reference), masked"
         if self.kind == "discriminator":
@@ -117,7 +119,7 @@ class SaturationMutagenesis:
             return f"output {label} change"
         return f"class {label} {'log-odds' if self.value == 'logit' else 'probability'} change"
 
-    def __call__(self, name, ids):
+    def __call__(self, name: str, ids: Union[str, np.ndarray]) -> Mutagenesis:
         """ISM of one sequence: token ids (uint8) or text."""
         ids = encode_sequence(ids) if isinstance(ids, str) else np.asarray(ids, dtype=np.uint8)
         check_sequence_length(name, len(ids), self.model.config, layout=self.layout)
@@ -128,7 +130,7 @@ class SaturationMutagenesis:
             effects = (effects + self.effects(reverse_complement(ids))[::-1, ::-1]) / 2
         return Mutagenesis(name, ids, effects.astype(np.float32), self.kind, self.measure)
 
-    def effects(self, ids):
+    def effects(self, ids: np.ndarray) -> np.ndarray:
         if self.kind == "generator":
             return self._masked_marginals(ids)
         mutants, (positions, bases) = mutant_rows(ids)

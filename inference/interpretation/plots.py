@@ -12,15 +12,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window (and no display needed on servers)
 
-import logomaker  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import PowerNorm, TwoSlopeNorm  # noqa: E402
+import logomaker
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import PowerNorm, TwoSlopeNorm
 
-from nucel.inference.interpretation.coordinates import genome_position, titled  # noqa: E402
-from nucel.inference.interpretation.motif_match import MAX_EVALUE, NO_MATCH  # noqa: E402
-from nucel.tokenization.alphabet import BASES  # noqa: E402
+from nucel.inference.interpretation.coordinates import genome_position, titled
+from nucel.inference.interpretation.motif_match import MAX_EVALUE, NO_MATCH
+from nucel.tokenization.alphabet import BASES
 
 ROW = 100  # positions per logo / heat-map panel
 COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}  # the usual nucleotide colours

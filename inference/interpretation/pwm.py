@@ -3,8 +3,8 @@ exact p-value of each score.
 
 Scores are log2((p + pseudocount * background) / (1 + pseudocount) / background) summed over the site, as in
 MEME-suite's FIMO (motif pseudocount 0.1); the background is the scanned sequence's own A/C/G/T composition, both
-strands (one pseudocount per base). P-values are exact for the rounded scores: column scores are put on a grid of at most
-`GRID_BINS` steps and the distribution of their sum over random background sequence is built column by column
+strands (one pseudocount per base). P-values are exact for the rounded scores: column scores are put on a grid of at
+most `GRID_BINS` steps and the distribution of their sum over random background sequence is built column by column
 (the dynamic programme FIMO and TFM-PValue use), so a p-value is the probability that a random site scores at
 least as high. A hit on the minus strand is reported with the plus-strand coordinates of the bases it covers and
 its site read on the minus strand.

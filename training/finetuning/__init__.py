@@ -1,2 +1,3 @@
-"""Fine-tuning pieces: tasks, baselines, metrics, the Trainer runner (`run.py`, behind `training/finetune.py`)
-and the benchmark grid (`grid.py`, behind `training/benchmark.py`)."""
+"""Fine-tuning pieces: baselines, the model of one seed (`models.py`), metrics, the stopping rule, what a run writes
+(`records.py`), the seed loop (`run.py`, behind `training/finetune.py`) and the benchmark grid (`grid.py`, behind
+`training/benchmark.py`)."""

@@ -19,17 +19,16 @@ import json
 import os
 import re
 
-from nucel.run_records import read_results
-from nucel.files import file_sha256
-from nucel.training.finetuning import run as finetune
 from nucel.commands import one_line_errors
-from nucel.training.finetuning.metrics import format_mean_sd
-from nucel.training.finetuning.stopping import protocol_differences
-from nucel.run_records import UNDER_TRAINED_NOTE, mark
-from nucel.run_directory import claim_output_directory
-from nucel.tasks import SPLITS, task_files
+from nucel.files import file_sha256
 from nucel.gue import PUBLISHED_GUE_MCC, SCALE
-
+from nucel.run_directory import claim_output_directory
+from nucel.run_records import UNDER_TRAINED_NOTE, mark, read_results
+from nucel.tasks import SPLITS, task_files
+from nucel.training.finetuning import run as finetune
+from nucel.training.finetuning.metrics import format_mean_sd
+from nucel.training.finetuning.models import resolve_model
+from nucel.training.finetuning.stopping import protocol_differences
 
 
 def parse_args(argv=None):
@@ -44,7 +43,7 @@ def parse_args(argv=None):
 def resolved_model(model):
     """The model a --models entry names, independent of how it is spelled: baselines and Hub ids as given, folders
     as the absolute path of the folder finetune.py would load (random-init:FOLDER likewise)."""
-    kind, location = finetune.resolve_model(model)
+    kind, location = resolve_model(model)
     if location and os.path.isdir(location):
         location = os.path.realpath(location)
     return kind if location is None else f"{kind}:{location}"
@@ -69,7 +68,7 @@ def stale_reason(results, argv, task_dir, model):
         path = files.get(split) or (files["train"] if recorded.get("carved_from_train") else None)
         if path is None or recorded.get("sha256") != file_sha256(path):
             return f"the {split} split changed"
-    kind, location = finetune.resolve_model(model)
+    kind, location = resolve_model(model)
     recorded = (results.get("model_info") or {}).get("weights_sha256")
     weights = os.path.join(location, "model.safetensors") if kind == "pretrained" and location else None
     if weights and os.path.isfile(weights) and recorded != file_sha256(weights):

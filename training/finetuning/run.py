@@ -17,82 +17,74 @@ settings users tune have flags (--bf16/--fp16, --gradient-accumulation-steps, --
 trained to convergence, the same rule for every model (Tang & Koo: a baseline is only a baseline when it was trained
 as well as it can be): --epochs / --max-steps is a maximum (default 20 epochs) and training stops when dev has not
 improved for --patience evaluations (training/finetuning/stopping.py). A seed that reaches the maximum while dev
-is still improving is reported as under-trained (marked † in tables). Learning rate for the model's size: GUE's 3e-5 belongs to 768-wide encoders, and Adam's best step shrinks with
-width, so a pretrained or random-init encoder gets 3e-5 x 768 / hidden_size (1.8e-4 at 128, 4.5e-5 for the
-published 512-wide model); the CNN and probe heads, which start from scratch, 1e-3. `--lr auto` picks among
-that value x 1/3, 1 and 3 on dev (first seed), then trains every seed with it; `--lr X` pins it. Warmup: 50
-steps, or a tenth of a shorter run. The choice is recorded in results.json (`learning_rate`).
+is still improving is reported as under-trained (marked † in tables). Learning rate for the model's size: GUE's
+3e-5 belongs to 768-wide encoders, and Adam's best step shrinks with width, so a pretrained or random-init encoder
+gets 3e-5 x 768 / hidden_size (1.8e-4 at 128, 4.5e-5 for the published 512-wide model); the CNN and probe heads,
+which start from scratch, 1e-3. `--lr auto` picks among that value x 1/3, 1 and 3 on dev (first seed), then trains
+every seed with it; `--lr X` pins it. Warmup: 50 steps, or a tenth of a shorter run. The choice is recorded in
+results.json (`learning_rate`).
 
 Writes to --output-dir: results.json (per seed and mean ± sd, each seed's dev curve and how it stopped, the
-protocol, the exact config, data checksums and package versions), predictions.csv (test, every seed) and model/ (the best-dev seed's model with its tokenizer; for a probe
-the head only).
+protocol, the exact config, data checksums and package versions), predictions.csv (test, every seed) and model/
+(the best-dev seed's model with its tokenizer; for a probe the head only).
+
+Here: the options, the seed loop and the --lr search; the model each seed trains and model/ are models.py's, what
+results.json and predictions.csv hold is records.py's.
 """
 
 import argparse
 import contextlib
-import csv
 import dataclasses
-import importlib.metadata
-import json
 import os
-import platform
 import re
 import shutil
 import sys
 import tempfile
 import time
-from unittest import mock
 
 import numpy as np
 import torch
 import yaml
 from datasets import Dataset
-from safetensors.torch import save_file
 from transformers import (
-    AutoModel,
-    AutoModelForSequenceClassification,
     DataCollatorWithPadding,
     EarlyStoppingCallback,
+    PretrainedConfig,
     Trainer,
     TrainingArguments,
     set_seed,
 )
+from transformers.integrations import TensorBoardCallback
 
-from nucel.run_records import CONVERSION_FILE
-from nucel.modeling_nucel import NucELConfig, NucELForSequenceClassification
-from nucel.modeling_nucel.modeling_nucel import follow_umask
-from nucel.tokenization.hf_tokenizers import load_saved_tokenizer, load_tokenizer, save_tokenizer
-from nucel import model_folder
-from nucel.files import file_sha256
-from nucel.training.finetuning.baselines import (
-    PROBES,
-    FrozenEncoderProbe,
-    SequenceCNNConfig,
-    SequenceCNNForSequenceClassification,
-)
 from nucel.commands import is_main_rank, one_line_errors
-from nucel.training.finetuning.metrics import PRIMARY_METRIC, aggregate, predicted_labels, score, trainer_metrics
-from nucel.training.finetuning.stopping import DEFAULT_MIN_DELTA, DEFAULT_PATIENCE, stopping_record
-from nucel.run_records import UNDER_TRAINED_MARK, mark, under_trained_seeds
+from nucel.modeling_nucel import NucELConfig
 from nucel.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
 from nucel.run_directory import check_output_directory, claim_output_directory, kind_of
-from nucel.safe_saving import rebuild_model_config
-from nucel.safe_loading import load_model_config, load_pretrained
-from nucel.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, load_task, tokenize_split
+from nucel.run_records import UNDER_TRAINED_MARK, mark, under_trained_seeds
+from nucel.safe_loading import load_model_config
+from nucel.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, Task, load_task, tokenize_split
+from nucel.training.finetuning.baselines import PROBES
+from nucel.training.finetuning.metrics import PRIMARY_METRIC, score, trainer_metrics
+from nucel.training.finetuning.models import build_task_model, build_tokenizer, max_tokens, resolve_model, save_model
+from nucel.training.finetuning.records import (
+    describe_model,
+    run_results,
+    saved_model_record,
+    seed_record,
+    write_predictions,
+    write_results,
+)
+from nucel.training.finetuning.stopping import DEFAULT_MIN_DELTA, DEFAULT_PATIENCE
 
-BASELINES = ("onehot-cnn", "random-init")
 # GUE's learning rate and the width it was tuned at (DNABERT-2, 768); heads that start from scratch take 1e-3.
 GUE_LEARNING_RATE, GUE_HIDDEN_SIZE, HEAD_LEARNING_RATE = 3e-5, 768, 1e-3
-LEARNING_RATE_SEARCH = {"dev search (--lr auto)": "dev search (--lr auto)", "--lr": "pinned (--lr)"}
 # `--lr auto`: these multiples of the width rule's value are tried on dev.
 LR_SEARCH_FACTORS = (1 / 3, 1.0, 3.0)
 DEFAULT_WARMUP_STEPS = 50
 DEFAULT_MAX_EPOCHS = 20.0  # a ceiling: early stopping on dev ends training
-# Encoder Linear layers LoRA adapts in a NucEL (ModernBERT) backbone; the new head trains in full.
-NUCEL_LORA_TARGETS = ["Wqkv", "Wo", "Wi"]
-# TrainingArguments fields this script sets from its own options and protocol (best dev checkpoint, test once).
 # Fields that upload or carry credentials: a token would be written into results.json with every argument.
 PUBLISHING_TRAINING_ARGUMENT = re.compile(r"^hub_|^push_to_hub|token$")
+# TrainingArguments fields this script sets from its own options and protocol (best dev checkpoint, test once).
 MANAGED_TRAINING_ARGUMENTS = frozenset({
     "output_dir", "seed", "data_seed", "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size",
     "num_train_epochs", "max_steps", "warmup_steps", "weight_decay", "eval_strategy", "eval_steps", "save_strategy",
@@ -218,93 +210,18 @@ def parse_training_args(items):
     return parsed
 
 
-# ----------------------------------------------------------------------------------------------- the model
-def resolve_model(name):
-    """(kind, location) of --model: onehot-cnn | random-init | pretrained (nucel.model_folder says what --model
-    means; the one-hot CNN is this room's own baseline)."""
-    return model_folder.resolve_model(name, baselines=("onehot-cnn",))
 
 
-def build_tokenizer(location, trust_remote_code=False):
-    if location is None:  # the baselines and the default random-init read single nucleotides
-        return load_tokenizer("nucleotide")
-    return load_saved_tokenizer(location, trust_remote_code)
-
-
-def max_tokens(kind, config, tokenizer):
-    """The longest input (specials included) the model takes; None: any length (convolutions)."""
-    if kind == "onehot-cnn":
-        return None
-    limit = getattr(config, "max_position_embeddings", None) or tokenizer.model_max_length
-    return limit if limit < 1e9 else None  # transformers' "no limit" sentinel is a huge integer
-
-
-def build_model(args, kind, location, task, model_config=None):
-    """A fresh model for one seed: classifier, probe, or baseline, labelled with the task's classes."""
-    labels = {"num_labels": task.num_labels, "problem_type": task.problem_type,
-              "id2label": dict(enumerate(task.label_names)),
-              "label2id": {name: i for i, name in enumerate(task.label_names)}}
-    if kind == "onehot-cnn":
-        return SequenceCNNForSequenceClassification(SequenceCNNConfig(**labels))
-    if kind == "random-init":
-        config = load_model_config(location) if location else NucELConfig()
-        if config.model_type != NucELConfig.model_type:
-            raise ValueError(f"--model random-init:{location}: config.json has model_type {config.model_type!r}; "
-                             "random-init takes the shape of a NucEL folder")
-        config = NucELConfig.from_dict({**config.to_dict(), **labels, "classifier_pooling": args.pooling})
-        return NucELForSequenceClassification(config)
-    if args.probe:
-        encoder, _ = load_pretrained(AutoModel, location, args.trust_remote_code)
-        return FrozenEncoderProbe(encoder, args.probe, task.num_labels, task.problem_type, args.probe_layer)
-    model_config = model_config or load_model_config(location, args.trust_remote_code)
-    nucel = model_config.model_type == NucELConfig.model_type
-    model, _ = load_pretrained(AutoModelForSequenceClassification, location, args.trust_remote_code,
-                               **({"classifier_pooling": args.pooling} if nucel else {}), **labels)
-    if args.lora:
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        nucel = isinstance(model, NucELForSequenceClassification) or model.config.model_type == "nucel"
-        model = get_peft_model(model, LoraConfig(
-            task_type=TaskType.SEQ_CLS, r=args.lora_rank, lora_alpha=2 * args.lora_rank, lora_dropout=0.05,
-            target_modules=NUCEL_LORA_TARGETS if nucel else "all-linear",
-            modules_to_save=["head", "classifier"] if nucel else None))
-    return model
-
-
-def save_model(model, tokenizer, directory, args):
-    """The model users load again, written into `directory` (a temporary folder of this run, replaced when a
-    later seed does better): LoRA merged into the weights; for a probe, the head and what it reads."""
-    remove(directory)
-    os.makedirs(directory)
-    write_model(model, tokenizer, directory, args)
-    return directory
-
-
-def write_model(model, tokenizer, directory, args):
-    if isinstance(model, FrozenEncoderProbe):
-        save_file({k: v.contiguous() for k, v in model.head.state_dict().items()},
-                  os.path.join(directory, "probe_head.safetensors"))
-        with open(os.path.join(directory, "probe.json"), "w", encoding="utf-8") as handle:
-            json.dump({"encoder": args.model, "probe": model.probe, "layer": model.layer,
-                       "num_labels": model.config.num_labels, "problem_type": model.config.problem_type}, handle,
-                      indent=1)
-        return directory
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    model.save_pretrained(directory)
-    follow_umask(directory)  # a baseline or another model's class writes its weights 0600 too
-    dropped = rebuild_model_config(directory) + save_tokenizer(tokenizer, directory)
-    if dropped:
-        say(f"model/: left out of its configs (not fields of the model or tokenizer): {', '.join(sorted(dropped))}")
-    kind, location = resolve_model(args.model)
-    conversion = os.path.join(location, CONVERSION_FILE) if kind == "pretrained" and os.path.isdir(location) \
-        else None
-    if conversion and os.path.isfile(conversion):  # weights imported with nucel-convert: the credit travels on
-        shutil.copyfile(conversion, os.path.join(directory, CONVERSION_FILE))
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """The learning rate and warmup a seed trains with, as resolved from the options (`args` keeps them as given):
+    --lr pinned, its default rule or the dev search's choice; --warmup-steps or its default."""
+    learning_rate: float
+    warmup_steps: int
 
 
 # ----------------------------------------------------------------------------------------------- the data
-def build_datasets(task, tokenizer, limit, truncate):
+def build_datasets(task: Task, tokenizer, limit: int | None, truncate: bool) -> dict:
     """One `datasets.Dataset` per split: input_ids ([CLS] ... [SEP]) and labels."""
     datasets = {}
     for name, split in task.splits.items():
@@ -314,15 +231,16 @@ def build_datasets(task, tokenizer, limit, truncate):
 
 
 # ----------------------------------------------------------------------------------------------- one seed
-def training_arguments(args, seed, output_dir, total_steps, primary):
+def training_arguments(args: argparse.Namespace, schedule: Schedule, seed: int, output_dir: str, total_steps: int,
+                       primary: str) -> TrainingArguments:
     eval_steps = min(args.eval_steps, total_steps)
     cuda = torch.cuda.is_available()
     bf16 = args.bf16 if args.bf16 is not None else (cuda and torch.cuda.is_bf16_supported() and not args.fp16
                                                      and not args.fp32)
     values = dict(
-        output_dir=output_dir, seed=seed, data_seed=seed, learning_rate=args.lr,
+        output_dir=output_dir, seed=seed, data_seed=seed, learning_rate=schedule.learning_rate,
         per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=2 * args.batch_size,
-        num_train_epochs=args.epochs or 1, max_steps=args.max_steps or -1, warmup_steps=args.warmup_steps,
+        num_train_epochs=args.epochs or 1, max_steps=args.max_steps or -1, warmup_steps=schedule.warmup_steps,
         weight_decay=args.weight_decay, lr_scheduler_type="linear",
         eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
         save_only_model=True, save_total_limit=1, load_best_model_at_end=True,
@@ -340,12 +258,22 @@ def training_arguments(args, seed, output_dir, total_steps, primary):
     return TrainingArguments(**values)
 
 
-def logging_directory(args, seed):
+def logging_directory(args: argparse.Namespace, seed: int) -> str:
     """Where --report-to loggers write: inside --output-dir (the Trainer's own output_dir is scratch)."""
     return os.path.join(args.output_dir, "logs", f"seed-{seed}")
 
 
-def total_optimizer_steps(args, train_rows):
+def log_tensorboard_to(trainer: Trainer, directory: str) -> None:
+    """transformers 5.x's TensorBoard logger takes its folder from TENSORBOARD_LOGGING_DIR when the Trainer builds
+    it, and without one writes inside the Trainer's output_dir (scratch here): a logger given no folder is pointed
+    at `directory`. (4.x's reads TrainingArguments.logging_dir, which training_arguments sets.)"""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback) and hasattr(callback, "logging_dir") \
+                and not callback.logging_dir:
+            callback.logging_dir = directory
+
+
+def total_optimizer_steps(args: argparse.Namespace, train_rows: int) -> int:
     if args.max_steps:
         return args.max_steps
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -353,21 +281,21 @@ def total_optimizer_steps(args, train_rows):
     return max(1, int(np.ceil(args.epochs * per_epoch)))
 
 
-def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, model_config=None, score_test=True):
-    """Train one seed, keep its best dev checkpoint, score dev (and test, unless `score_test` is False) with it."""
+def run_seed(args: argparse.Namespace, schedule: Schedule, kind: str, location: str | None, task: Task,
+             datasets: dict, tokenizer, seed: int, work_dir: str, model_config: PretrainedConfig | None = None,
+             score_test: bool = True) -> tuple:
+    """Train one seed, keep its best dev checkpoint, score dev (and test, unless `score_test` is False) with it:
+    (its record, the trained model, its test logits or None)."""
     set_seed(seed)
-    model = build_model(args, kind, location, task, model_config)
+    model = build_task_model(args, kind, location, task, model_config)
     primary = PRIMARY_METRIC[task.label_type]
     total_steps = total_optimizer_steps(args, len(datasets["train"]))
-    # transformers 5.x's TensorBoard logger reads its folder from the environment when the Trainer is built
-    tensorboard = {"TENSORBOARD_LOGGING_DIR": os.environ.get("TENSORBOARD_LOGGING_DIR") or
-                   logging_directory(args, seed)}
-    with mock.patch.dict(os.environ, tensorboard):
-        trainer = Trainer(model=model, args=training_arguments(args, seed, work_dir, total_steps, primary),
-                          train_dataset=datasets["train"], eval_dataset=datasets["dev"],
-                          data_collator=DataCollatorWithPadding(tokenizer),
-                          compute_metrics=trainer_metrics(task.label_type),
-                          callbacks=[EarlyStoppingCallback(args.patience, args.min_delta)] if args.patience else None)
+    trainer = Trainer(model=model, args=training_arguments(args, schedule, seed, work_dir, total_steps, primary),
+                      train_dataset=datasets["train"], eval_dataset=datasets["dev"],
+                      data_collator=DataCollatorWithPadding(tokenizer),
+                      compute_metrics=trainer_metrics(task.label_type),
+                      callbacks=[EarlyStoppingCallback(args.patience, args.min_delta)] if args.patience else None)
+    log_tensorboard_to(trainer, logging_directory(args, seed))
     frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()} if args.probe else None
     started = time.time()
     trainer.train()
@@ -375,15 +303,9 @@ def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, mo
     if frozen is not None and any(not torch.equal(frozen[k], v) for k, v in model.encoder.state_dict().items()):
         raise RuntimeError("probe: an encoder weight changed during training")  # a bug, never bad input
 
-    history = [{"step": entry["step"], primary: entry[f"eval_{primary}"]}
-               for entry in trainer.state.log_history if f"eval_{primary}" in entry]
-    best_step = int(re.search(r"checkpoint-(\d+)", trainer.state.best_model_checkpoint).group(1))
+    record = seed_record(seed, trainer.state, primary, runtime, args.patience, args.min_delta)
     dev = trainer.predict(datasets["dev"])
-    stopping = stopping_record([entry[primary] for entry in history], trainer.state.global_step,
-                               trainer.state.max_steps, args.patience, args.min_delta)
-    record = {"seed": seed, "steps": trainer.state.global_step, "best_step": best_step, "stopping": stopping,
-              "dev_history": history, "train_runtime_s": round(runtime, 2),
-              "dev": score(task.label_type, dev.label_ids, dev.predictions)}
+    record["dev"] = score(task.label_type, dev.label_ids, dev.predictions)
     if not score_test:
         return record, trainer.model, None
     test = trainer.predict(datasets["test"])
@@ -391,63 +313,8 @@ def run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, mo
     return record, trainer.model, test.predictions
 
 
-# ----------------------------------------------------------------------------------------------- outputs
-def versions():
-    found = {"python": platform.python_version()}
-    for package in ("nucel", "torch", "transformers", "accelerate", "datasets", "peft", "scikit-learn", "numpy"):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = None
-    return found
-
-
-def describe_model(kind, location, model, model_config=None):
-    """What was trained, honestly: the class, its model_type, and the checksum of the weights it started from
-    (only for a pretrained model, whose backbone load_pretrained proved complete)."""
-    described = {"kind": kind, "location": location, "class": type(model).__name__,
-                 "model_type": getattr(model_config or getattr(model, "config", None), "model_type", None),
-                 "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                 "parameters": sum(p.numel() for p in model.parameters())}
-    weights = (os.path.join(location, "model.safetensors")
-               if kind == "pretrained" and location and os.path.isdir(location) else None)
-    if weights and os.path.isfile(weights):
-        described["weights_sha256"] = file_sha256(weights)
-    return described
-
-
-def prediction_rows(task, seed, logits):
-    """predictions.csv rows of one seed: the label and prediction as in the CSV, plus per-class scores."""
-    split, label_type = task.splits["test"], task.label_type
-    predictions = predicted_labels(label_type, logits)
-    if label_type == "multi-class":
-        scores = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), -1).numpy()
-    elif label_type == "multi-label":
-        scores = torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()
-    for row, (sequence, label) in enumerate(zip(split.sequences, split.raw_labels)):
-        if label_type == "regression":
-            yield [seed, row, sequence, label, f"{predictions[row]:.6g}"]
-            continue
-        if label_type == "multi-label":
-            predicted = ";".join(name for name, on in zip(task.label_names, predictions[row]) if on)
-        else:
-            predicted = task.label_names[predictions[row]]
-        yield [seed, row, sequence, label, predicted] + [f"{value:.6g}" for value in scores[row]]
-
-
-def write_predictions(path, task, per_seed_logits):
-    header = ["seed", "row", "sequence", "label", "prediction"]
-    if task.label_type != "regression":
-        header += [f"score_{name}" for name in task.label_names]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for seed, logits in per_seed_logits:
-            writer.writerows(prediction_rows(task, seed, logits))
-
-
 # ----------------------------------------------------------------------------------------------- main
-def main(argv=None):
+def main(argv: list | None = None) -> dict | None:
     args = parse_args(argv)
     check_output_directory(args.output_dir, "finetune")  # every refusal before anything is written
     if os.path.isdir(args.output_dir) and kind_of(args.output_dir)[0] != "finetune" \
@@ -475,10 +342,11 @@ def main(argv=None):
            if task.carved_dev else "") + f"; model {args.model} ({kind})")
 
     total_steps = total_optimizer_steps(args, len(datasets["train"]))
-    if args.warmup_steps is None:
-        args.warmup_steps = min(DEFAULT_WARMUP_STEPS, total_steps // 10)
-    elif args.warmup_steps >= total_steps and is_main_rank():
-        print(f"warning: --warmup-steps {args.warmup_steps} >= the run's {total_steps} optimizer steps: the learning "
+    warmup_steps = args.warmup_steps
+    if warmup_steps is None:
+        warmup_steps = min(DEFAULT_WARMUP_STEPS, total_steps // 10)
+    elif warmup_steps >= total_steps and is_main_rank():
+        print(f"warning: --warmup-steps {warmup_steps} >= the run's {total_steps} optimizer steps: the learning "
               "rate never reaches its peak", file=sys.stderr, flush=True)
     default, rule = default_learning_rate(kind, args.probe,
                                           model_config or (NucELConfig() if kind == "random-init" else None))
@@ -493,10 +361,11 @@ def main(argv=None):
     # A distributed launch (torchrun / accelerate launch) trains on every rank; rank 0 alone owns the folder.
     owner = claim_output_directory(args.output_dir, "finetune") if is_main_rank() else contextlib.nullcontext()
     with owner:
-        return train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer, learning_rate)
+        return train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer, learning_rate,
+                                warmup_steps)
 
 
-def default_learning_rate(kind, probe, model_config):
+def default_learning_rate(kind: str, probe: str | None, model_config: PretrainedConfig | None) -> tuple:
     """(learning rate, the rule that gave it) for a model that --lr does not pin."""
     if kind == "onehot-cnn" or probe:
         return HEAD_LEARNING_RATE, "head default (its weights start from scratch)"
@@ -507,19 +376,19 @@ def default_learning_rate(kind, probe, model_config):
         f"width rule: {GUE_LEARNING_RATE:g} x {GUE_HIDDEN_SIZE} / hidden_size {width}"
 
 
-def search_learning_rate(candidates, dev_score, primary):
+def search_learning_rate(candidates: list, dev_score, primary: str) -> tuple:
     """`--lr auto`: the candidate whose first-seed run scores best on dev (`dev_score(lr)`: the dev metrics; test
     is never scored), and every candidate's dev metrics."""
     tried = [{"lr": candidate, "dev": dev_score(candidate)} for candidate in candidates]
     return max(tried, key=lambda entry: entry["dev"][primary])["lr"], tried
 
 
-def say(message):
+def say(message: str) -> None:
     if is_main_rank():
         print(message, flush=True)
 
 
-def scratch_directory(output_dir):
+def scratch_directory(output_dir: str) -> str:
     """The checkpoints of this run (removed at its end). Every rank of a distributed launch loads the best one, so
     all name the same folder, after the launch's run id; rank 0 creates it."""
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
@@ -531,8 +400,11 @@ def scratch_directory(output_dir):
     return path
 
 
-def train_and_report(args, argv, kind, location, model_config, task, datasets, tokenizer, learning_rate):
-    """Every seed in scratch checkpoints of our own, then results.json, predictions.csv and model/."""
+def train_and_report(args: argparse.Namespace, argv: list | None, kind: str, location: str | None,
+                     model_config: PretrainedConfig | None, task: Task, datasets: dict, tokenizer,
+                     learning_rate: dict, warmup_steps: int) -> dict | None:
+    """Every seed in scratch checkpoints of our own, then results.json, predictions.csv and model/.
+    `learning_rate`: {"chosen_by", "value"}, or {"chosen_by", "candidates"} for the dev search to choose from."""
     records, logits, best = [], [], None
     primary = PRIMARY_METRIC[task.label_type]
     main_rank = is_main_rank()
@@ -546,30 +418,32 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
     scratch = scratch_directory(args.output_dir)  # ours: removed at the end
     try:
         if "candidates" in learning_rate:
+            seed = args.seeds[0]
+
             def dev_score(candidate):
-                args.lr, seed = candidate, args.seeds[0]
                 work_dir = os.path.join(scratch, f"lr-{candidate:g}-seed-{seed}")
-                record = run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir, model_config,
-                                  score_test=False)[0]
+                record = run_seed(args, Schedule(candidate, warmup_steps), kind, location, task, datasets,
+                                  tokenizer, seed, work_dir, model_config, score_test=False)[0]
                 if main_rank:
                     shutil.rmtree(work_dir)
                 say(f"--lr auto: lr {candidate:g}, seed {seed}: dev {primary} {record['dev'][primary]:.4f}")
                 return record["dev"]
 
-            learning_rate["value"], learning_rate["search"] = search_learning_rate(
-                learning_rate["candidates"], dev_score, primary)
-        args.lr = learning_rate["value"]
-        say(f"learning rate {args.lr:g} ({learning_rate['chosen_by']}), warmup {args.warmup_steps} steps")
+            chosen, tried = search_learning_rate(learning_rate["candidates"], dev_score, primary)
+            learning_rate = {**learning_rate, "value": chosen, "search": tried}
+        schedule = Schedule(learning_rate["value"], warmup_steps)
+        say(f"learning rate {schedule.learning_rate:g} ({learning_rate['chosen_by']}), "
+            f"warmup {schedule.warmup_steps} steps")
         for seed in args.seeds:
             work_dir = os.path.join(scratch, f"seed-{seed}")
-            record, model, test_logits = run_seed(args, kind, location, task, datasets, tokenizer, seed, work_dir,
-                                                  model_config)
+            record, model, test_logits = run_seed(args, schedule, kind, location, task, datasets, tokenizer, seed,
+                                                  work_dir, model_config)
             records.append(record)
             logits.append((seed, test_logits))
             if best is None or record["dev"][primary] > best["dev"][primary]:
                 best = record
                 if main_rank:
-                    save_model(model, tokenizer, staged[0], args)
+                    save_model(model, tokenizer, staged[0], args.model)
                 described = describe_model(kind, location, model, model_config)
             if main_rank:  # every rank has scored test (a collective step), so the checkpoint is no longer read
                 shutil.rmtree(work_dir)  # the best checkpoint is loaded and saved; the rest is scratch
@@ -581,22 +455,11 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
                 f"test {primary} {record['test'][primary]:.4f}")
         if not main_rank:
             return None
-        weights = next(os.path.join(staged[0], name) for name in ("model.safetensors", "probe_head.safetensors")
-                       if os.path.isfile(os.path.join(staged[0], name)))
-        results = {"task": task.name, "task_dir": task.directory, "label_type": task.label_type,
-                   "label_names": task.label_names, "primary_metric": primary, "model": args.model,
-                   "model_info": described, "saved_model": {"path": "model", "seed": best["seed"],
-                                                            "weights": os.path.basename(weights),
-                                                            "sha256": file_sha256(weights)},
-                   "command": list(argv if argv is not None else sys.argv[1:]),
-                   "config": vars(args),
-                   "learning_rate": learning_rate, "protocol": protocol(args, len(datasets["train"]), learning_rate),
-                   "processes": int(os.environ.get("WORLD_SIZE", "1")),
-                   "data": task.describe_data(), "versions": versions(), "seeds": records,
-                   "dev": aggregate([r["dev"] for r in records]), "test": aggregate([r["test"] for r in records])}
+        results = run_results(args, argv if argv is not None else sys.argv[1:], task, described,
+                              saved_model_record(staged[0], best["seed"]), learning_rate, schedule.warmup_steps,
+                              total_optimizer_steps(args, len(datasets["train"])), records)
         write_predictions(staged[1], task, logits)
-        with open(staged[2], "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=1)
+        write_results(staged[2], results)
         commit(list(zip(staged, finals)))
     finally:
         if main_rank:
@@ -612,17 +475,6 @@ def train_and_report(args, argv, kind, location, model_config, task, datasets, t
               f"({records[0]['stopping']['max_steps']} steps) while dev was still improving: under-trained "
               f"({UNDER_TRAINED_MARK}); raise --epochs / --max-steps", file=sys.stderr, flush=True)
     return results
-
-
-def protocol(args, train_rows, learning_rate):
-    """What every model of one comparison must share (batch, warmup, evaluation cadence, stopping rule, maximum,
-    how the learning rate was chosen): recorded so that tables can check it."""
-    max_steps = total_optimizer_steps(args, train_rows)
-    return {"max_steps": max_steps, "max_epochs": args.epochs, "patience": args.patience,
-            "min_delta": args.min_delta, "eval_steps": min(args.eval_steps, max_steps),
-            "batch_size": args.batch_size * int(os.environ.get("WORLD_SIZE", "1")) * args.gradient_accumulation_steps,
-            "warmup_steps": args.warmup_steps, "learning_rate": LEARNING_RATE_SEARCH.get(learning_rate["chosen_by"],
-                                                                               "default rule, no search")}
 
 
 cli = one_line_errors(main)

@@ -28,7 +28,7 @@ def resolve_runtime(config: PretrainConfig) -> tuple[str, str]:
     attention = config.attn_implementation
     if attention == "auto":
         try:
-            import flash_attn  # noqa: F401, PLC0415
+            import flash_attn  # noqa: F401, PLC0415  (optional GPU package: only probed to resolve `auto`)
             attention = "flash_attention_2" if cuda else "sdpa"
         except ImportError:
             attention = "sdpa"
@@ -118,7 +118,7 @@ def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]],
              ) -> dict[str, float | None]:
     """Validation: generator (or MLM) loss and accuracy at masked positions; for ELECTRA also discriminator
     accuracy and AUC over every scored position, beside the trivial baselines they must beat."""
-    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415  (heavy: only validation's AUC needs it)
 
     objective = OBJECTIVES[objective_name]
     was_training = model.training

@@ -21,7 +21,6 @@ import shutil
 import sys
 
 from nucel.files import read_json_object
-
 from nucel.safe_loading import check_safetensors, load_plain_data
 
 CHECKPOINTS = "checkpoints"

@@ -8,6 +8,7 @@ FLOPs per trained token = 6 x (weights of every matmul a token passes through) +
 
 import copy
 
+import psutil
 import torch
 
 from .objectives import OBJECTIVES
@@ -92,8 +93,6 @@ def available_memory(device):
     """Bytes free for this process: device memory on CUDA, the machine's available RAM otherwise."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    import psutil  # noqa: PLC0415  (a dependency of accelerate)
-
     return psutil.virtual_memory().available
 
 

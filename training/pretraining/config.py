@@ -12,11 +12,12 @@ import typing
 from typing import Optional
 
 import yaml
+from transformers import SchedulerType
 
 from nucel.modeling_nucel import NucELConfig
 from nucel.tokenization import alphabet
 
-from .masking import STRATEGIES, expected_mask_fraction
+from .masking import STRATEGIES, Masker, expected_mask_fraction
 from .objectives import OBJECTIVES
 
 ATTENTION_CHOICES = ("auto", "eager", "sdpa", "flex_attention", "flash_attention_2")
@@ -94,8 +95,6 @@ class PretrainConfig:
             fail("mixed_precision", "auto, no, bf16 or fp16")
         if self.attn_implementation not in ATTENTION_CHOICES:
             fail("attn_implementation", "one of " + ", ".join(ATTENTION_CHOICES))
-        from transformers import SchedulerType  # noqa: PLC0415
-
         if self.lr_scheduler not in {item.value for item in SchedulerType}:
             fail("lr_scheduler", "a transformers.get_scheduler name, e.g. linear, cosine, constant_with_warmup")
         for field in ("max_steps", "global_batch_size", "per_device_batch_size", "logging_steps", "eval_steps",
@@ -141,8 +140,6 @@ class PretrainConfig:
 
     def _check_masking_reaches_rate(self):
         """Spans cut at the crop's ends mask less than `mask_rate`; refuse a recipe that loses more than 10%."""
-        from .masking import Masker  # noqa: PLC0415
-
         masker = Masker(self.masking, self.mask_rate, total_steps=self.max_steps,
                         span_mean_length=self.span_mean_length, randommask_phases=self.randommask_phases,
                         randommask_min_span=self.randommask_min_span, randommask_growth=self.randommask_growth)

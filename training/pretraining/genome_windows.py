@@ -124,7 +124,7 @@ class GenomeWindows(torch.utils.data.Dataset):
     def to_hf_dataset(self, epoch=0, cache_dir=None):
         """This split at `epoch` as a `datasets.Dataset` (column `input_ids`), fingerprinted by store content and
         settings so a changed genome is never served from the cache."""
-        import datasets
+        import datasets  # noqa: PLC0415  (heavy, with pyarrow: only this export needs it, training reads windows)
 
         fingerprint = "-".join(str(part) for part in (
             "nucel-windows", self.store.checksum, self.split, self.window_length, self.stride, self.crop_length,

@@ -14,6 +14,7 @@ caller that seeds it per sample gets the same masks on any number of processes a
 
 import functools
 import math
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -21,13 +22,15 @@ from nucel.tokenization import alphabet
 
 STRATEGIES = ("uniform", "span", "randommask")
 UNMASKABLE_IDS = alphabet.SPECIAL_IDS + (alphabet.N_ID,)
+Masked = Tuple[torch.Tensor, torch.Tensor]  # (masked_input_ids, labels), both shaped like input_ids
 
 
-def _maskable(input_ids, unmaskable_ids):
+def _maskable(input_ids: torch.Tensor, unmaskable_ids: Sequence[int]) -> torch.Tensor:
     return ~torch.isin(input_ids, torch.tensor(unmaskable_ids, device=input_ids.device))
 
 
-def _apply(input_ids, selected, generator, mask_id, replace_ids, bert_80_10_10):
+def _apply(input_ids: torch.Tensor, selected: torch.Tensor, generator: Optional[torch.Generator], mask_id: int,
+           replace_ids: Sequence[int], bert_80_10_10: bool) -> Masked:
     """[MASK] at every selected position; with `bert_80_10_10`, 10% get a random token from `replace_ids` and
     10% keep the original (BERT's recipe). Labels are the originals at every selected position either way."""
     labels = input_ids.masked_fill(~selected, -100)
@@ -42,8 +45,9 @@ def _apply(input_ids, selected, generator, mask_id, replace_ids, bert_80_10_10):
     return masked, labels
 
 
-def uniform_mask(input_ids, rate, generator=None, mask_id=alphabet.MASK_ID, unmaskable_ids=UNMASKABLE_IDS,
-                 bert_80_10_10=False, replace_ids=alphabet.NUCLEOTIDE_IDS):
+def uniform_mask(input_ids: torch.Tensor, rate: float, generator: Optional[torch.Generator] = None,
+                 mask_id: int = alphabet.MASK_ID, unmaskable_ids: Sequence[int] = UNMASKABLE_IDS,
+                 bert_80_10_10: bool = False, replace_ids: Sequence[int] = alphabet.NUCLEOTIDE_IDS) -> Masked:
     """Each maskable token is selected with probability `rate`."""
     draws = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
     selected = _maskable(input_ids, unmaskable_ids) & (draws < rate)
@@ -51,7 +55,7 @@ def uniform_mask(input_ids, rate, generator=None, mask_id=alphabet.MASK_ID, unma
 
 
 @functools.lru_cache(maxsize=64)
-def span_start_probability(rate, length_pmf):
+def span_start_probability(rate: float, length_pmf: Tuple[float, ...]) -> float:
     """Probability that a span starts at a position so that a position is covered with probability `rate`.
 
     A position is left uncovered when no span starting k positions earlier reaches it, for every k:
@@ -62,7 +66,7 @@ def span_start_probability(rate, length_pmf):
         remaining -= probability
     survival = torch.tensor(survival, dtype=torch.float64)
 
-    def coverage(p):
+    def coverage(p: float) -> float:
         return 1.0 - float(torch.prod(1.0 - p * survival))
 
     low, high = 0.0, 1.0
@@ -75,7 +79,8 @@ def span_start_probability(rate, length_pmf):
     return (low + high) / 2
 
 
-def expected_mask_fraction(rate, length_pmf, sequence_length):
+def expected_mask_fraction(rate: float, length_pmf: Union[torch.Tensor, Sequence[float]],
+                           sequence_length: int) -> float:
     """The share of `sequence_length` maskable tokens that span masking at `rate` covers on average: below `rate`
     because positions near the start can only be reached by spans that start inside the sequence."""
     if isinstance(length_pmf, torch.Tensor):
@@ -87,8 +92,10 @@ def expected_mask_fraction(rate, length_pmf, sequence_length):
     return float(1.0 - torch.exp(log_uncovered[positions]).mean())
 
 
-def span_mask(input_ids, rate, span_lengths, generator=None, mask_id=alphabet.MASK_ID,
-              unmaskable_ids=UNMASKABLE_IDS, bert_80_10_10=False, replace_ids=alphabet.NUCLEOTIDE_IDS):
+def span_mask(input_ids: torch.Tensor, rate: float, span_lengths: torch.Tensor,
+              generator: Optional[torch.Generator] = None, mask_id: int = alphabet.MASK_ID,
+              unmaskable_ids: Sequence[int] = UNMASKABLE_IDS, bert_80_10_10: bool = False,
+              replace_ids: Sequence[int] = alphabet.NUCLEOTIDE_IDS) -> Masked:
     """Contiguous spans: a span starts at each maskable position with the probability that makes the expected
     masked fraction `rate`; its length is drawn from `span_lengths` (a 1-D tensor of probabilities,
     `span_lengths[i] = P(length = i + 1)`). Spans may overlap and run past special tokens, which stay unmasked.
@@ -109,7 +116,7 @@ def span_mask(input_ids, rate, span_lengths, generator=None, mask_id=alphabet.MA
     return _apply(input_ids, selected, generator, mask_id, replace_ids, bert_80_10_10)
 
 
-def geometric_lengths(mean_length, max_length=None):
+def geometric_lengths(mean_length: float, max_length: Optional[int] = None) -> torch.Tensor:
     """P(length = 1, 2, ...) of a geometric distribution with mean `mean_length`, truncated at `max_length`
     (default 10x the mean) and renormalised."""
     if mean_length < 1:
@@ -120,7 +127,7 @@ def geometric_lengths(mean_length, max_length=None):
     return pmf / pmf.sum()
 
 
-def uniform_lengths(min_length, max_length):
+def uniform_lengths(min_length: int, max_length: int) -> torch.Tensor:
     """P(length = 1, 2, ...) uniform on [min_length, max_length]."""
     if not 1 <= min_length <= max_length:
         raise ValueError(f"span masking: span lengths [{min_length}, {max_length}]: expected 1 <= min <= max")
@@ -133,16 +140,16 @@ class RandomMaskCurriculum:
     """RandomMask: `total_steps` cut into `phases`; in phase p, span lengths are uniform on
     [min_span, min_span + growth * p] (6, 8, 10, 12, 14 tokens with the defaults)."""
 
-    def __init__(self, total_steps, phases=5, min_span=6, growth=2):
+    def __init__(self, total_steps: int, phases: int = 5, min_span: int = 6, growth: int = 2) -> None:
         if phases < 1 or min_span < 1 or growth < 0 or total_steps < 1:
             raise ValueError(f"randommask: phases={phases}, min_span={min_span}, growth={growth}, "
                              f"total_steps={total_steps}: expected phases>=1, min_span>=1, growth>=0, steps>=1")
         self.total_steps, self.phases, self.min_span, self.growth = total_steps, phases, min_span, growth
 
-    def phase(self, step):
+    def phase(self, step: int) -> int:
         return min(self.phases - 1, step * self.phases // self.total_steps)
 
-    def span_range(self, step):
+    def span_range(self, step: int) -> Tuple[int, int]:
         """(min, max) span length at optimizer step `step` (0-based)."""
         return self.min_span, self.min_span + self.growth * self.phase(step)
 
@@ -150,9 +157,11 @@ class RandomMaskCurriculum:
 class Masker:
     """The configured strategy as one callable: `masker(input_ids, step, generator) -> (masked, labels)`."""
 
-    def __init__(self, strategy, rate, total_steps=1, bert_80_10_10=False, span_mean_length=3.0,
-                 randommask_phases=5, randommask_min_span=6, randommask_growth=2, mask_id=alphabet.MASK_ID,
-                 unmaskable_ids=UNMASKABLE_IDS, replace_ids=alphabet.NUCLEOTIDE_IDS):
+    def __init__(self, strategy: str, rate: float, total_steps: int = 1, bert_80_10_10: bool = False,
+                 span_mean_length: float = 3.0, randommask_phases: int = 5, randommask_min_span: int = 6,
+                 randommask_growth: int = 2, mask_id: int = alphabet.MASK_ID,
+                 unmaskable_ids: Sequence[int] = UNMASKABLE_IDS,
+                 replace_ids: Sequence[int] = alphabet.NUCLEOTIDE_IDS) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"masking={strategy!r}: expected one of {', '.join(STRATEGIES)}")
         if not 0.0 < rate < 1.0:
@@ -164,7 +173,7 @@ class Masker:
         self.curriculum = RandomMaskCurriculum(total_steps, randommask_phases, randommask_min_span,
                                                randommask_growth) if strategy == "randommask" else None
 
-    def span_length_distributions(self):
+    def span_length_distributions(self) -> List[Tuple[int, torch.Tensor]]:
         """(first step, span-length pmf) of every distinct span distribution this masker uses; none for uniform."""
         if self.strategy == "span":
             return [(0, self.geometric)]
@@ -174,7 +183,7 @@ class Masker:
             return [(step, uniform_lengths(*self.curriculum.span_range(step))) for step in firsts]
         return []
 
-    def __call__(self, input_ids, step=0, generator=None):
+    def __call__(self, input_ids: torch.Tensor, step: int = 0, generator: Optional[torch.Generator] = None) -> Masked:
         if self.strategy == "uniform":
             return uniform_mask(input_ids, self.rate, generator, **self.options)
         if self.strategy == "span":

@@ -22,18 +22,30 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
+from nucel.commands import one_line_errors
+from nucel.run_directory import check_output_directory, claim_output_directory
 from nucel.tokenization.prepare_genome import describe_sources, load_index, prepare_genome, sources_checksum
 from nucel.training.pretraining.batches import MaskedWindowBatches, validation_batches
-from nucel.training.pretraining.build import (build_data, build_masker, build_model, build_optimizer, evaluate,
-                                              optimizer_step, resolve_runtime)
-from nucel.training.pretraining.checkpoints import checkpoint_directories, load_checkpoint, read_progress, save_checkpoint
-from nucel.commands import one_line_errors
+from nucel.training.pretraining.build import (
+    build_data,
+    build_masker,
+    build_model,
+    build_optimizer,
+    evaluate,
+    optimizer_step,
+    resolve_runtime,
+)
+from nucel.training.pretraining.checkpoints import (
+    checkpoint_directories,
+    load_checkpoint,
+    read_progress,
+    save_checkpoint,
+)
 from nucel.training.pretraining.compute import check_memory, flops_per_token, peak_flops, run_estimate, tokens_per_step
 from nucel.training.pretraining.config import describe_keys, incompatible_change, load_config
 from nucel.training.pretraining.masking import STRATEGIES
 from nucel.training.pretraining.metrics_log import MetricsLog, not_learned
 from nucel.training.pretraining.objectives import LOSS_PART_SLOTS, OBJECTIVES, export_with_tokenizer
-from nucel.run_directory import check_output_directory, claim_output_directory
 
 
 # --------------------------------------------------------------------------------------------- configuration

@@ -31,8 +31,8 @@ import re
 
 import yaml
 
-from nucel.training.finetuning import run as finetune
 from nucel.tasks import task_files
+from nucel.training.finetuning import run as finetune
 from nucel.training.pretraining.config import FIELDS, coerce, load_config, read_yaml
 
 BUDGET_KINDS = ("tokens", "flops", "seconds")

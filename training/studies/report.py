@@ -24,10 +24,10 @@ import statistics
 import torch
 
 from nucel import run_records
-from nucel.training.finetuning.grid import published_rows
 from nucel.gue import SCALE
+from nucel.training.finetuning.grid import published_rows
 from nucel.training.finetuning.metrics import format_mean_sd
-from nucel.training.finetuning.run import versions
+from nucel.training.finetuning.records import versions
 from nucel.training.pretraining.metrics_log import MetricsLog, save_figure
 
 EVALUATION_NAMES = {"finetune": "fine-tune", "linear": "linear probe", "cnn": "CNN probe"}
@@ -380,10 +380,10 @@ def write_report(study, plan, compute, results, rows):
 def plot(path, record, tasks, kind):
     """Left: per task, one bar per row with its sd over every run. Right: each pretraining run's masked-token
     validation loss against the budget's unit."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib  # noqa: PLC0415  (plotting only; importing this module leaves matplotlib's backend alone)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (after the Agg backend is chosen)
 
     labels = list(dict.fromkeys(entry["label"] for entry in record["results"]))
     by_key = {(entry["task"], entry["label"]): entry for entry in record["results"]}

@@ -27,10 +27,10 @@ import os
 import yaml
 
 from nucel.commands import one_line_errors
+from nucel.run_directory import claim_output_directory
 from nucel.training.finetuning.grid import run_cell
 from nucel.training.pretraining import run as pretrain
 from nucel.training.pretraining.checkpoints import checkpoint_directories
-from nucel.run_directory import claim_output_directory
 from nucel.training.studies.budget import plan_arm
 from nucel.training.studies.config import read_study
 from nucel.training.studies.report import arm_compute, write_report
