@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from nucel.commands import one_line_errors
 from nucel.inference.inputs import reference_files
@@ -401,7 +402,7 @@ def read_labels(path):
 def evaluate(alleles, labels, scores, log):
     """AUROC / AUPRC of each of `scores` (names in SCORES, each times its disruption_sign so that higher = more
     disruptive) on the labelled, scored alleles."""
-    from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: PLC0415
+    from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: PLC0415  (heavy: only --labels needs it)
 
     matched = [(a, labels[a.id] if a.id in labels else labels[a.key]) for a in alleles
                if a.status == "ok" and (a.id in labels or a.key in labels)]
@@ -424,8 +425,6 @@ def evaluate(alleles, labels, scores, log):
 def score_vcf(scorer, vcf_path, reference_path, output, vcf_out=None, labels=None, quiet=False, log=print,
               records_per_batch=256):
     """Score every ALT of `vcf_path` into the TSV `output` (and the annotated VCF `vcf_out`); returns a summary."""
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
     label_map = read_labels(labels) if labels else None
     for path, option in ((output, "--output"), (vcf_out, "--vcf-out")):
         if path and os.path.isdir(path):

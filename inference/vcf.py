@@ -20,7 +20,7 @@ STATUS_INFO = ("NUCEL_STATUS", "NucEL scoring status of each ALT: ok, or why it 
 def open_vcf(path):
     """The VCF (plain, bgzip or BCF) as a pysam.VariantFile. A plain-gzip VCF (gzip, not bgzip: common, and
     htslib cannot read it) is read from a decompressed copy in the temporary folder, removed as soon as it is open."""
-    import pysam  # noqa: PLC0415
+    import pysam  # noqa: PLC0415  (htslib: only VCF input and output need it)
 
     if not os.path.isfile(path):
         raise ValueError(f"--vcf {path}: not found")
@@ -55,7 +55,7 @@ def decompressed_copy(path):
 def vcf_records(vcf, path):
     """(record text line, [(CHROM, POS, ID, REF, ALT) per ALT]) of every record: POS 1-based as in the VCF, ID '.'
     when it has none, one row with ALT None for a record without ALT."""
-    import pysam  # noqa: PLC0415
+    import pysam  # noqa: PLC0415  (htslib: only VCF input and output need it)
 
     previous, read = pysam.set_verbosity(0), 0
     try:
@@ -113,6 +113,6 @@ def annotated_header(header, scores, reference):
 
 def open_annotated(path, bgzip):
     """A binary file to write the annotated VCF into: BGZF (what htslib and tabix read) when `bgzip`, else plain."""
-    import pysam  # noqa: PLC0415
+    import pysam  # noqa: PLC0415  (htslib: only VCF input and output need it)
 
     return pysam.BGZFile(path, "wb") if bgzip else open(path, "wb")

@@ -13,6 +13,7 @@ import torch
 import transformers
 from safetensors.torch import save_file
 
+from nucel.fresh_process import run_isolated
 from nucel.modeling_nucel import NucELConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,7 +74,6 @@ def padded_batch():
 
 
 # ----------------------------------------------------------------------------------------- fresh-process loading
-from nucel.fresh_process import run_isolated  # noqa: E402  (standard library only)
 
 
 def interpreters():

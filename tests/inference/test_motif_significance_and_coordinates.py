@@ -290,7 +290,10 @@ def test_embed_ids_and_parquet_carry_the_bed_region(genome, tiny_export, tmp_pat
 
     folder, chrom = genome
     embedder = embed.Embedder.from_pretrained(str(tiny_export), device="cpu", window=64, overlap=16)
-    source = lambda: embed.BedRegions(str(folder / "regions.bed"), str(folder / "ref.fa"))  # noqa: E731
+
+    def source():
+        return embed.BedRegions(str(folder / "regions.bed"), str(folder / "ref.fa"))
+
     quiet = dict(quiet=True, log=lambda line: None)
     embed.embed_to_file(embedder, source(), str(tmp_path / "r.npy"), **quiet)
     assert (tmp_path / "r.ids.tsv").read_text().splitlines() == [
