@@ -3,7 +3,3 @@ in and out in `vcf`) and interpretation (`interpret`).
 
 Reads saved model folders only (never a training run's internals) and runs no code from them.
 """
-
-from nucel.run_directory import register_run_kind
-
-register_run_kind("interpret", "an interpretation run")

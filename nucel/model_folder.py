@@ -23,10 +23,10 @@ the backbone is complete; and a command that asks for a head gets a folder that 
 
 import contextlib
 import copy
-import functools
 import glob
 import os
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Union
 
@@ -91,13 +91,13 @@ def resolve_model(name: str, baselines: tuple = (), option: str = "--model") -> 
         return ModelChoice(name, None)
     if name == RANDOM_INIT or name.startswith(RANDOM_INIT + ":"):
         location = name.partition(":")[2] or None
-        return ModelChoice(RANDOM_INIT, resolve_model(location, option=option).location if location else None)
+        return ModelChoice(RANDOM_INIT, resolve_model(location, baselines, option).location if location else None)
     if os.path.isdir(name):
         for candidate in (name, os.path.join(name, "discriminator"), os.path.join(name, "mlm")):
             if os.path.isfile(os.path.join(candidate, "config.json")):
                 return ModelChoice("pretrained", candidate)
-        raise ValueError(no_config(option, name, "a NucEL export such as runs/demo/discriminator, or a pretraining "
-                                                 "run folder holding discriminator/"))
+        raise ValueError(f"{option} {name}: a folder without config.json (expected a NucEL export such as "
+                         "runs/demo/discriminator, or a pretraining run folder holding discriminator/)")
     if HUB_ID.match(name) and not os.path.exists(name):
         return ModelChoice("pretrained", name)
     raise ValueError(f"{option} {name!r}: neither a folder, a Hub id (org/name), nor a baseline "
@@ -124,19 +124,24 @@ def resolve_folders(model, generator=None):
     return ModelFolders(model, generator)
 
 
+# config.json files read during one `load` (None outside one): each is read once however many checks ask for it,
+# and never kept past the call, so a folder rewritten between two commands is read afresh.
+_CONFIGS_OF_THIS_LOAD: ContextVar[Optional[dict]] = ContextVar("configs_of_this_load", default=None)
+
+
 def read_model_config(folder, option="--model", expected=None):
-    """config.json of a model folder as a dict (a copy: callers may change it), read from disk once per version of
-    the file however many checks ask for it."""
+    """config.json of a model folder as a dict (a copy: callers may change it)."""
     path = os.path.join(folder, "config.json")
     if not os.path.isfile(path):
         raise ValueError(no_config(option, folder, *((expected,) if expected else ())))
-    status = os.stat(path)
-    return copy.deepcopy(_read_config(os.path.abspath(path), status.st_mtime_ns, status.st_size))
-
-
-@functools.lru_cache(maxsize=64)
-def _read_config(path, modified, size):  # keyed by the file's version: an edited config.json is read again
-    return read_json_object(path, "model config")
+    configs = _CONFIGS_OF_THIS_LOAD.get()
+    key = os.path.abspath(path)
+    if configs is None or key not in configs:
+        config = read_json_object(path, "model config")
+        if configs is None:
+            return config
+        configs[key] = config
+    return copy.deepcopy(configs[key])
 
 
 def is_nucel(config):
@@ -433,12 +438,24 @@ def load(model: str, parts: tuple = ("encoder",), device: Union[str, torch.devic
     if unknown:
         raise ValueError(f"load: unknown part(s) {unknown}; expected {', '.join(PARTS)}")
     needs = needs or {}
+    token = _CONFIGS_OF_THIS_LOAD.set({})
+    try:
+        return _load(model, parts, device, dtype, generator, head, trust_remote_code, needs)
+    finally:
+        _CONFIGS_OF_THIS_LOAD.reset(token)
+
+
+def _load(model, parts, device, dtype, generator, head, trust_remote_code, needs):
+    if "head" in parts:  # --model (and --head) are read before --device, as each command always did
+        folder, head = resolve_head(model, head)
+        folders = ModelFolders(folder, None)
+    else:
+        head, folders = None, resolve_folders(model, generator)
     device = pick_device(device)
     dtype = pick_dtype(dtype, device)
     loaded, sources = {}, {}
     if "head" in parts:
-        folder, head = resolve_head(model, head)
-        folders = ModelFolders(folder, None)
+        folder = folders.discriminator
         if head == "none":
             architecture = (read_model_config(folder).get("architectures") or ["?"])[0]
             model_class = HEAD_CLASSES.get(ARCHITECTURE_HEADS.get(architecture), NucELModel)
@@ -447,25 +464,24 @@ def load(model: str, parts: tuple = ("encoder",), device: Union[str, torch.devic
             loaded["head"] = load_head(folder, head, device, dtype, needs=needs.get("head"),
                                        trust_remote_code=trust_remote_code)
         sources[folder] = loaded["head"]
-    else:
-        head = None
-        folders = resolve_folders(model, generator)
-        if "generator" in parts:
-            loaded["generator"] = load_head(folders.generator, "generator", device, dtype,
-                                            "--generator" if generator else "--model", needs.get("generator"),
-                                            trust_remote_code) if folders.generator else None
-            sources[folders.generator] = loaded["generator"]
-        if "detector" in parts:
-            loaded["detector"], loaded["encoder"] = load_detector(
-                folders.discriminator, device, dtype, trust_remote_code=trust_remote_code) \
-                if folders.discriminator else (None, None)
-            sources[folders.discriminator] = loaded["encoder"]
-        elif "encoder" in parts:
-            folder = folders.discriminator or folders.generator
-            loaded["encoder"] = load_part(folder, NucELModel, device, dtype, trust_remote_code=trust_remote_code)[0]
-            sources[folder] = loaded["encoder"]
+    if "generator" in parts:
+        loaded["generator"] = load_head(folders.generator, "generator", device, dtype,
+                                        "--generator" if generator else "--model", needs.get("generator"),
+                                        trust_remote_code) if folders.generator else None
+        sources[folders.generator] = loaded["generator"]
+    if "detector" in parts:
+        loaded["detector"], loaded["encoder"] = load_detector(
+            folders.discriminator, device, dtype, trust_remote_code=trust_remote_code) \
+            if folders.discriminator else (None, None)
+        sources[folders.discriminator] = loaded["encoder"]
+    elif "encoder" in parts:
+        folder = folders.discriminator or folders.generator
+        loaded["encoder"] = load_part(folder, NucELModel, device, dtype, trust_remote_code=trust_remote_code)[0]
+        sources[folder] = loaded["encoder"]
     layouts = {folder: TokenLayout.from_folder(folder, part.config, trust_remote_code)
                for folder, part in sources.items() if part is not None}
+    if not layouts:
+        raise ValueError(f"--model {model}: holds none of the parts asked for ({', '.join(parts)})")
     layout, *others = layouts.values()
     if any(other != layout for other in others):
         raise ValueError(f"--generator {folders.generator}: its tokenizer's ids differ from those of "

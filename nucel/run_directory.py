@@ -1,7 +1,7 @@
 """Who owns an output directory: a marker naming the kind of run that made it, and a lock held while one writes.
 
 Every command that writes a run directory (pretrain, finetune, benchmark, study, publish, interpret, convert; each
-room registers its kinds with `register_run_kind`) first checks it
+room declares its kinds in its `run_kinds.py`) first checks it
 (`check_output_directory`, read-only: a file in the way, a directory of another kind of run) and then claims it
 (`claim_output_directory`: created if missing, an exclusive lock taken, the marker written). A second command on
 the same directory while the first runs is refused with one line naming the holder; a lock left by a dead process
@@ -10,7 +10,9 @@ is taken over. Folders written before markers existed are recognised by the file
 
 import errno
 import fcntl
+import functools
 import glob
+import importlib.metadata
 import json
 import os
 import socket
@@ -32,20 +34,29 @@ class RunKind:
     signatures: tuple = ()
 
 
-# Each room registers the kinds of directory its commands write (`register_run_kind`, in the room's __init__);
-# the ground knows only saved model folders, which no command may write into.
+# Each room declares the kinds of directory its commands write in its `run_kinds.py` (a table of RunKind), listed
+# under the `nucel.run_kinds` entry points in setup.cfg: every command, whichever room it lives in, recognises every
+# kind (a publish run refuses a pretraining run's folder by name) without a room importing another. The ground
+# itself knows only saved model folders, which no command may write into.
+ENTRY_POINTS = "nucel.run_kinds"
 SAVED_MODEL = RunKind("a saved model", ("config.json", "model.safetensors"))
-RUN_KINDS = {}
 
 
-def register_run_kind(kind, description, signatures=()):
-    """Make `kind` known to the checks: its description for messages and its pre-marker signature files."""
-    RUN_KINDS[kind] = RunKind(description, tuple(signatures))
+@functools.lru_cache(maxsize=1)
+def run_kinds():
+    """{kind: RunKind} of every room (the `nucel.run_kinds` entry points), then `model`. Kinds recognised by
+    several files together (an assembled Hub folder: card + config) are tried first, a saved model last, as a run
+    folder may also hold a config."""
+    kinds = {}
+    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda entry: entry.name):
+        kinds.update(entry.load())
+    ordered = sorted(kinds.items(), key=lambda item: not any(isinstance(s, tuple) for s in item[1].signatures))
+    return {**dict(ordered), "model": SAVED_MODEL}
 
 
 def describe_kind(kind, marker=None):
-    """How a message names `kind`: its registered description, else what its marker recorded, else the name."""
-    known = RUN_KINDS.get(kind) or (SAVED_MODEL if kind == "model" else None)
+    """How a message names `kind`: its room's description, else what its marker recorded, else the name."""
+    known = run_kinds().get(kind)
     return known.description if known else (marker or {}).get("description") or kind
 
 
@@ -68,7 +79,7 @@ def kind_of(directory):
     def holds(pattern):
         return bool(glob.glob(os.path.join(glob.escape(directory), pattern)))
 
-    for kind, run_kind in [*RUN_KINDS.items(), ("model", SAVED_MODEL)]:  # a saved model last: runs hold configs
+    for kind, run_kind in run_kinds().items():
         for signature in run_kind.signatures:
             files = signature if isinstance(signature, tuple) else (signature,)
             if all(holds(pattern) for pattern in files):

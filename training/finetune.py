@@ -1,5 +1,6 @@
 """Fine-tune (or probe) a model on a benchmark task with `transformers.Trainer`: the command; the pieces are
-`training/finetuning/` (tasks, baselines, metrics, the runner).
+`training/finetuning/` (baselines, the model of one seed, metrics, stopping, records, the seed loop); task folders
+are read by nucel/tasks.py.
 
     python training/finetune.py --model runs/demo/discriminator --task-dir ../shared/data/gue/prom_core_tata \
         --output-dir runs/ft/tata --seeds 42 43 44

@@ -92,3 +92,39 @@ def test_output_paths_in_the_way_are_one_line(tmp_path, fasta, tiny_export):
         code, lines = cli(script, *argv)
         assert code == 1 and len(lines) == 1 and lines[0].startswith("error: --output-dir "), (script, lines)
         assert "not a directory" in lines[0] or "cannot be created" in lines[0]
+
+
+KIND_IN_ONE_ROOM = textwrap.dedent("""
+    import sys
+    import nucel.inference.interpret  # one room only: no training or hub_cards module imported
+    from nucel.run_directory import check_output_directory, kind_of
+    assert not any(name.startswith(("nucel.training.finetuning", "nucel.hub_cards.card")) for name in sys.modules)
+    for folder in sys.argv[1:]:
+        try:
+            check_output_directory(folder, "interpret")
+            print(folder, kind_of(folder), "accepted")
+        except ValueError as error:
+            print(error)
+""")
+
+
+def test_every_room_knows_every_kind_of_run_directory(tmp_path):
+    """Each room declares its kinds (the `nucel.run_kinds` entry points), so a command of one room refuses, by
+    name, folders another room wrote, even ones written before run markers existed."""
+    pretraining = tmp_path / "old-pretraining"
+    (pretraining / "checkpoints" / "step-00000004").mkdir(parents=True)
+    (pretraining / "metrics.jsonl").write_text("")
+    hub_folder = tmp_path / "old-hub-folder"
+    hub_folder.mkdir()
+    (hub_folder / "README.md").write_text("---\n---\n")
+    (hub_folder / "config.json").write_text("{}")
+    grid = tmp_path / "marked-grid"
+    grid.mkdir()
+    (grid / ".nucel-run.json").write_text(json.dumps({"kind": "benchmark"}))  # a marker from before descriptions
+    done = subprocess.run([sys.executable, "-c", KIND_IN_ONE_ROOM, pretraining, hub_folder, grid],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert "holds a pretraining run (metrics.jsonl), not an interpretation run" in lines[0]
+    assert "holds a Hub folder (README.md + config.json), not an interpretation run" in lines[1]
+    assert "holds a benchmark grid (.nucel-run.json), not an interpretation run" in lines[2]

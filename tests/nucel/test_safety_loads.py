@@ -202,3 +202,26 @@ def test_a_torchrun_rank_failure_ends_with_that_ranks_line(tmp_path):
     assert done.returncode != 0
     lines = [line.strip() for line in done.stderr.splitlines() if line.strip() and not set(line.strip()) <= {"="}]
     assert lines[-1] == "traceback : error: --task-dir tasks/x: no train split (rank 1 read it first)", lines[-8:]
+
+
+def test_one_load_reads_each_config_once_and_the_next_load_reads_it_again(tiny_export, monkeypatch):
+    """`load` reads a folder's config.json once however many checks ask for it, and keeps nothing afterwards: a
+    folder rewritten between two loads is read afresh."""
+    from nucel import model_folder
+
+    reads = []
+    real = model_folder.read_json_object
+    monkeypatch.setattr(model_folder, "read_json_object",
+                        lambda path, *args, **kwargs: reads.append(path) or real(path, *args, **kwargs))
+    model_folder.load(str(tiny_export), ("generator", "detector"), device="cpu")
+    assert sorted(reads) == sorted({*reads}) and len(reads) == 2  # discriminator/ and generator/, once each
+    model_folder.load(str(tiny_export), ("encoder",), device="cpu")
+    assert len(reads) == 3
+
+
+def test_the_model_is_read_before_the_device(tmp_path):
+    """A missing --model is the error line, whatever --device says (as every command did before one loader)."""
+    from nucel.model_folder import load
+
+    with pytest.raises(ValueError, match=r"^--model .*missing: not a folder or a Hub id"):
+        load(str(tmp_path / "missing"), device="tpu")

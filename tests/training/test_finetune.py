@@ -250,7 +250,7 @@ def test_folder_without_a_config(tmp_path):
     (tmp_path / "empty").mkdir()
     task = motif_task(tmp_path / "task")
     message = cli_error(tmp_path, "--model", tmp_path / "empty", "--task-dir", task, "--output-dir", tmp_path / "o")
-    assert "empty: no config.json" in message
+    assert "a folder without config.json" in message
 
 
 def test_unreachable_hub_id(tmp_path):
