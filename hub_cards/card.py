@@ -21,7 +21,7 @@ from nucel.run_directory import kind_of
 from nucel.run_records import UNDER_TRAINED_NOTE, mark, read_results
 from nucel.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, label_names_of, load_task
 
-from .metadata import HUB_ID, check_metadata
+from .metadata import check_metadata
 
 TAGS = ["biology", "genomics", "dna", "electra", "modernbert"]
 PIPELINE_TAG_BY_CLASS = dict(PIPELINE_TAGS)  # modeling_nucel.HEADS: the head table cards derive from
@@ -326,7 +326,7 @@ def _training_section(pretraining, finetuning, base_model=None):
 def public_name(model):
     """How a card names the model something came from: a Hub id as a link, a local folder by its name only (a card
     never shows a path of the machine it was written on), a baseline as itself."""
-    if HUB_ID.match(model) and not os.path.exists(model):
+    if is_hub_id(model):
         return f"[`{model}`](https://huggingface.co/{model})"
     return f"`{os.path.basename(os.path.normpath(model))}`"
 

@@ -31,17 +31,17 @@ from transformers import PreTrainedTokenizerFast
 
 from nucel import modeling_nucel
 from nucel.commands import one_line_errors
-from nucel.files import HUB_ID, file_sha256
+from nucel.files import HUB_ID, file_sha256, is_hub_id
 from nucel.fresh_process import run_isolated
 from nucel.hub_cards import render_card
 from nucel.hub_cards.card import AUTO_CLASS_BY_TAG, grid_baselines
-from nucel.model_folder import no_config, resolve_model
+from nucel.model_folder import read_model_config, resolve_model
 from nucel.modeling_nucel import NucELConfig
 from nucel.modeling_nucel.configuration_nucel import NUCEL_ONLY_FIELDS
 from nucel.modeling_nucel.modeling_nucel import MODERNBERT_CLASSES, follow_umask
 from nucel.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
 from nucel.run_directory import LOCK, MARKER, check_output_directory, claim_output_directory, kind_of, read_marker
-from nucel.run_records import CONVERSION_FILE, read_conversion, read_json, read_pretraining_summary, read_results
+from nucel.run_records import CONVERSION_FILE, read_conversion, read_pretraining_summary, read_results
 from nucel.safe_loading import check_weight_files
 from nucel.safe_saving import outside_allow_lists, private_content, rebuild_model_config
 from nucel.tokenization import tokenization_kmer
@@ -124,9 +124,7 @@ def load_model(model_dir):
     """The NucEL model saved in `model_dir`, as the class its config names."""
     if os.path.isfile(os.path.join(model_dir, "probe.json")):
         raise ValueError(f"--model {model_dir}: a frozen-probe head, not a Hub model (publish the encoder instead)")
-    if not os.path.isfile(os.path.join(model_dir, "config.json")):
-        raise ValueError(no_config("--model", model_dir, "a NucEL export or a fine-tuned model/"))
-    config = read_json(os.path.join(model_dir, "config.json"), kind="model config")
+    config = read_model_config(model_dir, expected="a NucEL export or a fine-tuned model/")
     if config.get("model_type") != NucELConfig.model_type:
         raise ValueError(f"--model {model_dir}: config.json has model_type {config.get('model_type')!r}; only "
                          "NucEL models (model_type 'nucel') are published by this script")
@@ -265,8 +263,7 @@ def read_inputs(args):
     results = [read_results(path) for path in args.results] + ([finetuning] if finetuning else [])
     if args.base_model is not None and not HUB_ID.match(args.base_model):
         raise ValueError(f"--base-model {args.base_model!r}: expected a Hub id ORG/NAME")
-    if args.base_model is None and finetuning and HUB_ID.match(finetuning["model"]) \
-            and not os.path.exists(finetuning["model"]):
+    if args.base_model is None and finetuning and is_hub_id(finetuning["model"]):
         args.base_model = finetuning["model"]
     if args.format == "modernbert":
         stock_source(model, tokenizer, args.model)  # refusals before anything is written

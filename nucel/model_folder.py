@@ -2,7 +2,7 @@
 folder.
 
 `--model` is one of (`resolve_model`; the inference commands read folders through `resolve_folders` /
-`resolve_head`, which share `locate` and its one "no config.json" line):
+`resolve_head`, which share `locate` and `read_model_config`'s one "no config.json" line):
 - a pretraining run folder (or any folder holding `discriminator/` and `generator/` exports): its discriminator;
 - one model folder: a NucEL export, a fine-tuned `model/`, a stock ModernBERT export, a converted release
   (nucel-convert), another single-nucleotide DNA model;
@@ -36,7 +36,7 @@ from huggingface_hub import snapshot_download
 from safetensors import safe_open
 from transformers.utils import logging as transformers_logging
 
-from nucel.files import HUB_ID, read_json_object
+from nucel.files import is_hub_id, read_json_object
 from nucel.modeling_nucel import (
     NucELConfig,
     NucELForMaskedLM,
@@ -98,15 +98,10 @@ def resolve_model(name: str, baselines: tuple = (), option: str = "--model") -> 
                 return ModelChoice("pretrained", candidate)
         raise ValueError(f"{option} {name}: a folder without config.json (expected a NucEL export such as "
                          "runs/demo/discriminator, or a pretraining run folder holding discriminator/)")
-    if HUB_ID.match(name) and not os.path.exists(name):
+    if is_hub_id(name):
         return ModelChoice("pretrained", name)
     raise ValueError(f"{option} {name!r}: neither a folder, a Hub id (org/name), nor a baseline "
                      f"({', '.join((*baselines, RANDOM_INIT))}[:FOLDER])")
-
-
-def no_config(option, folder, expected="a NucEL export, e.g. runs/demo/discriminator"):
-    """The one line every command gives for a model folder without config.json."""
-    return f"{option} {folder}: no config.json (expected {expected})"
 
 
 def resolve_folders(model, generator=None):
@@ -129,11 +124,12 @@ def resolve_folders(model, generator=None):
 _CONFIGS_OF_THIS_LOAD: ContextVar[Optional[dict]] = ContextVar("configs_of_this_load", default=None)
 
 
-def read_model_config(folder, option="--model", expected=None):
-    """config.json of a model folder as a dict (a copy: callers may change it)."""
+def read_model_config(folder, option="--model", expected="a NucEL export, e.g. runs/demo/discriminator"):
+    """config.json of a model folder as a dict (a copy: callers may change it); a folder without one is the one
+    line every command gives for it."""
     path = os.path.join(folder, "config.json")
     if not os.path.isfile(path):
-        raise ValueError(no_config(option, folder, *((expected,) if expected else ())))
+        raise ValueError(f"{option} {folder}: no config.json (expected {expected})")
     configs = _CONFIGS_OF_THIS_LOAD.get()
     key = os.path.abspath(path)
     if configs is None or key not in configs:
@@ -153,7 +149,7 @@ def locate(model, option="--model"):
     cache. Nothing is downloaded here: a Hub id not in the cache is one line saying how to fetch it."""
     if os.path.isdir(model):
         return model
-    if HUB_ID.match(model) and not os.path.exists(model):
+    if is_hub_id(model):
         try:
             return snapshot_download(model, local_files_only=True)
         except Exception as failure:  # noqa: BLE001  (any failure means: not in the cache, in one line)

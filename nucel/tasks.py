@@ -25,7 +25,7 @@ import zlib
 
 import numpy as np
 
-from nucel.files import HUB_ID
+from nucel.files import is_hub_id
 
 LABEL_TYPES = ("multi-class", "multi-label", "regression")
 SPLITS = ("train", "dev", "test")
@@ -301,7 +301,7 @@ def load_task(task_dir, label_type=None, sequence_column="sequence", label_colum
         splits = {name: read_split(path, sequence_column, label_column)
                   for name, path in task_files(task_dir).items()}
         name, directory = os.path.basename(os.path.normpath(task_dir)), os.path.abspath(task_dir)
-    elif os.path.isdir(task_dir) or (HUB_ID.match(task_dir) and not os.path.exists(task_dir)):
+    elif os.path.isdir(task_dir) or is_hub_id(task_dir):
         splits = read_dataset_splits(task_dir, sequence_column, label_column, dataset_config)
         name = os.path.basename(os.path.normpath(task_dir)) + (f"_{dataset_config}" if dataset_config else "")
         directory = os.path.abspath(task_dir) if os.path.isdir(task_dir) else task_dir
