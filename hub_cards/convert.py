@@ -32,6 +32,7 @@ from huggingface_hub.repocard import metadata_load
 from safetensors.torch import load_file
 
 from nucel.commands import one_line_errors
+from nucel.console import add_output_options, apply_output_options
 from nucel.files import HUB_ID, file_sha256, read_json_object
 from nucel.model_folder import check_config_sizes
 from nucel.modeling_nucel import NucELForMaskedLM, NucELForReplacedTokenDetection, NucELModel
@@ -311,16 +312,31 @@ def report(record, output_dir, log):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("source", metavar="SOURCE", help=f"a local checkpoint folder or a Hub id such as {RELEASE}")
-    parser.add_argument("output", metavar="OUTPUT", help="the NucEL model folder to write")
+    # --model and --output-dir, as every command names them; SOURCE OUTPUT (the first spelling) still work
+    parser.add_argument("--model", metavar="SOURCE", help=f"a local checkpoint folder or a Hub id such as {RELEASE}")
+    parser.add_argument("--output-dir", metavar="OUTPUT", help="the NucEL model folder to write")
+    parser.add_argument("source", metavar="SOURCE", nargs="?", help="--model, given first without the option")
+    parser.add_argument("output", metavar="OUTPUT", nargs="?", help="--output-dir, given last without the option")
     parser.add_argument("--subfolder", default=None, help="where in SOURCE the checkpoint sits (default: its root)")
     parser.add_argument("--cache-dir", default=None, help="Hugging Face cache to read a Hub id from (default: "
                                                           "HF_HUB_CACHE)")
-    return parser.parse_args(argv)
+    add_output_options(parser)
+    args = parser.parse_args(argv)
+    # argparse fills positionals left to right: with --model given, a lone positional is OUTPUT
+    positionals = [value for value in (args.source, args.output) if value is not None]
+    args.source = args.model if args.model is not None else (positionals.pop(0) if positionals else None)
+    args.output = args.output_dir if args.output_dir is not None else (positionals.pop(0) if positionals else None)
+    if positionals:
+        parser.error(f"unrecognized arguments: {positionals[0]} (expected --model SOURCE --output-dir OUTPUT, or "
+                     "SOURCE OUTPUT)")
+    if args.source is None or args.output is None:
+        parser.error("expected --model SOURCE --output-dir OUTPUT (or SOURCE OUTPUT)")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
+    apply_output_options(args)
     if os.path.abspath(args.output) == os.path.abspath(args.source):
         raise ValueError(f"OUTPUT {args.output}: is SOURCE; write the converted model elsewhere")
     return convert_release(args.source, args.output, args.cache_dir, args.subfolder)

@@ -31,6 +31,7 @@ from transformers import PreTrainedTokenizerFast
 
 from nucel import modeling_nucel
 from nucel.commands import one_line_errors
+from nucel.console import add_output_options, apply_output_options
 from nucel.files import HUB_ID, file_sha256, is_hub_id
 from nucel.fresh_process import run_isolated
 from nucel.hub_cards import render_card
@@ -103,6 +104,7 @@ def parse_args(argv=None):
                         help="Hub dataset ids for the card metadata (none are written unless given)")
     parser.add_argument("--push", action="store_true", help="upload the folder with huggingface_hub.upload_folder")
     parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    add_output_options(parser)
     return parser.parse_args(argv)
 
 
@@ -354,6 +356,7 @@ def push(folder, repo_id, private, files):
 
 def main(argv=None):
     args = parse_args(argv)
+    apply_output_options(args)
     check_push_possible(args)
     inputs = read_inputs(args)
     with claim_output_directory(args.output_dir, "publish"):

@@ -16,15 +16,14 @@ memory-mapped file as windows finish, so a 5-Mbp FASTA needs about one record's 
 
 import argparse
 import os
-import sys
 import time
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from numpy.lib.format import open_memmap
-from tqdm.auto import tqdm
 
+from nucel import console
 from nucel.commands import one_line_errors
 from nucel.inference.inputs import ACGT_MASK, BedRegions, FastaRecords, SequenceTexts, reference_files
 from nucel.inference.tiling import tile
@@ -286,8 +285,7 @@ def embed_to_file(embedder, source, output, fmt="npy", per_base=False, quiet=Fal
         with naming(rows_path):
             rows = open_memmap(rows_path, mode="w+", dtype=np.float32, shape=shape)  # a new file reads as zeros
         reserve(rows_path, os.path.getsize(rows_path))
-        with tqdm(total=sum(lengths), unit="bp", unit_scale=True, desc="embed", disable=quiet,
-                  file=sys.stderr) as progress:
+        with console.progress(sum(lengths), unit="bp", unit_scale=True, desc="embed", enabled=not quiet) as progress:
             embedder.embed_into(kept_records(), lengths, rows, per_base, progress)
         rows.flush()
         if fmt == "npy":
@@ -350,6 +348,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    console.apply_output_options(args)
     main_path, ids_path = output_paths(args.output, args.format)
     check_distinct({"--output": main_path, "--output (its ids file)": ids_path}, {
         "--model": args.model, "--fasta": args.fasta, "--bed": args.bed,

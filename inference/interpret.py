@@ -44,6 +44,7 @@ import time
 
 import numpy as np
 
+from nucel import console
 from nucel.commands import one_line_errors
 from nucel.inference.inputs import BedRegions, FastaRecords, SequenceTexts, reference_files
 from nucel.inference.interpretation import plots
@@ -166,7 +167,9 @@ class Interpretation:
         else:
             self.config = self.layout = None
 
-    def run(self, sequences, output_dir, log=print):
+    def run(self, sequences, output_dir, log=print, progress=None):
+        """Every sequence's files and report sections; one line (and its findings) per sequence through `log`, one
+        step of `progress` (a bar) per sequence."""
         sections, files, all_hits = [], {}, []
         regions = any(region is not None for *_, region in sequences)
         max_e = self.args.max_evalue
@@ -204,6 +207,8 @@ class Interpretation:
             log(f"{name}: {len(ids):,} bp in {time.perf_counter() - started:.1f} s -> {directory}")
             for line in lines:
                 log(f"  {line}")
+            if progress is not None:
+                progress.update(1)
         if self.args.scan:
             files["motif_hits.tsv"] = write_tsv(os.path.join(output_dir, "motif_hits.tsv"), hit_columns(regions),
                                                 [hit_row(hit, region) for hit, region in all_hits])
@@ -332,14 +337,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    console.apply_output_options(args)
     check_distinct({"--output-dir": args.output_dir}, {
         "--model": args.model if args.model and os.path.isdir(args.model) else None, "--fasta": args.fasta,
         "--bed": args.bed, "--motifs": args.motifs, **reference_files(args.reference)})
     interpretation = Interpretation(args)  # models and motifs are checked before any output is written
     sequences = read_sequences(args, interpretation.config, interpretation.layout)
     with claim_output_directory(args.output_dir, "interpret"):
-        sections, files = interpretation.run(sequences, args.output_dir, log=(lambda *a: None) if args.quiet
-                                             else print)
+        with console.progress(len(sequences), unit="seq", desc="interpret") as bar:  # sequences/s (or s/seq)
+            sections, files = interpretation.run(sequences, args.output_dir, progress=bar)
         summary = {"model": args.model, "folder": interpretation.folder, "head": interpretation.head,
                    "measure": interpretation.ism.measure if interpretation.ism else None,
                    "motifs": args.motifs, "taxon": args.taxon,
@@ -355,8 +361,7 @@ def main(argv=None):
                                              "NucEL interpretation", lines, sections)
         with open(os.path.join(args.output_dir, "interpret.json"), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=1)
-    if not args.quiet:
-        print(f"wrote {args.output_dir}/" + ("report.html, " if not args.no_report else "") + "interpret.json")
+    print(f"wrote {args.output_dir}/" + ("report.html, " if not args.no_report else "") + "interpret.json")
     return summary
 
 

@@ -18,7 +18,6 @@ each status. An unknown CHROM stops the run with one line naming it. Reading and
 import argparse
 import csv
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -28,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from nucel import console
 from nucel.commands import one_line_errors
 from nucel.inference.inputs import reference_files
 from nucel.inference.vcf import (
@@ -37,6 +36,7 @@ from nucel.inference.vcf import (
     annotated_header,
     annotated_line,
     check_contig_lengths,
+    count_alleles,
     format_score,
     open_annotated,
     open_vcf,
@@ -447,7 +447,8 @@ def score_vcf(scorer, vcf_path, reference_path, output, vcf_out=None, labels=Non
             if vcf_out:
                 annotated = open_annotated(created[1], bgzip=vcf_out.endswith(".gz"))
                 annotated.write(annotated_header(vcf.header, scores, reference).encode())
-            with table, tqdm(unit="variant", desc="score", disable=quiet, file=sys.stderr) as progress:
+            total = count_alleles(vcf_path) if console.output_settings().bars() and not quiet else None
+            with table, console.progress(total, unit="variant", desc="score", enabled=not quiet) as progress:
                 table.write("\t".join(["CHROM", "POS", "ID", "REF", "ALT", *SCORES, "status"]) + "\n")
                 pending = []
 
@@ -522,6 +523,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    console.apply_output_options(args)
     check_distinct({"--output": args.output, "--vcf-out": args.vcf_out}, {
         "--model": args.model, "--generator": args.generator, "--vcf": args.vcf, "--labels": args.labels,
         **{f"--vcf's index ({suffix})": args.vcf + suffix for suffix in (".tbi", ".csi")},

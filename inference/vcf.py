@@ -69,6 +69,16 @@ def vcf_records(vcf, path):
         pysam.set_verbosity(previous)
 
 
+def count_alleles(path):
+    """How many (record, ALT) rows `vcf_records` gives for the VCF at `path`: a progress bar's total (one read of
+    the file ahead of the scoring, which takes far longer)."""
+    vcf = open_vcf(path)
+    try:
+        return sum(len(rows) for _, rows in vcf_records(vcf, path))
+    finally:
+        vcf.close()
+
+
 def check_contig_lengths(header, reference, path):
     """A VCF whose header declares a contig length different from the reference's was called on another build."""
     for name, contig in header.contigs.items():

@@ -21,7 +21,6 @@ the backbone is complete; and a command that asks for a head gets a folder that 
 `load_detector`): a head transformers would initialise at random is refused.
 """
 
-import contextlib
 import copy
 import glob
 import os
@@ -34,8 +33,8 @@ import torch
 import transformers
 from huggingface_hub import snapshot_download
 from safetensors import safe_open
-from transformers.utils import logging as transformers_logging
 
+from nucel.console import add_output_options, library_errors_only
 from nucel.files import is_hub_id, read_json_object
 from nucel.modeling_nucel import (
     NucELConfig,
@@ -161,12 +160,12 @@ def locate(model, option="--model"):
 
 
 def add_runtime_arguments(parser, batch_size):
-    """--batch-size, --device, --dtype and --quiet, the same for every inference command."""
+    """--batch-size, --device, --dtype, --quiet and --progress-bar, the same for every inference command."""
     parser.add_argument("--batch-size", type=int, default=batch_size, help="windows per forward pass")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto", choices=("auto", *DTYPES),
                         help="auto: bfloat16 on GPU, float32 on CPU")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_output_options(parser)
 
 
 def add_trust_argument(parser):
@@ -275,22 +274,6 @@ def check_shapes(model_class, folder, shapes, option="--model"):
                          "describe these weights")
 
 
-@contextlib.contextmanager
-def errors_only_from_transformers():
-    """transformers' loading report (missing, unexpected and mismatched weights, many lines) and its weight-loading
-    bar are silenced: the checks here turn what matters in the report into one line, what does not (a head's weights
-    left unused) is noise, and the commands keep their own progress bars (and --quiet)."""
-    previous, bar = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers_logging.set_verbosity(previous)
-        if bar:
-            transformers_logging.enable_progress_bar()
-
-
 # The part a command asks for, as a NucEL class, and the Auto class that loads the same part of another model (a
 # stock ModernBERT export, another single-nucleotide DNA model). The replaced-token head exists only in NucEL.
 AUTO_CLASSES = {NucELModel: "AutoModel", NucELForMaskedLM: "AutoModelForMaskedLM",
@@ -306,8 +289,7 @@ def load_other(folder, config, model_class, device, dtype, option, trust_remote_
         raise ValueError(f"{option} {folder}: a {model_type!r} model; the {HEAD_PARTS['discriminator']} this needs "
                          "exists only in NucEL models")
     check_weight_files(folder)
-    with errors_only_from_transformers():
-        model, report = load_pretrained(getattr(transformers, AUTO_CLASSES[model_class]), folder, trust_remote_code)
+    model, report = load_pretrained(getattr(transformers, AUTO_CLASSES[model_class]), folder, trust_remote_code)
     model = model.to(device=device, dtype=dtype).eval()
     return model, report["newly_initialised"]
 
@@ -326,7 +308,7 @@ def load_part(folder, model_class, device, dtype, option="--model", trust_remote
     check_config_sizes(config, shapes, os.path.join(folder, "config.json"))
     check_shapes(model_class, folder, shapes, option)
     try:
-        with errors_only_from_transformers():
+        with library_errors_only():  # its report: read below, said in one line
             model, info = model_class.from_pretrained(folder, use_safetensors=True, output_loading_info=True,
                                                       **options)
     except (OSError, ValueError, RuntimeError, OverflowError, MemoryError) as failure:

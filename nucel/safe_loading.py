@@ -12,12 +12,15 @@
 
 import os
 import pickle
+import sys
 
 import torch
 from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig
 
 import nucel.modeling_nucel  # noqa: F401  (registers NucEL with the Auto classes: no remote code needed for it)
+from nucel.commands import is_main_rank
+from nucel.console import library_errors_only
 
 
 def first_line(failure):
@@ -40,8 +43,13 @@ def load_plain_data(path):
     """`torch.load(path, weights_only=True)` with numpy's RNG-state types allowed: tensors and plain data only.
     Anything else (a pickle that would build other objects, i.e. run code) is refused with one line."""
     # accelerate's torch.load(weights_only=True) with numpy's array types; only checkpoints need it, so the model
-    # loaders (and the transformers-4.48 test venv, which lacks accelerate) never import it.
-    from accelerate.utils import load as load_weights_only  # noqa: PLC0415  (see the comment above)
+    # loaders (and the transformers-4.48 test venv, which lacks accelerate) never import it. Without accelerate (a
+    # core install: `nucel convert` of a pytorch_model.bin) torch's own weights_only load reads the tensors a
+    # weights file holds; RNG states (numpy arrays) are in training checkpoints, which need the [train] extra.
+    try:
+        from accelerate.utils import load as load_weights_only  # noqa: PLC0415  (see the comment above)
+    except ImportError:
+        load_weights_only = torch.load
 
     if not os.path.isfile(path):
         raise ValueError(f"{path}: missing")
@@ -91,11 +99,14 @@ def load_model_config(location, trust_remote_code=False):
 
 def load_pretrained(auto_class, location, trust_remote_code=False, **kwargs):
     """`auto_class.from_pretrained(location)` that refuses a model whose backbone weights were not all loaded.
-    Returns (model, loading report: loaded tensor count and the newly initialised head keys)."""
+    Returns (model, loading report: the newly initialised head keys, the checkpoint's head weights the model has
+    no place for). transformers' own loading report (a table) is silenced; a checkpoint backbone weight the model
+    has no place for is printed here in full, as a warning."""
     check_weight_files(location)
     try:
-        model, info = auto_class.from_pretrained(location, trust_remote_code=trust_remote_code,
-                                                 output_loading_info=True, **kwargs)
+        with library_errors_only():  # its report is read below from `info` instead
+            model, info = auto_class.from_pretrained(location, trust_remote_code=trust_remote_code,
+                                                     output_loading_info=True, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as failure:
         if "trust_remote_code" in str(failure) or "custom code" in str(failure):
             raise ValueError(f"--model {location}: it needs code from the folder (auto_map); NucEL runs no code "
@@ -112,7 +123,20 @@ def load_pretrained(auto_class, location, trust_remote_code=False, **kwargs):
             f"--model {location}: {len(backbone_missing)} of {total} weights of the {model_type} backbone are not in "
             f"its checkpoint (e.g. {backbone_missing[0]}); its config.json (model_type {model_type!r}) does not "
             "describe these weights, and a model with random weights would be trained under its name")
+    backbone_parts = {name for name, _ in model.base_model.named_children()}
+
+    def in_backbone(key):
+        bare = key[len(prefix) + 1:] if prefix and key.startswith(prefix + ".") else key if is_backbone else ""
+        return bare.split(".")[0] in backbone_parts
+
+    unused = sorted(info.get("unexpected_keys", []))
+    surprising = [key for key in unused if in_backbone(key)]
+    if surprising and is_main_rank():
+        print(f"warning: --model {location}: {len(surprising)} backbone weights of its checkpoint have no place in "
+              f"the {type(model).__name__} its config.json describes and were not loaded: {', '.join(surprising)}",
+              file=sys.stderr, flush=True)
     report = {"model_type": getattr(model.config, "model_type", None), "class": type(model).__name__,
               "newly_initialised": sorted(info["missing_keys"]),
-              "unused_checkpoint_keys": len(info.get("unexpected_keys", []))}
+              "unused_checkpoint_keys": len(unused),
+              "unused_head_keys": [key for key in unused if not in_backbone(key)]}
     return model, report

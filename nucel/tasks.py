@@ -230,7 +230,11 @@ def rows_sha256(sequences, labels):
 
 def read_dataset_splits(source, sequence_column, label_column, dataset_config=None):
     """{split: Split} of a `datasets.load_dataset` path (Hub id or local dataset folder)."""
-    import datasets  # noqa: PLC0415  (heavy, with pyarrow: only a Hub dataset or dataset folder needs it)
+    try:
+        import datasets  # noqa: PLC0415  (heavy, with pyarrow: only a Hub dataset or dataset folder needs it)
+    except ImportError:  # a core install: publish re-reading a fine-tuning task gives its card no examples
+        raise ValueError(f"--task-dir {source}: reading a dataset (not a folder of split files) needs the [train] "
+                         "extra: pip install 'nucel[train]'") from None
 
     offline = datasets.config.HF_HUB_OFFLINE or getattr(datasets.config, "HF_DATASETS_OFFLINE", False)
     try:

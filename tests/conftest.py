@@ -26,6 +26,15 @@ TINY = dict(
 )
 
 
+@pytest.fixture(autouse=True)
+def output_settings_per_test():
+    """A command run in this process sets its output (nucel/console.py: --quiet quiets the library loggers and
+    exports environment variables to child processes): every test starts from the defaults again."""
+    yield
+    if "nucel.console" in sys.modules:
+        sys.modules["nucel.console"].reset_output()
+
+
 def tiny_config(**overrides):
     """A 4-layer, 64-wide NucEL config with a 16-token window: fast, and long inputs exercise the window."""
     return NucELConfig(**{**TINY, **overrides})

@@ -58,12 +58,14 @@ class _BrokenStream(Exception):
     pass
 
 
-def _decompressed(handle):
+def _decompressed(handle, on_read=None):
     """Blocks of at most BLOCK_BYTES from a gzip stream of one or more members (bgzip: many)."""
     decompressor, pending = zlib.decompressobj(wbits=31), b""
     while True:
         if not pending:
             pending = handle.read(COMPRESSED_READ_BYTES)
+            if on_read is not None:
+                on_read(handle.tell())
             if not pending:
                 if not decompressor.eof:
                     raise _BrokenStream("compressed file ended before the end-of-stream marker was reached")
@@ -79,22 +81,26 @@ def _decompressed(handle):
             yield block
 
 
-def _blocks(path):
-    """Decompressed blocks; a truncated or corrupt gzip stream raises _BrokenStream (scan_fasta adds the line)."""
+def _blocks(path, on_read=None):
+    """Decompressed blocks; a truncated or corrupt gzip stream raises _BrokenStream (scan_fasta adds the line).
+    `on_read(bytes of the file read so far)` after every read, for a progress bar."""
     with open(path, "rb") as handle:
         if handle.read(2) == b"\x1f\x8b":
             handle.seek(0)
-            yield from _decompressed(handle)
+            yield from _decompressed(handle, on_read)
             return
         handle.seek(0)
         while block := handle.read(BLOCK_BYTES):
+            if on_read is not None:
+                on_read(handle.tell())
             yield block
 
 
-def scan_fasta(path, encode=False):
+def scan_fasta(path, encode=False, on_read=None):
     """Yield `FastaRecord` at each header, then `bytes` chunks of its sequence: the letters as in the file (line ends
     removed, case kept), or with `encode=True` the alphabet's token ids (what `encode_sequence` gives); after a
-    record without sequence, an `EmptyRecord`."""
+    record without sequence, an `EmptyRecord`. `on_read(bytes of the file read so far)`: called after each read of
+    the file (a progress bar's estimate of how much is left)."""
     table = _ID_TABLE if encode else _TEXT_TABLE
     carry, line_no, record, record_has_sequence = b"", 1, None, False
 
@@ -124,7 +130,7 @@ def scan_fasta(path, encode=False):
         """The EmptyRecord for the record just ended, or None when it held sequence."""
         return EmptyRecord(record, path) if record is not None and not record_has_sequence else None
 
-    blocks = _blocks(path)
+    blocks = _blocks(path, on_read)
     while True:
         try:
             block = next(blocks, None)

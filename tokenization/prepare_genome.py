@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from nucel.commands import one_line_errors
+from nucel.console import add_output_options, apply_output_options, progress
 from nucel.files import file_sha256, read_json_object
 
 from . import alphabet
@@ -92,10 +93,13 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
         return existing
 
     records, empty, offset = [], [], 0
-    with open(tokens_path + ".tmp", "wb") as tokens:
+    total_bytes = sum(source["bytes"] for source in sources)
+    # bp/s with an ETA: the total is estimated from the bases per file byte read so far (gzip hides the length)
+    with open(tokens_path + ".tmp", "wb") as tokens, progress(unit="bp", unit_scale=True, desc="genome") as bar:
         for source_id, source in enumerate(sources):
             names = {}
-            for item in scan_fasta(fasta_paths[source_id], encode=True):
+            estimate = total_estimate(bar, total_bytes, sum(earlier["bytes"] for earlier in sources[:source_id]))
+            for item in scan_fasta(fasta_paths[source_id], encode=True, on_read=estimate):
                 if isinstance(item, EmptyRecord):  # reported here and kept in the index with length 0
                     empty.append(item.message)
                     log(f"warning: {item.message}")
@@ -110,6 +114,7 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
                     records.append(record)
                     continue
                 tokens.write(item)
+                bar.update(len(item))
                 record["length"] += len(item)
                 record["n_count"] += int(np.count_nonzero(np.frombuffer(item, dtype=np.uint8) == alphabet.N_ID))
                 offset += len(item)
@@ -134,12 +139,28 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
     return index
 
 
+def total_estimate(bar, total_bytes, bytes_before):
+    """scan_fasta's `on_read` for one file of a store: sets `bar.total` (bp) to the bases so far per file byte read
+    (this file's bytes after the `bytes_before` of the earlier files) times `total_bytes`. The bases of a read are
+    counted before the next read, so the previous read's position is the one they belong to."""
+    previous = [0]
+
+    def estimate(read):
+        if bar.n and previous[0]:
+            bar.total = max(bar.n, round(bar.n * total_bytes / (bytes_before + previous[0])))
+        previous[0] = read
+    return estimate
+
+
 def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("fasta", nargs="+", help="FASTA files (.fa, .fa.gz, bgzip)")
-    parser.add_argument("--output", required=True, help="store directory")
+    # --output-dir as every command names the folder it writes; --output: its first spelling, still accepted
+    parser.add_argument("--output-dir", "--output", dest="output_dir", required=True, help="store directory")
+    add_output_options(parser)
     args = parser.parse_args(argv)
-    prepare_genome(args.fasta, args.output)
+    apply_output_options(args)
+    prepare_genome(args.fasta, args.output_dir)
 
 
 main = one_line_errors(run)

@@ -65,6 +65,7 @@ def bibtex_blocks(text):
     return re.findall(r"```bibtex\n(.*?)```", text, flags=re.S)
 
 
+@pytest.mark.slow
 def test_a_gue_task_card_shows_its_own_test_sequences_labels_and_benchmark(mouse_grid, tmp_path):
     tmp, task, cells = mouse_grid
     cell = cells[next(iter(cells))]
@@ -88,6 +89,7 @@ def test_a_gue_task_card_shows_its_own_test_sequences_labels_and_benchmark(mouse
     assert str(tmp) not in str(card) and str(tmp_path) not in str(card)
 
 
+@pytest.mark.slow
 def test_a_grid_cell_card_lists_its_baseline_siblings(mouse_grid, tmp_path, tiny_export):
     tmp, task, cells = mouse_grid
     disc, cnn, random_init = cells.values()
@@ -115,6 +117,7 @@ def test_a_grid_cell_card_lists_its_baseline_siblings(mouse_grid, tmp_path, tiny
     assert str(tmp) not in str(export)
 
 
+@pytest.mark.slow
 def test_a_cell_outside_a_grid_has_no_baselines(mouse_grid, tmp_path):
     _, _, cells = mouse_grid
     alone = tmp_path / "alone"
@@ -123,6 +126,7 @@ def test_a_cell_outside_a_grid_has_no_baselines(mouse_grid, tmp_path):
     assert "baseline:" not in card.text and "| **this model** |" in card.text
 
 
+@pytest.mark.slow
 def test_named_labels_of_a_task_that_is_not_a_benchmark(marks, tmp_path):
     tmp, task = marks
     card = assemble(tmp / "ft" / "model", tmp_path / "hub")
@@ -139,6 +143,7 @@ def test_named_labels_of_a_task_that_is_not_a_benchmark(marks, tmp_path):
     assert f'sequence = "{first["text"]}"' in card.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, reason", [
     (lambda results, tmp: {**results, "task_dir": str(tmp / "moved-away")},
      "the files of the task `chip_marks` were not found where fine-tuning read them"),
@@ -158,6 +163,7 @@ def test_the_generic_example_when_the_task_data_is_gone_or_changed(marks, tmp_pa
     assert "Labels `GC`, `TATA`, `none`" in card.text  # the labels come from results.json all the same
 
 
+@pytest.mark.slow
 def test_every_bibtex_block_parses_and_names_nucel(mouse_grid, tmp_path):
     _, _, cells = mouse_grid
     card = assemble(os.path.join(next(iter(cells.values())), "model"), tmp_path / "hub")

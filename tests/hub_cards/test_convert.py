@@ -130,6 +130,7 @@ def test_tokenizer_gives_the_release_ids(release):
     assert len(tokenizer) == 27 and tokenizer.convert_ids_to_tokens(7) == "[UNUSED_7]"
 
 
+@pytest.mark.slow
 def test_backbone_and_generator_outputs_are_identical(release):
     input_ids, attention_mask = release_batch(TEXTS)
     stock = release["stock"]
@@ -158,6 +159,7 @@ def test_discriminator_logits_are_negated_and_hidden_states_identical(release):
     assert isinstance(backbone, NucELModel)
 
 
+@pytest.mark.slow
 def test_converted_folder_loads_in_a_fresh_interpreter(release, tmp_path):
     source = r"""
 import sys, torch, transformers
@@ -198,6 +200,7 @@ def test_inference_reads_the_release_layout_exactly(release):
     assert maps.maps.shape[-1] == 51 and np.isfinite(maps.received()).all()
 
 
+@pytest.mark.slow
 def test_variant_scores_and_mutagenesis_run_on_converted_parts(release, tmp_path):
     from nucel.tokenization.reference import ReferenceGenome
 
@@ -258,6 +261,7 @@ def test_generator_and_discriminator_of_different_vocabularies_are_refused(relea
         TokenLayout.for_config(NucELModel.from_pretrained(release["root"] / "backbone").config)
 
 
+@pytest.mark.slow
 def test_converted_model_fine_tunes_with_finetune_py(release, tmp_path):
     from nucel.training.finetuning import run as finetune
 
@@ -272,6 +276,7 @@ def test_converted_model_fine_tunes_with_finetune_py(release, tmp_path):
     assert credit["source"] == release["sources"]["discriminator"] and credit["license"] == "mit"
 
 
+@pytest.mark.slow
 def test_command_line_and_bad_sources_are_one_line(release, tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "nucel.hub_cards.convert", *map(str, args)], capture_output=True,
@@ -337,6 +342,7 @@ def test_hub_id_is_read_from_the_local_cache(release, tmp_path):
                                 subfolder="nowhere")
 
 
+@pytest.mark.slow
 def test_converted_model_runs_through_nucel_embed(release, tmp_path):
     done = subprocess.run([sys.executable, "-m", "nucel.inference.embed",
                            "--model", str(release["root"] / "discriminator"), "--sequence", TEXTS[0],
@@ -346,6 +352,7 @@ def test_converted_model_runs_through_nucel_embed(release, tmp_path):
     assert np.load(tmp_path / "e.npy").shape == (1, 64)
 
 
+@pytest.mark.slow
 def test_published_card_credits_the_source_and_keeps_its_license(release, tmp_path):
     import shutil
 

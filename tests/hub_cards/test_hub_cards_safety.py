@@ -8,6 +8,7 @@ from conftest import one_line_exit
 from nucel.hub_cards import convert, publish
 
 
+@pytest.mark.slow
 def test_publish_refuses_unknown_code_files(tmp_path, tiny_export):
     hub = tmp_path / "hub"
     publish.main(["--model", str(tiny_export / "discriminator"), "--output-dir", str(hub)])

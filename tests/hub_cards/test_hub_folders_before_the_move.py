@@ -33,6 +33,7 @@ with torch.no_grad():
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("python", interpreters())
 @pytest.mark.parametrize("code, auto_class", [("nucel", "NucELModel"), ("modernbert", "ModernBertModel")])
 def test_a_folder_published_before_the_move_loads_both_ways_to_the_same_numbers(python, code, auto_class,

@@ -25,6 +25,7 @@ def fine_tuned(tmp_path_factory, tiny_export):
     return tmp / "ft"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which, tag, auto_class", [
     ("discriminator", "feature-extraction", "AutoModel"),
     ("generator", "fill-mask", "AutoModelForMaskedLM"),
@@ -85,6 +86,7 @@ def test_pipelines_on_exports_offline(tiny_export, which, task):
         assert len(pipe("ACGTACGTAC")[0]) == 12  # [CLS] + 10 + [SEP]
 
 
+@pytest.mark.slow
 def test_text_classification_pipeline_on_a_fine_tuned_export(fine_tuned):
     pipe = pipeline("text-classification", model=str(fine_tuned / "model"), trust_remote_code=True)
     outputs = pipe(["ACGTTATAAAGGCTACGT", "GGGCGGCCGCGCGCGAAT"], top_k=None)
@@ -99,6 +101,7 @@ def run_publish_cli(tmp_path, *argv, env_overrides=None):
     return done.returncode, [line for line in done.stderr.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_push_offline_fails_with_one_line_before_any_work(tmp_path, tiny_export):
     code, lines = run_publish_cli(tmp_path, "--model", tiny_export / "discriminator", "--output-dir", tmp_path / "o",
                                   "--repo-id", "org/x", "--push", env_overrides={"HF_HUB_OFFLINE": "1"})
@@ -106,6 +109,7 @@ def test_push_offline_fails_with_one_line_before_any_work(tmp_path, tiny_export)
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_push_without_token_fails_with_one_line(tmp_path, tiny_export):
     code, lines = run_publish_cli(tmp_path, "--model", tiny_export / "discriminator", "--output-dir", tmp_path / "o",
                                   "--repo-id", "org/x", "--push",
@@ -144,6 +148,7 @@ def test_push_needs_a_repo_id(tmp_path, tiny_export):
         publish.main(["--model", str(tiny_export / "discriminator"), "--output-dir", str(tmp_path / "o"), "--push"])
 
 
+@pytest.mark.slow
 def test_publish_refuses_what_is_not_a_nucel_model(tmp_path, fine_tuned):
     (tmp_path / "nothing").mkdir()
     with pytest.raises(ValueError, match="no config.json"):
@@ -155,6 +160,7 @@ def test_publish_refuses_what_is_not_a_nucel_model(tmp_path, fine_tuned):
         publish.main(["--model", str(cnn / "model"), "--output-dir", str(tmp_path / "o")])
 
 
+@pytest.mark.slow
 def test_benchmark_grid_prints_one_table_and_reuses_finished_cells(tmp_path, tiny_export, capsys):
     task = motif_task(tmp_path / "prom_core_tata")  # named as the GUE task: the published rows appear
     argv = ["--tasks", task, "--models", str(tiny_export / "discriminator"), "onehot-cnn",
@@ -186,6 +192,7 @@ def test_benchmark_checks_every_input_before_training(tmp_path):
     assert not (tmp_path / "g").exists()
 
 
+@pytest.mark.slow
 def test_a_fine_tune_of_a_hub_model_names_it_as_base_model(tmp_path, fine_tuned):
     import shutil
 

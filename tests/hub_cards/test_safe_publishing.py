@@ -55,6 +55,7 @@ def test_the_private_scan_finds_what_it_must(tmp_path, tiny_export):
         assert expected in found, found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["nucel", "modernbert"])
 def test_publish_rebuilds_configs_and_publishes_nothing_private(tmp_path, tiny_export, capsys, fmt):
     source = hostile_source(tiny_export, tmp_path / "src")
@@ -83,6 +84,7 @@ def test_publish_writes_only_into_a_new_folder_or_its_own(tmp_path, tiny_export)
     assert sorted(os.listdir(folder)) == [".env", "cohort.csv"]  # untouched: no marker, no lock
 
 
+@pytest.mark.slow
 def test_publish_pushes_only_the_files_it_wrote(tmp_path, tiny_export, monkeypatch, capsys):
     hub = tmp_path / "hub"
     publish.main(["--model", str(tiny_export / "discriminator"), "--output-dir", str(hub)])
@@ -99,6 +101,7 @@ def test_publish_pushes_only_the_files_it_wrote(tmp_path, tiny_export, monkeypat
     assert (hub / "notes.txt").read_text() == "my notes"
 
 
+@pytest.mark.slow
 def test_a_converted_model_without_its_record_keeps_no_license_by_default(tmp_path, tiny_export):
     converted = tmp_path / "converted"
     shutil.copytree(tiny_export / "discriminator", converted)
@@ -120,6 +123,7 @@ def test_training_arg_refuses_hub_and_token_fields(argument):
         finetune.parse_training_args([argument])
 
 
+@pytest.mark.slow
 def test_a_fine_tuned_model_does_not_carry_its_sources_private_keys(tmp_path, tiny_export):
     source = hostile_source(tiny_export, tmp_path / "src")
     finetune.main(["--model", str(source), "--task-dir", motif_task(tmp_path / "task", sizes=(48, 16, 16)),

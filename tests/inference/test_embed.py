@@ -74,6 +74,7 @@ def test_a_long_record_is_stitched_from_its_windows(encoder):
     np.testing.assert_allclose(embedder.embed(sequence), per_base.mean(0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_reverse_complement_average_is_strand_symmetric(encoder, tmp_path):
     records = [("short", random_dna(90, 4)), ("long", random_dna(1300, 5)), ("odd", random_dna(333, 6) + "N" * 9)]
     plus = write_fasta(tmp_path / "plus.fa.gz", records)
@@ -216,6 +217,7 @@ def test_parquet_holds_the_same_numbers(encoder, tmp_path):
     assert not [name for name in os.listdir(tmp_path) if ".tmp-" in name or ".rows-" in name]
 
 
+@pytest.mark.slow
 def test_per_base_output_streams_to_disk(encoder, tmp_path):
     """100 kbp x 64 floats is 25.6 MB of output; the Python heap stays far below it (rows go to a memmap)."""
     fasta = write_fasta(tmp_path / "long.fa.gz", [("long", random_dna(100_000, 12))])
@@ -229,6 +231,7 @@ def test_per_base_output_streams_to_disk(encoder, tmp_path):
     assert peak < 8e6, peak
 
 
+@pytest.mark.slow
 def test_command_line_runs_and_refuses_bad_input(tiny_export, tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "nucel.inference.embed", "--model", str(tiny_export), *args],

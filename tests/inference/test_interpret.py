@@ -77,6 +77,7 @@ def ctcf_classifier(tmp_path_factory, motifs):
     return str(folder), positives
 
 
+@pytest.mark.slow
 def test_ism_finds_the_planted_motif_and_names_it(ctcf_classifier, motifs):
     folder, positives = ctcf_classifier
     ism = SaturationMutagenesis.from_pretrained(folder, device="cpu")
@@ -93,6 +94,7 @@ def test_ism_finds_the_planted_motif_and_names_it(ctcf_classifier, motifs):
     assert named.count("MA0139.1") >= 0.75 * len(named), named
 
 
+@pytest.mark.slow
 def test_cli_on_a_classifier_writes_every_file_and_picture(ctcf_classifier, tmp_path):
     folder, positives = ctcf_classifier
     fasta = write_fasta(tmp_path / "seqs.fa.gz", [(name, "".join("ACGT"[i - 5] for i in ids))
@@ -140,6 +142,7 @@ def tiny_heads():
             "discriminator": NucELForReplacedTokenDetection(config).eval()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["classifier", "generator", "discriminator"])
 def test_every_effect_equals_a_direct_forward_pass(tiny_heads, kind):
     model = tiny_heads[kind]
@@ -169,6 +172,7 @@ def test_every_effect_equals_a_direct_forward_pass(tiny_heads, kind):
     assert (result.effects[np.arange(37), ids.clip(5, 8) - 5][ids != 9] == 0).all()
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_effects_and_strand_average_is_symmetric(tiny_heads):
     model = tiny_heads["classifier"]
     ids = np.random.default_rng(3).integers(5, 9, 50).astype(np.uint8)
@@ -217,6 +221,7 @@ def test_local_layer_attention_is_zero_outside_its_window():
 
 
 # ------------------------------------------------------------------------------------------- pictures
+@pytest.mark.slow
 def test_each_picture_has_its_panels(tiny_heads, motifs, tmp_path):
     ids = np.random.default_rng(5).integers(5, 9, 250).astype(np.uint8)
     result = SaturationMutagenesis(tiny_heads["generator"], "generator")("s", ids)
@@ -255,6 +260,7 @@ def run_folder(tmp_path_factory):
     return str(folder)
 
 
+@pytest.mark.slow
 def test_run_folder_generator_with_attention_and_scan_only(run_folder, tmp_path):
     sequence = "GTCTATAAATAGAGCAGCCAGTTGCAGGGCTCCATTCTGCTTTCCAACTGCCTGACTGCTTGTTCG"
     summary = interpret.main(["--model", run_folder, "--head", "generator", "--attention", "--sequence", sequence,

@@ -204,6 +204,7 @@ def genome(tmp_path_factory):
     return folder, chrom
 
 
+@pytest.mark.slow
 def test_minus_strand_region_maps_back_to_the_genome(genome, tiny_export, tmp_path):
     folder, chrom = genome
     out = tmp_path / "bed"

@@ -76,6 +76,7 @@ def test_a_kmer_model_is_refused_with_the_reason(tiny_export, tmp_path):
         VariantScorer.from_pretrained(str(folder))
 
 
+@pytest.mark.slow
 def test_one_vcf_scored_by_two_models_side_by_side(tiny_export, stock_exports, tmp_path):
     """The README's side-by-side example in small: the NucEL run folder and the stock export of its generator
     score one labelled VCF; the generator's AUROC is the same number through both (same weights)."""

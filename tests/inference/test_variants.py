@@ -162,6 +162,7 @@ def test_statuses_split_alleles_and_round_trip_through_pysam(tiny_export, tmp_pa
     assert not [name for name in os.listdir(tmp_path) if ".tmp-" in name]
 
 
+@pytest.mark.slow
 def test_unknown_chrom_and_bad_labels_are_one_line(tiny_export, tmp_path):
     (tmp_path / "ref.fa").write_text(">chr1\nACGTACGTAC\n")
     vcf = write_vcf(tmp_path / "in.vcf", [("chr1", 2, "a", "C", "T"), ("chrZ", 3, "b", "G", "A")])

@@ -62,6 +62,7 @@ def saved_heads(tmp_path_factory):
     return root, expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("python", interpreters())
 def test_fresh_process_loads_every_head_from_remote_code(saved_heads, tmp_path, python):
     root, expected = saved_heads
@@ -92,6 +93,7 @@ torch.save(outputs, outputs_path)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("python", interpreters())
 def test_pretraining_export_loads_backbone_generator_and_detector(tmp_path, python):
     """The three loads of a pretraining export, in a fresh process: the backbone, the generator, and the

@@ -25,6 +25,7 @@ def test_non_finite_labels_are_refused_with_file_and_line(tmp_path, label):
         load_task(task)
 
 
+@pytest.mark.slow
 def test_corrupt_inputs_are_one_line_naming_the_file(tmp_path, fasta, finished_run, tiny_export):
     task = motif_task(tmp_path / "task")
     raw = open(os.path.join(task, "train.csv.gz"), "rb").read()

@@ -32,6 +32,7 @@ HOLD_LOCK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_locked_directory_is_refused(tmp_path, fasta):
     """Two real processes: while one holds the run directory, a pretraining run there is refused, writes nothing."""
     output_dir = tmp_path / "run"
@@ -78,6 +79,7 @@ def test_finetune_refuses_a_pretraining_run_and_deletes_nothing_it_did_not_creat
                        "--max-steps", "2", "--quiet"])
 
 
+@pytest.mark.slow
 def test_output_paths_in_the_way_are_one_line(tmp_path, fasta, tiny_export):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -108,6 +110,7 @@ KIND_IN_ONE_ROOM = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_every_room_knows_every_kind_of_run_directory(tmp_path):
     """Each room declares its kinds (the `nucel.run_kinds` entry points), so a command of one room refuses, by
     name, folders another room wrote, even ones written before run markers existed."""

@@ -132,6 +132,7 @@ def test_each_command_refuses_to_write_over_its_inputs(tmp_path, tiny_export, in
 
 
 # --------------------------------------------------------------------------- multi-file outputs commit whole
+@pytest.mark.slow
 def test_embed_killed_between_its_renames_leaves_no_mismatched_pair(tmp_path, tiny_export):
     out = tmp_path / "reads.npy"
     status, _, stderr = command("nucel.inference.embed:cli", "--model", tiny_export, "--sequence", "ACGTACGT", "GGGCCC",
@@ -150,6 +151,7 @@ def test_embed_killed_between_its_renames_leaves_no_mismatched_pair(tmp_path, ti
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_score_variants_killed_between_its_renames_leaves_no_mismatched_pair(tmp_path, tiny_export, inputs):
     argv = ["nucel.inference.variants:cli", "--model", tiny_export, "--vcf", inputs / "calls.vcf", "--reference",
             inputs / "ref.fa", "--output", tmp_path / "scores.tsv", "--vcf-out", tmp_path / "scores.vcf", "--quiet"]
@@ -161,6 +163,7 @@ def test_score_variants_killed_between_its_renames_leaves_no_mismatched_pair(tmp
     assert (tmp_path / "scores.vcf").exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_prepare_genome_killed_between_its_renames_is_rebuilt_not_trusted(tmp_path):
     from nucel.tokenization import encode_sequence
     from nucel.tokenization.genome_store import GenomeStore
@@ -201,6 +204,7 @@ def test_finetune_killed_mid_commit_leaves_no_old_results_beside_a_new_model(tmp
 
 
 # ------------------------------------------------------------------------------------------------ full disk
+@pytest.mark.slow
 def test_a_full_disk_under_embed_is_one_line_and_leaves_nothing(tmp_path, tiny_export):
     """The file-size limit stands in for a full disk: per-base rows of 20 kbp x 64 floats need 5 MB."""
     status, _, stderr = command("nucel.inference.embed:cli", "--model", tiny_export,

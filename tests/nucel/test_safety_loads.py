@@ -188,6 +188,7 @@ one_line_errors(main)()
 """
 
 
+@pytest.mark.slow
 def test_a_torchrun_rank_failure_ends_with_that_ranks_line(tmp_path):
     """A rank other than 0 stays quiet on stderr (rank 0 prints errors once), so without its error file torchrun's
     closing summary would say only 'exitcode: 1' under a wall of launcher text."""

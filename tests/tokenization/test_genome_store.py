@@ -61,6 +61,7 @@ def test_interrupted_store_is_rejected(tmp_path):
         GenomeStore(tmp_path / "store")
 
 
+@pytest.mark.slow
 def test_command_line_on_real_slices(tmp_path):
     """Soft-masked human (bgzip) + the plant slice with IUPAC codes, through the module's command line."""
     human = os.path.join(GENOMES, "hg38_chr2_1-2333275.fa.gz")

@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO_ROOT
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, args", [
     ("train_step.py", ["--hidden-size", "32", "--layers", "2", "--heads", "2", "--seq-len", "64", "--batch-size", "2",
                        "--steps", "1", "--warmup", "0"]),

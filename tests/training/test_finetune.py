@@ -48,6 +48,7 @@ def classified(tmp_path_factory, tiny_export):
     return results, output, task
 
 
+@pytest.mark.slow
 def test_results_json_records_config_data_and_versions(classified):
     results, output, task = classified
     saved = json.loads((output / "results.json").read_text())
@@ -61,6 +62,7 @@ def test_results_json_records_config_data_and_versions(classified):
     assert not (output / "checkpoints").exists()  # scratch checkpoints removed once the best one is saved
 
 
+@pytest.mark.slow
 def test_metrics_equal_sklearn_on_saved_predictions(classified):
     results, output, _ = classified
     rows = read_predictions(output)
@@ -76,6 +78,7 @@ def test_metrics_equal_sklearn_on_saved_predictions(classified):
         assert [str(i) for i in scores.argmax(1)] == predicted
 
 
+@pytest.mark.slow
 def test_best_dev_checkpoint_is_the_one_scored(classified):
     results, _, _ = classified
     for record in results["seeds"]:
@@ -87,6 +90,7 @@ def test_best_dev_checkpoint_is_the_one_scored(classified):
         assert record["dev"]["mcc"] == pytest.approx(best["mcc"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_seeds_aggregate_mean_and_sd(classified):
     results, _, _ = classified
     values = [record["test"]["mcc"] for record in results["seeds"]]
@@ -97,6 +101,7 @@ def test_seeds_aggregate_mean_and_sd(classified):
     assert aggregate([{"mcc": 0.5}])["mcc"]["sd"] is None  # one seed: no spread to report
 
 
+@pytest.mark.slow
 def test_saved_model_reproduces_the_best_seeds_predictions(classified):
     """model/ is the best-dev seed's best checkpoint, loadable by the Auto classes (remote code)."""
     results, output, task = classified
@@ -112,11 +117,13 @@ def test_saved_model_reproduces_the_best_seeds_predictions(classified):
     np.testing.assert_allclose(probabilities[:, 1], [float(r["score_1"]) for r in rows], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_fine_tuning_learns_the_planted_motif(classified):
     results, _, _ = classified
     assert results["test"]["mcc"]["mean"] > 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label_type, primary", [("multi-label", "mcc"), ("regression", "pearson")])
 def test_multi_label_and_regression_tasks(tmp_path, tiny_export, label_type, primary):
     task = motif_task(tmp_path / "task", label_type)
@@ -141,6 +148,7 @@ def test_multi_label_and_regression_tasks(tmp_path, tiny_export, label_type, pri
         label_type]
 
 
+@pytest.mark.slow
 def test_onehot_cnn_on_prom_core_tata(tmp_path):
     """The one-hot CNN baseline on the real GUE task: an easy task for a CNN, MCC > 0.3 in two epochs."""
     results = finetune.main(["--model", "onehot-cnn", "--task-dir", f"{SHARED_DATA}/gue/prom_core_tata",
@@ -162,6 +170,7 @@ def test_cnn_ignores_padding():
         torch.testing.assert_close(model(ids).logits, model(padded, mask).logits)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("probe", ["linear", "cnn"])
 def test_probe_trains_the_head_and_never_the_encoder(tmp_path, tiny_export, probe):
     task_dir = motif_task(tmp_path / "task")
@@ -186,6 +195,7 @@ def test_probe_trains_the_head_and_never_the_encoder(tmp_path, tiny_export, prob
     assert all(p.requires_grad for p in model.head.parameters())
 
 
+@pytest.mark.slow
 def test_probe_run_writes_results_and_the_head(tmp_path, tiny_export):
     results, output = run(tmp_path, tiny_export, motif_task(tmp_path / "task"), "--probe", "linear")
     assert results["model_info"]["trainable_parameters"] == 64 * 2 + 2
@@ -193,6 +203,7 @@ def test_probe_run_writes_results_and_the_head(tmp_path, tiny_export):
     assert json.loads((output / "model" / "probe.json").read_text())["layer"] == -1
 
 
+@pytest.mark.slow
 def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, tiny_export):
     results, output = run(tmp_path, tiny_export / "discriminator", motif_task(tmp_path / "task"), "--lora",
                           "--lr", "1e-3")
@@ -202,6 +213,7 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, tiny_export):
     assert not any("lora" in name for name in saved.state_dict())  # merged: a plain NucEL classifier
 
 
+@pytest.mark.slow
 def test_random_init_uses_the_folder_shape_with_fresh_weights(tmp_path, tiny_export):
     results, output = run(tmp_path, f"random-init:{tiny_export}/discriminator", motif_task(tmp_path / "task"))
     saved = AutoModelForSequenceClassification.from_pretrained(output / "model", trust_remote_code=True)
@@ -239,6 +251,7 @@ def cli_error(tmp_path, *argv, fresh_process=False):
     return message
 
 
+@pytest.mark.slow
 def test_bad_model_name(tmp_path):
     task = motif_task(tmp_path / "task")
     message = cli_error(tmp_path, "--model", "not a model", "--task-dir", task, "--output-dir", tmp_path / "o",
@@ -266,6 +279,7 @@ def test_missing_split_from_the_cli(tmp_path):
     assert "no test.csv or test.csv.gz" in message  # dev may be absent (carved from train); test may not
 
 
+@pytest.mark.slow
 def test_too_long_sequences_need_truncate(tmp_path, tiny_export):
     rows = [("ACGT" * 80, "0"), ("ACGA" * 10, "1")] * 8  # 320 bp > the tiny model's 256 tokens
     task = write_task(tmp_path / "task", {s: rows for s in ("train", "dev", "test")})
@@ -318,6 +332,7 @@ def test_bad_training_args_are_one_line(tmp_path, item, match):
                              "--training-arg", item])
 
 
+@pytest.mark.slow
 def test_train_test_only_task_with_tensorboard_and_accumulation(tmp_path):
     """The Genomic Benchmarks layout end to end: dev carved from train and recorded; TensorBoard logs kept in
     --output-dir (the Trainer's own folder is scratch)."""
@@ -354,6 +369,7 @@ def test_two_process_data_parallel_fine_tuning_with_torchrun(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- learning rate by size
+@pytest.mark.slow
 def test_default_learning_rate_follows_the_width_and_is_recorded(tmp_path, tiny_export):
     """GUE's 3e-5 belongs to 768-wide encoders: a 64-wide one gets 3e-5 x 768 / 64 = 3.6e-4, recorded with its
     rule; the warmup shrinks to a tenth of a short run."""
@@ -367,6 +383,7 @@ def test_default_learning_rate_follows_the_width_and_is_recorded(tmp_path, tiny_
     assert finetune.default_learning_rate("pretrained", "linear", None)[0] == finetune.HEAD_LEARNING_RATE
 
 
+@pytest.mark.slow
 def test_lr_auto_picks_the_best_dev_candidate_and_scores_test_once(tmp_path, tiny_export, monkeypatch):
     task = motif_task(tmp_path / "task")
     scored = []

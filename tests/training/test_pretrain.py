@@ -60,6 +60,7 @@ def test_learns_planted_motifs(tmp_path, motif_fasta):
 
 
 # ------------------------------------------------------------------------------------------------- outputs
+@pytest.mark.slow
 def test_metrics_lines_and_checkpoints(tmp_path, motif_fasta):
     output_dir = run(tmp_path, motif_fasta, "--report-to", "tensorboard", save_total_limit=1)
     records = read_metrics(output_dir)
@@ -78,6 +79,7 @@ def test_metrics_lines_and_checkpoints(tmp_path, motif_fasta):
     assert (output_dir / "metrics.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("python", interpreters())
 def test_exports_load_through_auto_classes_in_a_fresh_process(tmp_path, motif_fasta, python):
     output_dir = run(tmp_path, motif_fasta, max_steps=2, save_steps=2, eval_steps=2)
@@ -122,6 +124,7 @@ def test_mlm_objective_and_other_masking(tmp_path, motif_fasta):
 
 
 # --------------------------------------------------------------------------------------------------- resume
+@pytest.mark.slow
 def test_resume_gives_identical_losses(tmp_path, motif_fasta):
     straight = run(tmp_path / "straight", motif_fasta)
     halfway = run(tmp_path / "resumed", motif_fasta, max_steps=4)
@@ -240,6 +243,7 @@ def test_resume_with_incompatible_config(tmp_path, motif_fasta):
     expect_error(tmp_path, "already holds checkpoints .step-00000002.; pass --resume", motif_fasta, max_steps=4)
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_error_line_before_training(tmp_path):
     result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "training", "pretrain.py"), "--config",
                              os.path.join(REPO_ROOT, "training", "configs", "tiny.yaml"), "--fasta",
@@ -268,6 +272,7 @@ def plain_motif_fasta(folder):
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_written_before_the_restructure_resumes_exactly(tmp_path):
     import shutil
 

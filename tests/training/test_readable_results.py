@@ -24,6 +24,7 @@ def modes(folder):
             if os.path.isfile(os.path.join(folder, name)) and not name.startswith(".nucel-run")}
 
 
+@pytest.mark.slow
 def test_exported_files_are_readable_by_group_and_others(tmp_path, umask_022, tiny_export):
     from nucel.hub_cards import publish
     from nucel.modeling_nucel import NucELForPreTraining

@@ -13,6 +13,7 @@ from nucel.training.studies import budget
 from nucel.training.studies import run as study
 
 
+@pytest.mark.slow
 def test_study_trains_arms_at_equal_compute_and_writes_its_report(tmp_path, capsys):
     config = tiny_study(tmp_path)
     record = study.main(["--config", config])
@@ -72,6 +73,7 @@ def test_study_trains_arms_at_equal_compute_and_writes_its_report(tmp_path, caps
         study.main(["--config", tiny_study(tmp_path, budget={"tokens": 99_999})])
 
 
+@pytest.mark.slow
 def test_a_stopped_arm_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     """The first arm stops after its step-3 checkpoint; the rerun resumes it there and finishes the study."""
     from nucel.training.pretraining import run as pretrain
@@ -98,6 +100,7 @@ def test_a_stopped_arm_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys
     assert saved["arms"]["electra"]["steps"] == 6
 
 
+@pytest.mark.slow
 def test_budgets_become_steps(tmp_path):
     config = load_config(tiny_study(tmp_path) and str(tmp_path / "preset.yaml"),
                          [("fasta", [str(tmp_path / "genome.fa.gz")])])
@@ -142,6 +145,7 @@ def test_yaml_1_1_exponents_are_read_as_numbers(tmp_path):
     assert read_study(path).budget == 5e13
 
 
+@pytest.mark.slow
 def test_the_command_refuses_bad_input_with_one_line(tmp_path):
     import subprocess
     import sys

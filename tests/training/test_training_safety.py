@@ -50,6 +50,7 @@ def test_save_total_limit_must_keep_a_checkpoint(limit):
         load_config(os.path.join(CONFIGS, "tiny.yaml"), [("fasta", "g.fa"), ("save_total_limit", limit)])
 
 
+@pytest.mark.slow
 def test_benchmark_cells_are_unique_and_reuse_checks_the_data(tmp_path, tiny_export, capsys):
     first, second = tmp_path / "a" / "b_c", tmp_path / "a_b" / "c"  # one spelling as a file name: a_b_c
     for folder in (first, second):
@@ -126,6 +127,7 @@ def test_checkpoints_hold_the_schedule_as_json_and_a_legacy_pickle_still_resumes
     assert [r["step"] for r in read_metrics(output_dir) if "loss" in r] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_finetuned_results_record_what_was_loaded(tmp_path, tiny_export):
     task = motif_task(tmp_path / "task")
     results = finetune.main(["--model", str(tiny_export / "discriminator"), "--task-dir", task,
@@ -164,6 +166,7 @@ def test_values_that_would_train_another_recipe_are_refused(overrides, message):
         load_config(os.path.join(CONFIGS, "tiny.yaml"), [("fasta", "g.fa"), *overrides])
 
 
+@pytest.mark.slow
 def test_resume_without_a_checkpoint_warns_and_a_missing_rng_state_is_refused(tmp_path, fasta, finished_run,
                                                                                capsys):
     run(tmp_path / "fresh", fasta, "--resume", max_steps=2, save_steps=2, eval_steps=2)
@@ -203,6 +206,7 @@ def test_memory_estimate_is_below_what_a_training_step_measured():
 
 
 # ----------------------------------------------------------------------------------------------- one line, no traceback
+@pytest.mark.slow
 def test_a_half_written_metrics_line_is_tolerated_on_resume(tmp_path, fasta, finished_run):
     output_dir = copy_run(finished_run, tmp_path)
     with open(output_dir / "metrics.jsonl", "a") as handle:
@@ -223,6 +227,7 @@ def test_flex_attention_cannot_train_on_cpu(tmp_path, fasta):
         run(tmp_path, fasta, attn_implementation="flex_attention")
 
 
+@pytest.mark.slow
 def test_errors_under_accelerate_launch_are_one_line(tmp_path):
     launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
     done = subprocess.run([launcher, "launch", "--quiet", "--num_processes", "1", "--num_machines", "1",

@@ -20,6 +20,7 @@ import os
 import re
 
 from nucel.commands import one_line_errors
+from nucel.console import add_output_options, apply_output_options, output_flags, progress, without_output_options
 from nucel.files import file_sha256
 from nucel.gue import PUBLISHED_GUE_MCC, SCALE
 from nucel.run_directory import claim_output_directory
@@ -35,8 +36,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", required=True,
                         help="task folders (train/[dev/]test .csv/.tsv files; dev carved from train when absent)")
-    parser.add_argument("--models", nargs="+", required=True, help="anything finetune.py --model accepts")
+    parser.add_argument("--models", "--model", nargs="+", required=True, dest="models",
+                        help="anything finetune.py --model accepts (--model: the same, as the other commands say)")
     parser.add_argument("--output-dir", default="runs/benchmark")
+    add_output_options(parser)  # every cell gets them too (output_flags)
     return parser.parse_known_args(argv)
 
 
@@ -60,8 +63,8 @@ def cell_directory(output_dir, task_dir, model):
 def stale_reason(results, argv, task_dir, model):
     """Why a cell's results.json cannot be reused (None: it can): another command, changed split files, or
     changed model weights since it was written."""
-    if results.get("command") != argv:
-        return "it came from another command"
+    if without_output_options(results.get("command") or []) != without_output_options(argv):
+        return "it came from another command"  # --quiet / --progress-bar change what is shown, not what is trained
     files = task_files(task_dir)
     for split in SPLITS:
         recorded = (results.get("data") or {}).get(split, {})
@@ -150,6 +153,8 @@ def published_rows(task_names):
 
 def main(argv=None):
     args, finetune_args = parse_args(argv)
+    apply_output_options(args)
+    finetune_args = [*finetune_args, *output_flags()]
     names = {}
     for task in args.tasks:  # bad input stops the grid before its first cell trains
         task_files(task)
@@ -170,10 +175,13 @@ def main(argv=None):
 
 def run_grid(args, finetune_args):
     results = {}
-    for task in args.tasks:
-        for model in args.models:
-            results[(task, model)] = run_cell(task, model, cell_directory(args.output_dir, task, model),
-                                              finetune_args)
+    # one bar over the cells; the cell in training shows its seed's steps in the bar's postfix
+    with progress(len(args.tasks) * len(args.models), unit="cell", desc="benchmark") as bar:
+        for task in args.tasks:
+            for model in args.models:
+                results[(task, model)] = run_cell(task, model, cell_directory(args.output_dir, task, model),
+                                                  finetune_args)
+                bar.update(1)
     table = markdown_table(results, args.tasks, args.models)
     with open(os.path.join(args.output_dir, "benchmark.md"), "w", encoding="utf-8") as handle:
         handle.write(table + "\n")

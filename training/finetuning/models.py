@@ -18,6 +18,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, Pretrain
 
 from nucel import model_folder
 from nucel.commands import is_main_rank
+from nucel.console import list_names, note
 from nucel.modeling_nucel import NucELConfig, NucELForSequenceClassification
 from nucel.modeling_nucel.modeling_nucel import follow_umask
 from nucel.outputs import remove
@@ -32,6 +33,8 @@ from nucel.training.finetuning.baselines import (
     SequenceCNNForSequenceClassification,
 )
 
+# Config keys the Trainer sets on the model it trains (TrainingArguments.use_cache): left out of model/ unsaid.
+TRAINER_CONFIG_KEYS = frozenset({"use_cache"})
 # Encoder Linear layers LoRA adapts in a NucEL (ModernBERT) backbone; the new head trains in full.
 NUCEL_LORA_TARGETS = ["Wqkv", "Wo", "Wi"]
 
@@ -72,12 +75,14 @@ def build_task_model(args: argparse.Namespace, kind: str, location: str | None, 
         config = NucELConfig.from_dict({**config.to_dict(), **labels, "classifier_pooling": args.pooling})
         return NucELForSequenceClassification(config)
     if args.probe:
-        encoder, _ = load_pretrained(AutoModel, location, args.trust_remote_code)
+        encoder, report = load_pretrained(AutoModel, location, args.trust_remote_code)
+        note_loading(location, report, "a probe reads the encoder only")
         return FrozenEncoderProbe(encoder, args.probe, task.num_labels, task.problem_type, args.probe_layer)
     model_config = model_config or load_model_config(location, args.trust_remote_code)
     nucel = model_config.model_type == NucELConfig.model_type
-    model, _ = load_pretrained(AutoModelForSequenceClassification, location, args.trust_remote_code,
-                               **({"classifier_pooling": args.pooling} if nucel else {}), **labels)
+    model, report = load_pretrained(AutoModelForSequenceClassification, location, args.trust_remote_code,
+                                    **({"classifier_pooling": args.pooling} if nucel else {}), **labels)
+    note_loading(location, report, "a classifier for this task")
     if args.lora:
         from peft import LoraConfig, TaskType, get_peft_model  # noqa: PLC0415  (only --lora needs peft)
 
@@ -87,6 +92,19 @@ def build_task_model(args: argparse.Namespace, kind: str, location: str | None, 
             target_modules=NUCEL_LORA_TARGETS if nucel else "all-linear",
             modules_to_save=["head", "classifier"] if nucel else None))
     return model
+
+
+def note_loading(location: str, report: dict, purpose: str) -> None:
+    """What transformers' loading report says of a pretrained encoder under a task head, as one note (once per
+    folder): the head's weights initialised fresh, and the checkpoint's own head (the discriminator's or
+    generator's) left unused. Both are expected; a backbone weight out of place is load_pretrained's warning."""
+    parts = []
+    if report["newly_initialised"]:
+        parts.append(f"{list_names(report['newly_initialised'])} initialised fresh (a new head: {purpose})")
+    if report["unused_head_keys"]:
+        parts.append(f"its {list_names(report['unused_head_keys'])} not used (the checkpoint's own head)")
+    if parts:
+        note(f"{location}: " + "; ".join(parts))
 
 
 def save_model(model, tokenizer, directory: str, model_name: str) -> str:
@@ -112,7 +130,8 @@ def write_model(model, tokenizer, directory: str, model_name: str) -> str:
         model = model.merge_and_unload()
     model.save_pretrained(directory)
     follow_umask(directory)  # a baseline or another model's class writes its weights 0600 too
-    dropped = rebuild_model_config(directory) + save_tokenizer(tokenizer, directory)
+    # minus what the Trainer itself sets on the model's config (use_cache): never part of the source model
+    dropped = set(rebuild_model_config(directory) + save_tokenizer(tokenizer, directory)) - TRAINER_CONFIG_KEYS
     if dropped and is_main_rank():
         print(f"model/: left out of its configs (not fields of the model or tokenizer): {', '.join(sorted(dropped))}",
               flush=True)

@@ -57,6 +57,7 @@ from transformers import (
 from transformers.integrations import TensorBoardCallback
 
 from nucel.commands import is_main_rank, one_line_errors
+from nucel.console import add_output_options, apply_output_options
 from nucel.modeling_nucel import NucELConfig
 from nucel.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
 from nucel.run_directory import check_output_directory, claim_output_directory, kind_of
@@ -66,6 +67,7 @@ from nucel.tasks import DEFAULT_DEV_FRACTION, DEFAULT_SPLIT_SEED, LABEL_TYPES, T
 from nucel.training.finetuning.baselines import PROBES
 from nucel.training.finetuning.metrics import PRIMARY_METRIC, score, trainer_metrics
 from nucel.training.finetuning.models import build_task_model, build_tokenizer, max_tokens, resolve_model, save_model
+from nucel.training.finetuning.progress import show_progress
 from nucel.training.finetuning.records import (
     describe_model,
     run_results,
@@ -93,6 +95,10 @@ MANAGED_TRAINING_ARGUMENTS = frozenset({
     "report_to", "gradient_accumulation_steps", "gradient_checkpointing", "activation_checkpointing", "do_train",
     "do_eval", "do_predict",
 })
+
+
+# --dtype VALUE (what the inference commands call it) -> the precision flag it stands for
+DTYPE_FLAGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def parse_args(argv=None):
@@ -149,6 +155,11 @@ def parse_args(argv=None):
                            help="bf16 mixed precision (default: on for CUDA GPUs that support it)")
     precision.add_argument("--fp16", action="store_true", help="fp16 mixed precision (CUDA)")
     precision.add_argument("--fp32", action="store_true", help="no mixed precision, even on a GPU")
+    precision.add_argument("--dtype", choices=("auto", *DTYPE_FLAGS),
+                           help="the inference commands' name for these: float32 = --fp32, bfloat16 = --bf16, "
+                                "float16 = --fp16, auto = none of them")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: a GPU when there is one (torchrun: each process's own); cpu: even on a GPU machine")
     parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="recompute activations in the backward pass (less memory, ~30%% more time)")
@@ -157,8 +168,11 @@ def parse_args(argv=None):
     parser.add_argument("--training-arg", action="append", default=[], metavar="NAME=VALUE",
                         help="any other transformers.TrainingArguments field (value read as YAML), repeatable, "
                              "e.g. --training-arg lr_scheduler_type=cosine --training-arg max_grad_norm=0.5")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_output_options(parser)
     args = parser.parse_args(argv)
+    if args.dtype in DTYPE_FLAGS:  # one more spelling of a precision flag: recorded (results.json) as that flag
+        setattr(args, DTYPE_FLAGS[args.dtype], True)
+    del args.dtype
     args.training_arg = parse_training_args(args.training_arg)
     if args.epochs is None and args.max_steps is None:
         args.epochs = DEFAULT_MAX_EPOCHS
@@ -171,6 +185,8 @@ def parse_args(argv=None):
         raise ValueError("--epochs / --max-steps: expected a positive number")
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"--seeds {args.seeds}: a seed is repeated")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine")
     return args
 
 
@@ -234,7 +250,7 @@ def build_datasets(task: Task, tokenizer, limit: int | None, truncate: bool) -> 
 def training_arguments(args: argparse.Namespace, schedule: Schedule, seed: int, output_dir: str, total_steps: int,
                        primary: str) -> TrainingArguments:
     eval_steps = min(args.eval_steps, total_steps)
-    cuda = torch.cuda.is_available()
+    cuda = torch.cuda.is_available() and args.device != "cpu"
     bf16 = args.bf16 if args.bf16 is not None else (cuda and torch.cuda.is_bf16_supported() and not args.fp16
                                                      and not args.fp32)
     values = dict(
@@ -245,7 +261,7 @@ def training_arguments(args: argparse.Namespace, schedule: Schedule, seed: int, 
         eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
         save_only_model=True, save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model=primary, greater_is_better=True,
-        logging_strategy="steps", logging_steps=eval_steps, report_to=args.report_to, disable_tqdm=args.quiet,
+        logging_strategy="steps", logging_steps=eval_steps, report_to=args.report_to, disable_tqdm=True,
         bf16=bool(bf16), fp16=args.fp16, use_cpu=not cuda, dataloader_num_workers=0,
         gradient_accumulation_steps=args.gradient_accumulation_steps)
     fields = {field.name for field in dataclasses.fields(TrainingArguments)}
@@ -296,9 +312,15 @@ def run_seed(args: argparse.Namespace, schedule: Schedule, kind: str, location: 
                       compute_metrics=trainer_metrics(task.label_type),
                       callbacks=[EarlyStoppingCallback(args.patience, args.min_delta)] if args.patience else None)
     log_tensorboard_to(trainer, logging_directory(args, seed))
+    # our bar (training/finetuning/progress.py) instead of the Trainer's printed dicts and per-evaluation bars
+    shown = show_progress(trainer, f"seed {seed}" if score_test else f"lr {schedule.learning_rate:g}, seed {seed}",
+                          primary)
     frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()} if args.probe else None
     started = time.time()
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        shown.close()
     runtime = time.time() - started
     if frozen is not None and any(not torch.equal(frozen[k], v) for k, v in model.encoder.state_dict().items()):
         raise RuntimeError("probe: an encoder weight changed during training")  # a bug, never bad input
@@ -316,6 +338,7 @@ def run_seed(args: argparse.Namespace, schedule: Schedule, kind: str, location: 
 # ----------------------------------------------------------------------------------------------- main
 def main(argv: list | None = None) -> dict | None:
     args = parse_args(argv)
+    apply_output_options(args)
     check_output_directory(args.output_dir, "finetune")  # every refusal before anything is written
     if os.path.isdir(args.output_dir) and kind_of(args.output_dir)[0] != "finetune" \
             and os.path.lexists(os.path.join(args.output_dir, "model")):

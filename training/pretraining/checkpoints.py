@@ -17,9 +17,11 @@ which is read the same safe way.
 
 import json
 import os
+import re
 import shutil
 import sys
 
+from nucel.console import library_message_as_note
 from nucel.files import read_json_object
 from nucel.safe_loading import check_safetensors, load_plain_data
 
@@ -45,6 +47,18 @@ def checkpoint_directories(output_dir):
     return [os.path.join(root, name) for name in sorted(found, key=lambda name: int(name[5:]))]
 
 
+def tied_weight_saved_once(message):
+    """accelerate's warning when a checkpoint drops a weight that shares its storage with another: for NucEL the
+    masked-LM decoder, tied to the token embeddings (tie_word_embeddings) and tied again when the model is built,
+    so nothing is lost: one note. Any other shared tensor keeps accelerate's warning."""
+    found = re.search(r"Removed shared tensor \{(.*?)\}", message)
+    names = re.findall(r"'([^']+)'", found.group(1)) if found else []
+    if not names or not all(name.endswith("decoder.weight") for name in names):
+        return None
+    return (f"checkpoints store {', '.join(sorted(names))} once: the decoder is tied to the token embeddings "
+            "(tied again on resume)")
+
+
 def save_checkpoint(accelerator, output_dir, step, progress, scheduler, keep):
     """Write checkpoint `step` atomically and keep the newest `keep` checkpoints."""
     root = os.path.join(output_dir, CHECKPOINTS)
@@ -53,7 +67,8 @@ def save_checkpoint(accelerator, output_dir, step, progress, scheduler, keep):
         shutil.rmtree(partial, ignore_errors=True)  # our own leftover from a save that was killed
         os.makedirs(root, exist_ok=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(partial)
+    with library_message_as_note("accelerate.utils.other", tied_weight_saved_once):
+        accelerator.save_state(partial)
     if accelerator.is_main_process:
         with open(os.path.join(partial, SCHEDULER_FILE), "w", encoding="utf-8") as handle:
             json.dump(scheduler.state_dict(), handle)

@@ -77,7 +77,7 @@ class PretrainConfig:
     save_total_limit: int = 2
     report_to: str = "none"                     # none | tensorboard
     num_workers: int = 0
-    progress_bar: bool = True
+    progress_bar: bool = True                   # false: no bar (--progress-bar on/off sets it; see nucel/console.py)
     compute_estimate: dict = dataclasses.field(default_factory=dict)  # recorded for the full run; see compute.py
     model: dict = dataclasses.field(default_factory=dict)             # NucELConfig arguments
 

@@ -20,8 +20,8 @@ import time
 import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
-from tqdm.auto import tqdm
 
+from nucel import console
 from nucel.commands import one_line_errors
 from nucel.run_directory import check_output_directory, claim_output_directory
 from nucel.tokenization.prepare_genome import describe_sources, load_index, prepare_genome, sources_checksum
@@ -47,8 +47,11 @@ from nucel.training.pretraining.masking import STRATEGIES
 from nucel.training.pretraining.metrics_log import MetricsLog, not_learned
 from nucel.training.pretraining.objectives import LOSS_PART_SLOTS, OBJECTIVES, export_with_tokenizer
 
-
 # --------------------------------------------------------------------------------------------- configuration
+# --dtype VALUE -> the config's mixed_precision (what accelerate calls it)
+MIXED_PRECISION_OF_DTYPE = {"float32": "no", "bfloat16": "bf16", "float16": "fp16"}
+
+
 def parse_config(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=describe_keys())
@@ -61,7 +64,22 @@ def parse_config(argv=None):
     parser.add_argument("--resume", action="store_true", default=None,
                         help="continue from the latest complete checkpoint in --output-dir")
     parser.add_argument("--report-to", choices=("none", "tensorboard"))
+    # The names every command gives these (inference's --batch-size, --dtype), for the config keys they set
+    parser.add_argument("--batch-size", dest="per_device_batch_size",
+                        help="windows per forward pass on each process (config per_device_batch_size; the "
+                             "optimizer's global_batch_size stays, gradient accumulation makes up the rest)")
+    parser.add_argument("--dtype", choices=("auto", *MIXED_PRECISION_OF_DTYPE),
+                        help="config mixed_precision: float32 = no, bfloat16 = bf16, float16 = fp16, auto = auto")
+    console.add_output_options(parser)
     args, rest = parser.parse_known_args(argv)
+    console.apply_output_options(args)
+    # --progress-bar on/off is the config's progress_bar key (a YAML `progress_bar: false` means off); auto keeps it
+    args.progress_bar = None if args.progress_bar == "auto" else str(args.progress_bar == "on").lower()
+    del args.quiet
+    if args.dtype is not None:
+        # quoted, as overrides are read as YAML, which reads a bare `no` as False
+        args.mixed_precision = json.dumps(MIXED_PRECISION_OF_DTYPE.get(args.dtype, args.dtype))
+    del args.dtype
     overrides = [(key, value) for key, value in vars(args).items() if key != "config" and value is not None]
     if len(rest) % 2 or any(not key.startswith("--") for key in rest[::2]):
         parser.error(f"unrecognized arguments {' '.join(rest)}: expected --key value pairs of config keys")
@@ -121,6 +139,14 @@ def open_run(config, accelerator, precision):
 
 def describe(evaluation):
     return ", ".join(f"{key[len('eval_'):]} {value:.4f}" for key, value in evaluation.items() if value is not None)
+
+
+# The validation numbers a progress bar shows (describe() gives them all): masked-base accuracy, replaced-token AUC
+HEADLINE = {"eval_generator_accuracy": "gen acc", "eval_mlm_accuracy": "mlm acc", "eval_discriminator_auc": "auc"}
+
+
+def headline(evaluation):
+    return {name: f"{evaluation[key]:.3f}" for key, name in HEADLINE.items() if evaluation.get(key) is not None}
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
@@ -237,53 +263,63 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
         accelerator.wait_for_everyone()
         return evaluation
 
-    bar = tqdm(total=config.max_steps, initial=start_step, unit="step", dynamic_ncols=True,
-               disable=not (accelerator.is_main_process and config.progress_bar))
-    evaluation, evaluated_at, step = {}, None, start_step
-    interval_start, interval_steps = time.perf_counter(), 0
-    while step < config.max_steps:
-        totals = optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulation,
-                                config.max_grad_norm)
-        step += 1
-        interval += torch.cat([accelerator.reduce(totals, "mean").cpu(), torch.ones(1)])
-        interval_steps += 1
-        bar.update(1)
+    # One bar (step/s, ETA; the latest loss and validation numbers in its postfix), or without one a line per
+    # logging step and evaluation; --quiet: neither (nucel/console.py)
+    with console.progress(config.max_steps, initial=start_step, unit="step", desc="pretrain",
+                          enabled=accelerator.is_main_process and config.progress_bar) as bar:
+        lines, shown = accelerator.is_main_process and console.progress_lines(bar), {}
+        evaluation, evaluated_at, step = {}, None, start_step
+        interval_start, interval_steps = time.perf_counter(), 0
+        while step < config.max_steps:
+            totals = optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulation,
+                                    config.max_grad_norm)
+            step += 1
+            interval += torch.cat([accelerator.reduce(totals, "mean").cpu(), torch.ones(1)])
+            interval_steps += 1
+            bar.update(1)
 
-        if step % config.logging_steps == 0 or step == config.max_steps:
-            elapsed = time.perf_counter() - interval_start
-            tokens_per_second = interval_steps * step_tokens / elapsed
-            mean = (interval[:3] / interval[3]).tolist()
-            record = {"step": step, "epoch": round(step * accumulation / train_batches.batches_per_epoch, 4),
-                      "loss": mean[0], "lr": scheduler.get_last_lr()[0],
-                      "tokens_seen": step * step_tokens, "tokens_per_second": tokens_per_second}
-            record.update({name: mean[1 + LOSS_PART_SLOTS.index(name)]
-                           for name in OBJECTIVES[config.objective].loss_parts})
-            if peak:
-                record["mfu"] = tokens_per_second * model_flops / (peak * accelerator.num_processes)
-            if accelerator.is_main_process:
-                metrics.write(record)
-            accelerator.log({key: value for key, value in record.items() if key != "step"}, step=step)
-            bar.set_postfix({"loss": f"{mean[0]:.4f}", "tok/s": f"{tokens_per_second:,.0f}",
-                             **({"mfu": f"{record['mfu']:.1%}"} if peak else {})})
-            interval, interval_start, interval_steps = torch.zeros(4), time.perf_counter(), 0
+            if step % config.logging_steps == 0 or step == config.max_steps:
+                elapsed = time.perf_counter() - interval_start
+                tokens_per_second = interval_steps * step_tokens / elapsed
+                mean = (interval[:3] / interval[3]).tolist()
+                record = {"step": step, "epoch": round(step * accumulation / train_batches.batches_per_epoch, 4),
+                          "loss": mean[0], "lr": scheduler.get_last_lr()[0],
+                          "tokens_seen": step * step_tokens, "tokens_per_second": tokens_per_second}
+                record.update({name: mean[1 + LOSS_PART_SLOTS.index(name)]
+                               for name in OBJECTIVES[config.objective].loss_parts})
+                if peak:
+                    record["mfu"] = tokens_per_second * model_flops / (peak * accelerator.num_processes)
+                if accelerator.is_main_process:
+                    metrics.write(record)
+                accelerator.log({key: value for key, value in record.items() if key != "step"}, step=step)
+                shown.update({"loss": f"{mean[0]:.4f}", "tok/s": f"{tokens_per_second:,.0f}",
+                              **({"mfu": f"{record['mfu']:.1%}"} if peak else {})})
+                bar.set_postfix(shown)
+                if lines:  # no bar (a log file): the same numbers, one line per logging step
+                    print(f"step {step}/{config.max_steps}: " + ", ".join(f"{k} {v}" for k, v in shown.items()),
+                          flush=True)
+                interval, interval_start, interval_steps = torch.zeros(4), time.perf_counter(), 0
 
-        if step % config.eval_steps == 0 or step == config.max_steps:
-            evaluation, evaluated_at = validation_metrics(step), step
-            if accelerator.is_main_process:
-                metrics.write({"step": step, **evaluation})
-                metrics.plot(os.path.join(config.output_dir, "metrics.png"))
-                bar.write(f"step {step}: {describe(evaluation)}"
-                          + ("" if not not_learned(evaluation) else " (no better than a trivial baseline yet)"))
-            accelerator.log(evaluation, step=step)
-            interval_start = time.perf_counter()  # evaluation time is not training throughput
+            if step % config.eval_steps == 0 or step == config.max_steps:
+                evaluation, evaluated_at = validation_metrics(step), step
+                if accelerator.is_main_process:
+                    metrics.write({"step": step, **evaluation})
+                    metrics.plot(os.path.join(config.output_dir, "metrics.png"))
+                    shown.update(headline(evaluation))
+                    bar.set_postfix(shown)
+                    if lines:
+                        print(f"step {step}: {describe(evaluation)}"
+                              + ("" if not not_learned(evaluation) else " (no better than a trivial baseline yet)"),
+                              flush=True)
+                accelerator.log(evaluation, step=step)
+                interval_start = time.perf_counter()  # evaluation time is not training throughput
 
-        if step % config.save_steps == 0 or step == config.max_steps:
-            save_checkpoint(accelerator, config.output_dir, step, {
-                "interval": interval.tolist(), "genome_checksum": store.checksum,
-                "num_processes": accelerator.num_processes, "config": config.to_dict()}, scheduler,
-                config.save_total_limit)
-            interval_start = time.perf_counter()
-    bar.close()
+            if step % config.save_steps == 0 or step == config.max_steps:
+                save_checkpoint(accelerator, config.output_dir, step, {
+                    "interval": interval.tolist(), "genome_checksum": store.checksum,
+                    "num_processes": accelerator.num_processes, "config": config.to_dict()}, scheduler,
+                    config.save_total_limit)
+                interval_start = time.perf_counter()
 
     if evaluated_at != step:  # resumed at the end: nothing was evaluated in this process
         evaluation = validation_metrics(step)

@@ -27,6 +27,7 @@ import os
 import yaml
 
 from nucel.commands import one_line_errors
+from nucel.console import add_output_options, apply_output_options, output_flags, progress
 from nucel.run_directory import claim_output_directory
 from nucel.training.finetuning.grid import run_cell
 from nucel.training.pretraining import run as pretrain
@@ -42,6 +43,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="the study YAML (training/configs/study-tiny.yaml)")
     parser.add_argument("--output-dir", help="overrides the YAML's output_dir")
+    add_output_options(parser)  # every pretraining run and fine-tuning cell gets them too (output_flags)
     return parser.parse_args(argv)
 
 
@@ -139,7 +141,7 @@ def pretrain_arm(study, arm, seed, max_steps):
         yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
     print(f"{name}: pretraining {max_steps} steps" + (f", resuming from {os.path.basename(found[-1])}" if found
                                                        else "") + f" ({path})", flush=True)
-    pretrain.main(["--config", path])
+    pretrain.main(["--config", path, *output_flags()])
 
 
 def cells(study):
@@ -159,10 +161,11 @@ def cells(study):
     return rows
 
 
-def evaluate(study):
+def evaluate(study, bar=None):
     """{(task, row name): {pretraining seed or None: results.json of that cell}}, every cell trained or reused,
-    each with the same finetune.py options (the YAML's `finetune:` and the fine-tuning seeds)."""
-    flags = study.finetune_flags() + ["--seeds", *map(str, study.seeds), "--quiet"]
+    each with the same finetune.py options (the YAML's `finetune:` and the fine-tuning seeds); `bar`: the study's
+    progress bar, one step per cell."""
+    flags = study.finetune_flags() + ["--seeds", *map(str, study.seeds), *output_flags()]
     results = {}
     for task in study.tasks:
         name = os.path.basename(os.path.normpath(task))
@@ -173,19 +176,27 @@ def evaluate(study):
                                                if seed is not None and study.seed_folders else ""), flush=True)
                 directory = os.path.join(study.output_dir, study.cell_directory(task, row, seed))
                 results[(task, row)][seed] = run_cell(task, model, directory, flags + extra)
+                if bar is not None:
+                    bar.update(1)
     return results
 
 
 def main(argv=None):
     args = parse_args(argv)
+    apply_output_options(args)
     study = read_study(args.config, args.output_dir)  # every refusal before anything is written
     with claim_output_directory(study.output_dir, "study"):
         plan = make_plan(study)
-        for arm, seed in study.runs():
-            pretrain_arm(study, arm, seed, plan["arms"][arm]["max_steps"])
-        compute = {(arm, seed): arm_compute(study.arm_directory(arm, seed), plan["arms"][arm])
-                   for arm, seed in study.runs()}
-        results = evaluate(study)
+        # one bar over the runs (pretraining runs, then fine-tuning cells); the one in progress shows its steps in
+        # the bar's postfix
+        cell_count = len(study.tasks) * sum(len(models) for _, _, _, models, _ in cells(study))
+        with progress(len(study.runs()) + cell_count, unit="run", desc="study") as bar:
+            for arm, seed in study.runs():
+                pretrain_arm(study, arm, seed, plan["arms"][arm]["max_steps"])
+                bar.update(1)
+            compute = {(arm, seed): arm_compute(study.arm_directory(arm, seed), plan["arms"][arm])
+                       for arm, seed in study.runs()}
+            results = evaluate(study, bar)
         return write_report(study, plan, compute, results, cells(study))
 
 
