@@ -31,7 +31,7 @@ import transformers
 from huggingface_hub.repocard import metadata_load
 from safetensors.torch import load_file
 
-from nucel.commands import one_line_errors
+from nucel.commands import first_paragraph, one_line_errors
 from nucel.console import add_output_options, apply_output_options
 from nucel.files import HUB_ID, file_sha256, read_json_object
 from nucel.model_folder import check_config_sizes
@@ -311,7 +311,7 @@ def report(record, output_dir, log):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     # --model and --output-dir, as every command names them; SOURCE OUTPUT (the first spelling) still work
     parser.add_argument("--model", metavar="SOURCE", help=f"a local checkpoint folder or a Hub id such as {RELEASE}")
     parser.add_argument("--output-dir", metavar="OUTPUT", help="the NucEL model folder to write")

@@ -30,7 +30,7 @@ import huggingface_hub
 from transformers import PreTrainedTokenizerFast
 
 from nucel import modeling_nucel
-from nucel.commands import one_line_errors
+from nucel.commands import first_paragraph, one_line_errors
 from nucel.console import add_output_options, apply_output_options
 from nucel.files import HUB_ID, file_sha256, is_hub_id
 from nucel.fresh_process import run_isolated
@@ -87,7 +87,7 @@ REPOSITORY_LICENSE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspat
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument("--model", required=True, help="a NucEL model folder (pretraining export or fine-tuned)")
     parser.add_argument("--output-dir", required=True, help="where the Hub folder is assembled")
     parser.add_argument("--repo-id", default=None, help="ORG/NAME on the Hub (the card's usage snippet uses it)")

@@ -21,6 +21,11 @@ def is_main_rank():
     return os.environ.get("RANK", "0") == "0"
 
 
+def first_paragraph(docstring):
+    """A command's `--help` description: its module docstring's first paragraph on one line."""
+    return " ".join(docstring.split("\n\n")[0].split())
+
+
 def one_line(error):
     """An exception's message on one line (a library's may span several)."""
     return " ".join(line.strip() for line in str(error).strip().splitlines() if line.strip()) or type(error).__name__

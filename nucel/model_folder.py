@@ -356,7 +356,7 @@ def resolve_head(model, head):
     if os.path.isdir(os.path.join(model, "discriminator")) or os.path.isdir(os.path.join(model, "generator")):
         if head == "classifier":
             raise ValueError(f"--model {model}: a pretraining run has no classifier; give a fine-tuned model folder "
-                             "(training/finetune.py writes <output-dir>/model)")
+                             "(nucel finetune writes <output-dir>/model)")
         part = "generator" if head == "generator" else "discriminator"
         folder = os.path.join(model, part)
         if not os.path.isdir(folder):

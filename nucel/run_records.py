@@ -23,7 +23,7 @@ PRETRAINING_KEYS = ("config", "genome", "steps", "tokens_seen")
 
 def read_results(path):
     """A fine-tuning results.json with everything the card and the benchmark table use."""
-    kind = "fine-tuning results (the results.json training/finetune.py writes)"
+    kind = "fine-tuning results (the results.json nucel finetune writes)"
     results = read_json(path, RESULTS_KEYS, kind)
     summary = results["test"].get(results["primary_metric"]) if isinstance(results["test"], dict) else None
     if not isinstance(summary, dict) or not {"mean", "sd", "n"} <= set(summary):
@@ -39,11 +39,11 @@ CONVERSION_FILE = "conversion.json"  # nucel-convert's record of imported weight
 
 def read_conversion(path):
     """conversion.json, written by nucel-convert beside weights it imported (and carried on by fine-tuning)."""
-    return read_json(path, ("source", "revision", "license", "format"), "conversion record (nucel-convert)")
+    return read_json(path, ("source", "revision", "license", "format"), "conversion record (nucel convert)")
 
 
 def read_pretraining_summary(path):
-    summary = read_json(path, PRETRAINING_KEYS, "pretraining summary (training/pretrain.py)")
+    summary = read_json(path, PRETRAINING_KEYS, "pretraining summary (nucel pretrain)")
     if not isinstance(summary["genome"], dict) or not {"sources", "total_length", "checksum"} <= set(summary["genome"]):
         raise ValueError(f"{path}: pretraining summary without genome sources, total_length and checksum")
     return summary

@@ -184,3 +184,24 @@ def test_every_docs_page_is_in_the_site():
     on_disk = {os.path.relpath(page, "docs") for page in pages() if page.startswith("docs/")}
     assert on_disk == in_nav, f"pages not in the nav: {sorted(on_disk - in_nav)}; nav entries without a page: " \
                               f"{sorted(in_nav - on_disk)}"
+
+
+@pytest.mark.parametrize("damage", ["a link to a page that is not there", "a page left out of the nav"])
+def test_the_strict_site_build_refuses(damage, tmp_path):
+    """`make docs` fails on what a reader would hit (the site's own pages checked, not the README): the build
+    below is the Makefile's, on a copy of the site with one thing broken."""
+    shutil.copytree(os.path.join(REPO_ROOT, "docs"), tmp_path / "docs")
+    shutil.copy(os.path.join(REPO_ROOT, "mkdocs.yml"), tmp_path)
+    if damage.startswith("a link"):
+        with open(tmp_path / "docs" / "index.md", "a", encoding="utf-8") as page:
+            page.write("\n[gone](not-a-page.md)\n")
+    else:
+        (tmp_path / "docs" / "orphan.md").write_text("# Orphan\n")
+    build = [os.path.join(os.path.dirname(sys.executable), "mkdocs"), "build", "--strict", "--site-dir",
+             str(tmp_path / "site")]
+    environment = {**command_environment(), "NO_MKDOCS_2_WARNING": "1"}
+    intact = subprocess.run(build, cwd=REPO_ROOT, env=environment, capture_output=True, text=True)
+    assert intact.returncode == 0, intact.stderr[-2000:]
+    broken = subprocess.run(build, cwd=tmp_path, env=environment, capture_output=True, text=True)
+    culprit = "not-a-page.md" if damage.startswith("a link") else "orphan.md"
+    assert broken.returncode != 0 and "WARNING" in broken.stderr and culprit in broken.stderr, broken.stderr[-2000:]

@@ -15,7 +15,7 @@ class GenomeStore:
         self.directory = directory
         index = load_index(directory)
         if index is None:
-            raise ValueError(f"{directory}: no {INDEX_FILE}; run `python -m nucel.tokenization.prepare_genome` first")
+            raise ValueError(f"{directory}: no {INDEX_FILE}; run `nucel prepare-genome` first")
         if index.get("vocabulary") != list(alphabet.VOCABULARY):
             raise ValueError(f"{os.path.join(directory, INDEX_FILE)}: vocabulary differs from tokenization.alphabet; "
                              "prepare the store again")

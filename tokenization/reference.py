@@ -7,7 +7,7 @@ Two kinds of reference, one interface:
   would return other bases without a word); otherwise one is built once in the user's cache (`$NUCEL_CACHE`, else
   `$XDG_CACHE_HOME/nucel`, else `~/.cache/nucel`), so read-only data folders work and nothing is written beside
   the user's files. A plain-gzip FASTA cannot be indexed: the error says what to do.
-- a genome store folder (`python -m nucel.tokenization.prepare_genome`): a memmap, any input compression.
+- a genome store folder (`nucel prepare-genome`): a memmap, any input compression.
 
 Coordinates are 0-based, half-open (BED's convention); a VCF's 1-based POS p is `fetch(chrom, p - 1, p)`.
 """
@@ -51,7 +51,7 @@ class FastaReference:
         if kind == "gzip":
             raise ValueError(f"{path}: gzip-compressed but not bgzip (BGZF), so it cannot be indexed for random "
                              f"access; recompress it (`zcat {os.path.basename(path)} | bgzip > genome.fa.gz`) or "
-                             "build a genome store (`nucel-prepare-genome FASTA --output DIR`) and pass DIR")
+                             "build a genome store (`nucel prepare-genome FASTA --output-dir DIR`) and pass DIR")
         index, compressed_index = self._index_paths(path, kind, pysam)
         try:
             self.fasta = pysam.FastaFile(path, filepath_index=index, filepath_index_compressed=compressed_index)
@@ -215,7 +215,7 @@ class ReferenceGenome:
         if os.path.isdir(path):
             if not os.path.isfile(os.path.join(path, INDEX_FILE)):
                 raise ValueError(f"--reference {path}: a folder without {INDEX_FILE}; expected a FASTA file or a "
-                                 "genome store (`nucel-prepare-genome FASTA --output DIR`)")
+                                 "genome store (`nucel prepare-genome FASTA --output-dir DIR`)")
             self.source = StoreReference(path)
         elif os.path.isfile(path):
             self.source = FastaReference(path)

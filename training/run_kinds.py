@@ -8,5 +8,5 @@ RUN_KINDS = {
                                               "checkpoints/step-*")),
     "finetune": RunKind("a fine-tuning run", ("results.json", "predictions.csv")),
     "benchmark": RunKind("a benchmark grid", ("benchmark.json", "benchmark.md")),
-    "study": RunKind("a study (nucel-study)", ("study.json", "plan.json")),
+    "study": RunKind("a study (nucel study)", ("study.json", "plan.json")),
 }

@@ -172,7 +172,7 @@ def test_bad_bed_lines_name_the_line(genome, tmp_path):
 
 def test_plain_gzip_reference_says_what_to_do(tmp_path):
     path = write_fasta(tmp_path / "plain.fa.gz", [("chr1", "ACGT" * 10)])
-    with pytest.raises(ValueError, match="not bgzip .BGZF.*nucel-prepare-genome"):
+    with pytest.raises(ValueError, match="not bgzip .BGZF.*nucel prepare-genome"):
         ReferenceGenome(path)
 
 

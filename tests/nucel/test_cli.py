@@ -321,3 +321,15 @@ def test_accelerate_launches_nucel_pretrain_as_a_module(tmp_path, fasta):
     assert (tmp_path / "run" / "discriminator" / "config.json").is_file()
     steps = [json.loads(line).get("step") for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert max(filter(None, steps)) == 2
+
+
+def test_the_readme_shows_what_nucel_help_prints(capsys):
+    """The README's copy of `nucel --help` (the block after the command) is lines of the real output, every job in
+    it: it cannot drift from the table."""
+    readme = open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8").read()
+    shown = re.search(r"```bash\nnucel --help\n```\s*```text\n(.*?)```", readme, flags=re.DOTALL)
+    assert shown, "README.md: no `nucel --help` block followed by its output"
+    printed = run_main(["--help"], capsys)[1].splitlines()
+    lines = shown.group(1).rstrip("\n").splitlines()
+    assert [line for line in lines if line not in printed] == []
+    assert {name for name in cli.JOBS if any(line.split()[:1] == [name] for line in lines)} == set(cli.JOBS)

@@ -71,6 +71,7 @@ FINETUNE_LINES = (r"task: multi-class", r"learning rate ", r"seed \d+: dev mcc",
 
 
 # --------------------------------------------------------------------------------------------------- finetune
+@pytest.mark.slow  # a subprocess that loads a model: seconds each
 def test_quiet_finetune_prints_its_own_lines_only(tmp_path, tiny_export, task):
     done = command(FINETUNE, "--model", tiny_export / "discriminator", "--task-dir", task, "--output-dir",
                    tmp_path / "ft", "--max-steps", "4", "--eval-steps", "2", "--batch-size", "16", "--quiet")
@@ -91,6 +92,7 @@ def test_finetune_bar_in_steps_and_the_fresh_head_in_one_note(tmp_path, tiny_exp
     assert_only(lines(done.stdout), *FINETUNE_LINES)
 
 
+@pytest.mark.slow  # a subprocess that loads a model: seconds each
 def test_finetune_without_a_bar_logs_a_line_per_evaluation(tmp_path, task):
     """stderr a file and --progress-bar auto (the default): no bar, one line per evaluation instead."""
     done = command(FINETUNE, "--model", "onehot-cnn", "--task-dir", task, "--output-dir", tmp_path / "ft",
@@ -104,6 +106,7 @@ def test_finetune_without_a_bar_logs_a_line_per_evaluation(tmp_path, task):
 PRETRAIN_LINES = (r"genome store ", r"electra \| masking", r"validation at step", r"exported (discriminator|generator)")
 
 
+@pytest.mark.slow  # a subprocess that loads a model: seconds each
 @pytest.mark.parametrize("mode", ["--quiet", "--progress-bar on", "--progress-bar off"])
 def test_pretrain_output(tmp_path, mode):
     fasta = write_fasta(tmp_path / "g.fa.gz", [("chrA", "ACGTTGCAAGGCTTAC" * 1200)])
@@ -126,6 +129,7 @@ def test_pretrain_output(tmp_path, mode):
 
 
 # --------------------------------------------------------------------------------------- benchmark, prepare-genome
+@pytest.mark.slow  # a subprocess that loads a model: seconds each
 def test_benchmark_one_bar_over_cells_and_output_options_never_block_reuse(tmp_path, task):
     argv = [BENCHMARK, "--tasks", task, "--models", "onehot-cnn", "--output-dir", tmp_path / "grid", "--max-steps",
             "2", "--eval-steps", "2", "--batch-size", "16", "--seeds", "1"]
@@ -137,6 +141,7 @@ def test_benchmark_one_bar_over_cells_and_output_options_never_block_reuse(tmp_p
     assert_quiet(again, r"reusing ", r"Test MCC", r"\|", r"†: ")
 
 
+@pytest.mark.slow  # a subprocess that loads a model: seconds each
 def test_prepare_genome_bar_in_bp(tmp_path):
     fasta = write_fasta(tmp_path / "g.fa.gz", [("chrA", "ACGT" * 5000), ("chrB", "GGCA" * 3000)])
     done = command("-m", "nucel.tokenization.prepare_genome", fasta, "--output-dir", tmp_path / "store",
@@ -148,6 +153,7 @@ def test_prepare_genome_bar_in_bp(tmp_path):
 
 # --------------------------------------------------------------------------------------------- inference, publish
 # embed: bp/s; score-variants: variant/s; interpret: seq/s. --quiet: their result lines only.
+@pytest.mark.slow  # a subprocess that loads a model: seconds each
 def test_embed_bar_in_bp(tmp_path, tiny_export):
     argv = ["-m", "nucel.inference.embed", "--model", tiny_export, "--sequence", "ACGTACGTTG" * 20, "--output",
             tmp_path / "e.npy"]
@@ -155,12 +161,14 @@ def test_embed_bar_in_bp(tmp_path, tiny_export):
     assert_quiet(command(*argv, "--quiet"), r"embedded 1 record")
 
 
+@pytest.mark.slow  # a subprocess that loads a model: seconds each
 def test_score_variants_bar_in_variants(tiny_export, inputs):
     argv = ["-m", "nucel.inference.variants", *score_argv(tiny_export, inputs)]  # --quiet
     assert_quiet(command(*argv), r"scored 2 of 2", r"status: ok 2")
     assert_one_bar(command(*[item if item != "--quiet" else "--progress-bar=on" for item in argv]), "variant")
 
 
+@pytest.mark.slow  # a subprocess that loads a model: seconds each
 def test_interpret_bar_in_sequences(tmp_path, tiny_export):
     argv = ["-m", "nucel.inference.interpret", "--model", tiny_export / "generator", "--sequence",
             "ACGTACGTTTATAAAGGCATTAGC", "--no-report"]
@@ -168,6 +176,7 @@ def test_interpret_bar_in_sequences(tmp_path, tiny_export):
     assert_quiet(command(*argv, "--output-dir", tmp_path / "j", "--quiet"), r"seq1: 24 bp", r"wrote ")
 
 
+@pytest.mark.slow  # a subprocess that loads a model: seconds each
 def test_quiet_publish(tmp_path, tiny_export):
     done = command("-m", "nucel.hub_cards.publish", "--model", tiny_export / "discriminator", "--output-dir",
                    tmp_path / "hub", "--repo-id", "nucel/tiny", "--quiet")

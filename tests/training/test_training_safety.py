@@ -109,7 +109,7 @@ def test_a_file_the_package_does_not_write_is_refused_by_name_in_todays_layout(t
     marker = tmp_path / "pwned"
     torch.save({"state": Payload(marker)}, checkpoint / name)
     why = "the legacy schedule pickle beside scheduler.json" if name == "custom_checkpoint_0.pkl" else \
-        "not a file training/pretrain.py writes there"
+        "not a file nucel pretrain writes there"
     with pytest.raises(ValueError, match=f"{name}: refused: {why}"):
         resume(tmp_path, fasta)
     assert not marker.exists()

@@ -19,7 +19,7 @@ import json
 import os
 import re
 
-from nucel.commands import one_line_errors
+from nucel.commands import first_paragraph, one_line_errors
 from nucel.console import add_output_options, apply_output_options, output_flags, progress, without_output_options
 from nucel.files import file_sha256
 from nucel.gue import PUBLISHED_GUE_MCC, SCALE
@@ -33,7 +33,7 @@ from nucel.training.finetuning.stopping import protocol_differences
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument("--tasks", nargs="+", required=True,
                         help="task folders (train/[dev/]test .csv/.tsv files; dev carved from train when absent)")
     parser.add_argument("--models", "--model", nargs="+", required=True, dest="models",

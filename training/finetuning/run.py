@@ -56,7 +56,7 @@ from transformers import (
 )
 from transformers.integrations import TensorBoardCallback
 
-from nucel.commands import is_main_rank, one_line_errors
+from nucel.commands import first_paragraph, is_main_rank, one_line_errors
 from nucel.console import add_output_options, apply_output_options
 from nucel.modeling_nucel import NucELConfig
 from nucel.outputs import check_distinct, clean_leftovers, commit, remove, temporary_path
@@ -102,7 +102,7 @@ DTYPE_FLAGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument("--model", required=True, help="NucEL folder, Hub id, random-init[:FOLDER] or onehot-cnn")
     parser.add_argument("--task-dir", required=True,
                         help="folder with train/[dev/]test .csv/.tsv(.gz), or a datasets.load_dataset path (Hub "
@@ -213,7 +213,7 @@ def parse_training_args(items):
             raise ValueError(f"--training-arg {item!r}: expected NAME=VALUE")
         if PUBLISHING_TRAINING_ARGUMENT.search(name):
             raise ValueError(f"--training-arg {name}: refused: fine-tuning never pushes to the Hub or takes a token "
-                             "(it would be recorded in results.json); publish the model/ with nucel-publish --push")
+                             "(it would be recorded in results.json); publish the model/ with nucel publish --push")
         if name not in known:
             raise ValueError(f"--training-arg {name}: not a transformers.TrainingArguments field")
         if name in MANAGED_TRAINING_ARGUMENTS:

@@ -84,7 +84,7 @@ def save_checkpoint(accelerator, output_dir, step, progress, scheduler, keep):
 def read_progress(directory):
     return read_json_object(os.path.join(directory, PROGRESS_FILE), "checkpoint progress",
                             ("step", "config", "genome_checksum", "interval"),
-                            hint="not a checkpoint written by training/pretrain.py")
+                            hint="not a checkpoint written by nucel pretrain")
 
 
 def expected_files(directory, saved_processes):
@@ -104,7 +104,7 @@ def check_listing(directory, saved_processes):
         path = os.path.join(directory, name)
         if name not in expected or os.path.islink(path) or not os.path.isfile(path):
             why = ("the legacy schedule pickle beside scheduler.json" if name == LEGACY_SCHEDULER_FILE else
-                   "a link" if os.path.islink(path) else "not a file training/pretrain.py writes there")
+                   "a link" if os.path.islink(path) else "not a file nucel pretrain writes there")
             raise ValueError(f"{path}: refused: {why}; a checkpoint folder holds only "
                              f"{', '.join(sorted(expected))} (remove it if you put it there)")
 

@@ -204,7 +204,7 @@ def read_study(path, output_dir=None):
                              *study.finetune_flags()])
     except SystemExit:
         raise ValueError(f"{path}: finetune: {study.finetune} are not valid finetune.py options "
-                         "(see `nucel-finetune --help`)") from None
+                         "(see `nucel finetune --help`)") from None
     except ValueError as error:
         raise ValueError(f"{path}: finetune: {error}") from None
     for arm in study.arms:

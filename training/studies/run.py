@@ -1,7 +1,7 @@
-"""`nucel-study`: pretrain every arm at one compute budget (once per pretraining seed), evaluate the arms and the
+"""`nucel study`: pretrain every arm at one compute budget (once per pretraining seed), evaluate the arms and the
 baselines on every task with full fine-tuning and frozen probes, and write study.md, study.json and study.png.
 
-    nucel-study --config training/configs/study-tiny.yaml
+    nucel study --config training/configs/study-tiny.yaml
     python training/study.py --config my-study.yaml --output-dir runs/my-study
 
 Layout of the output folder (a rerun continues where it stopped: finished runs are not trained again, a stopped
@@ -9,9 +9,9 @@ run resumes from its last checkpoint, finished cells are reused while their comm
 
     plan.json                    each arm's budgeted steps, the same for every pretraining seed of the arm (written
                                  once; the budget is fixed for the folder)
-    arms/<arm>.yaml              each run's full pretraining config (`nucel-pretrain --config` runs it alone)
+    arms/<arm>.yaml              each run's full pretraining config (`nucel pretrain --config` runs it alone)
     pretraining/<arm>/           the pretraining run (metrics.jsonl, checkpoints, exported models)
-    evaluation/<task>/<cell>/    one finetune.py run per (task, arm x evaluation | baseline), every fine-tuning seed
+    evaluation/<task>/<cell>/    one `nucel finetune` run per (task, arm x evaluation | baseline), all fine-tuning seeds
     study.md, study.json, study.png
 
 With `pretraining_seeds` in the YAML, every arm has one run per seed: arms/<arm>/seed-<s>.yaml,
@@ -26,7 +26,7 @@ import os
 
 import yaml
 
-from nucel.commands import one_line_errors
+from nucel.commands import first_paragraph, one_line_errors
 from nucel.console import add_output_options, apply_output_options, output_flags, progress
 from nucel.run_directory import claim_output_directory
 from nucel.training.finetuning.grid import run_cell
@@ -40,7 +40,7 @@ PLAN_FILE = "plan.json"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     parser.add_argument("--config", required=True, help="the study YAML (training/configs/study-tiny.yaml)")
     parser.add_argument("--output-dir", help="overrides the YAML's output_dir")
     add_output_options(parser)  # every pretraining run and fine-tuning cell gets them too (output_flags)
