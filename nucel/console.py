@@ -62,6 +62,7 @@ _output = Output()
 _exported = set()  # environment variables a --quiet command set (each only where the user had not)
 _turned_off = set()  # the libraries whose bars this module turned off ("transformers", "datasets", ...)
 _library_levels = {}  # logger name -> its level before a --quiet command raised it
+_saved_warnings = []  # a catch_warnings() holding the filters from before a --quiet command (empty: untouched)
 _open_bars = []  # the bars on screen in this process, outermost first (at most one is drawn)
 _notes = set()  # notes printed in this process (each once)
 
@@ -146,19 +147,24 @@ def _quiet_libraries():
             os.environ[name] = value
     # Python warnings raised by the libraries (deprecations, "this op is slow on CPU"); this package prints its
     # own warnings as `warning: ...` lines, and any it raises as Python warnings still show.
+    if not _saved_warnings:  # catch_warnings is the standard library's save and restore of the filters
+        _saved_warnings.append(warnings.catch_warnings())
+        _saved_warnings[0].__enter__()
     warnings.filterwarnings("ignore")
     warnings.filterwarnings("default", module=r"nucel(\.|$)")
 
 
 def _restore_libraries():
-    """Undo what a --quiet command run earlier in this process set (nothing when none did): the environment, and
-    the library loggers' levels (transformers' and datasets' verbosity are those levels)."""
+    """Undo what a --quiet command run earlier in this process set (nothing when none did): the environment, the
+    library loggers' levels (transformers' and datasets' verbosity are those levels) and Python's warning filters."""
     for name in sorted(_exported):
         os.environ.pop(name, None)
     _exported.clear()
     for name, level in _library_levels.items():
         logging.getLogger(name).setLevel(level)
     _library_levels.clear()
+    if _saved_warnings:
+        _saved_warnings.pop().__exit__(None, None, None)
 
 
 def reset_output():

@@ -33,16 +33,14 @@ class TrainingProgress(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
+        evaluated = f"eval_{self.primary}" in logs
         if "loss" in logs:
             self.shown["loss"] = f"{logs['loss']:.4f}"
-        if f"eval_{self.primary}" not in logs:
-            if self.bar is not None and "loss" in logs:
-                self.bar.set_postfix(self.shown)
-            return
-        self.shown[f"dev {self.primary}"] = f"{logs[f'eval_{self.primary}']:.4f}"
-        if self.bar is not None:
+        if evaluated:
+            self.shown[f"dev {self.primary}"] = f"{logs[f'eval_{self.primary}']:.4f}"
+        if self.bar is not None and ("loss" in logs or evaluated):
             self.bar.set_postfix(self.shown)
-        if self.lines:
+        if evaluated and self.lines:
             print(f"{self.label}, step {state.global_step}/{state.max_steps}: "
                   + ", ".join(f"{key} {value}" for key, value in self.shown.items()), flush=True)
 
