@@ -13,20 +13,34 @@ unpadded vs padded inference on variable-length input. Exits non-zero when a bac
    bf16 peak.
 3. Inference on variable-length sequences (lengths uniform in [seq/8, seq]): padded batches on sdpa against
    unpadded flash_attention_2 (tokens packed, no padding computed).
+
+With `--corpus corpus.yaml` (the manifest `nucel pretrain --corpus` reads, unchanged) the training step takes each
+step's batch from the run's own data path (genome store -> corpus mixture -> windows -> masking -> DataLoader with
+`--workers`) instead of one fixed random batch, so its tokens/s include whatever the loader costs:
+
+    python benchmarks/gpu.py --corpus training/configs/corpora/six-genomes.yaml
 """
 
 import argparse
+import contextlib
+import os
 import sys
+import tempfile
 
 import torch
 import transformers
-from _harness import interleaved_medians, masked_batch
+from _harness import REPO_ROOT, interleaved_medians, masked_batch
 
 import nucel.modeling_nucel.modeling_nucel as nucel_modeling
 from nucel.modeling_nucel import NucELConfig, NucELForPreTraining, NucELModel
+from nucel.tokenization.prepare_genome import prepare_genome
+from nucel.training.pretraining.batches import MaskedWindowBatches
+from nucel.training.pretraining.build import build_data, build_masker
 from nucel.training.pretraining.compute import flops_per_token, peak_flops
+from nucel.training.pretraining.config import load_config
 
 BACKENDS = ("sdpa", "eager", "flex_attention", "flash_attention_2")
+CONFIGS = os.path.join(REPO_ROOT, "training", "configs")
 ERROR_FLOOR = {"bf16": {"output": 1e-2, "gradient": 2e-2}, "fp32": {"output": 1e-4, "gradient": 1e-4}}
 
 
@@ -44,6 +58,10 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="peak FLOP/s for MFU where the device is not known")
+    parser.add_argument("--corpus", help="a corpus manifest: training batches from the run's data path over it "
+                                         "(crops of --seq-len - 2 bp) instead of a fixed random batch")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="DataLoader workers feeding the step with --corpus (nucel-93m.yaml's num_workers)")
     args = parser.parse_args(argv)
     on_cuda = args.device.startswith("cuda")
     args.dtype = args.dtype or ("bf16" if on_cuda else "fp32")
@@ -151,16 +169,40 @@ def print_agreement(rows, dtype):
 
 
 # ----------------------------------------------------------------------------------------------- 2. training step
-def electra_step(config, backend, args):
+def corpus_batches(args, stack):
+    """An endless iterator of the run's training batches over `args.corpus` (its genome store prepared in a
+    temporary folder), as pretraining's DataLoader serves them: the published recipe's data keys
+    (nucel-93m.yaml), crops of `--seq-len` - 2 bp, batch `--batch-size`."""
+    store = stack.enter_context(tempfile.TemporaryDirectory())
+    crop = args.seq_len - 2
+    config = load_config(os.path.join(CONFIGS, "nucel-93m.yaml"), [
+        ("corpus", args.corpus), ("output_dir", store), ("crop_length", crop), ("window_length", crop + 200),
+        ("per_device_batch_size", args.batch_size), ("global_batch_size", args.batch_size),
+        ("max_position_embeddings", max(2048, args.seq_len))])
+    prepare_genome(config.fasta, config.store_directory, log=lambda *_: None)
+    _, windows, _ = build_data(config)
+    dataset = MaskedWindowBatches(windows, build_masker(config), args.batch_size, 1, config.max_steps,
+                                  seed=config.seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=args.workers,
+                                         sampler=range(len(dataset)), pin_memory=args.device.startswith("cuda"),
+                                         persistent_workers=args.workers > 0)
+    while True:
+        yield from loader
+
+
+def electra_step(config, backend, args, batches=None):
+    """One training step; its batch is the same random one every time, or the next of `batches`."""
     torch.manual_seed(0)
     model = NucELForPreTraining(NucELConfig.from_dict(config.to_dict(), attn_implementation=backend))
     model = model.to(args.device).train()
     fused = args.device.startswith("cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
-    batch = masked_batch(config, args.batch_size, args.seq_len, args.device, seed=3)
+    fixed = masked_batch(config, args.batch_size, args.seq_len, args.device, seed=3)
     autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.dtype == "bf16")
 
     def step():
+        batch = fixed if batches is None else {
+            key: value.to(args.device, non_blocking=True) for key, value in next(batches).items()}
         with autocast:
             loss = model(**batch).loss
         loss.backward()
@@ -170,11 +212,11 @@ def electra_step(config, backend, args):
     return step
 
 
-def training_rows(args, config):
+def training_rows(args, config, batches=None):
     backends = [b for b in ("flash_attention_2", "sdpa") if not unavailable_reason(b, args.device)]
     if args.dtype == "fp32":  # flash attention runs in half precision only
         backends = [b for b in backends if b != "flash_attention_2"]
-    steps = {backend: electra_step(config, backend, args) for backend in backends}
+    steps = {backend: electra_step(config, backend, args, batches) for backend in backends}
     times = interleaved_medians(args.device, steps, args.steps, args.warmup)
     peak = args.peak_tflops * 1e12 if args.peak_tflops else peak_flops(torch.device(args.device))
     per_token = flops_per_token(config, "electra", args.seq_len)
@@ -190,6 +232,9 @@ def print_training(rows, per_token, peak, args, config):
     print(f"### 2. ELECTRA training step ({config.hidden_size} x {config.num_hidden_layers} + generator "
           f"{config.generator_hidden_size} x {config.generator_num_hidden_layers}, batch {args.batch_size} x "
           f"{args.seq_len}, {args.dtype})\n")
+    print("batches: " + (f"{args.corpus} through the run's data path ({args.workers} DataLoader workers)"
+                         if args.corpus else "one fixed random batch (the model alone; --corpus adds the loader)")
+          + "\n")
     print(f"training FLOPs per token: {per_token / 1e6:,.1f} MFLOP; peak: "
           + (f"{peak / 1e12:.0f} TFLOP/s" if peak else "unknown (give --peak-tflops for MFU)") + "\n")
     print("| attention | step (ms, median) | tokens/s | achieved TFLOP/s | MFU |")
@@ -251,7 +296,9 @@ def main(argv=None):
           f"transformers={transformers.__version__} flash_attn={flash_attn}\n")
     agreement = measure_agreement(args, config)
     print_agreement(agreement, args.dtype)
-    print_training(*training_rows(args, config), args, config)
+    with contextlib.ExitStack() as stack:
+        batches = corpus_batches(args, stack) if args.corpus else None
+        print_training(*training_rows(args, config, batches), args, config)
     print_inference(inference_rows(args, config), args)
     failures = check_agreement(agreement, args.dtype)
     if failures:

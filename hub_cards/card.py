@@ -288,6 +288,24 @@ def _model_table(config, parameters):
     return "\n".join(["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 
 
+def _corpus_lines(corpus):
+    """The genomes a model was pretrained on, each with its target and realised share of the tokens, and how
+    soft-masked repeats counted; nothing for a summary written before corpora existed."""
+    if not corpus:
+        return []
+    lines = []
+    if len(corpus["genomes"]) > 1:
+        lines += [f"- corpus (sampling `{corpus['sampling']}`): " + "; ".join(
+            f"{g['name']} weight {g['weight']:g}, target {g['target_share']:.1%}, trained on "
+            f"{g['realised_share']:.1%} of the tokens ({g['tokens']:,})" for g in corpus["genomes"])]
+    repeats = corpus.get("repeat_weight", 1.0)
+    lines.append("- soft-masked (lower-case) repeats: " + (
+        "counted like other bases" if repeats == 1.0 else f"loss weight {repeats:g}")
+        + (f", windows with more than {corpus['max_repeat_fraction']:.0%} of them dropped"
+           if corpus.get("max_repeat_fraction", 1.0) < 1.0 else ""))
+    return lines
+
+
 def _training_section(pretraining, finetuning, base_model=None):
     lines = []
     if pretraining:
@@ -301,6 +319,7 @@ def _training_section(pretraining, finetuning, base_model=None):
                   f"- {pretraining['steps']:,} steps, {pretraining['tokens_seen']:,} tokens, global batch "
                   f"{config['global_batch_size']}, crops of {config['crop_length']} bp, lr {config['learning_rate']}",
                   ]
+        lines += _corpus_lines(pretraining.get("corpus"))
         if compute:
             lines.append(f"- compute of this run: {compute['tokens']:.3g} tokens x {compute['flops_per_token']:.3g} "
                          f"FLOPs/token = {compute['flops']:.3g} FLOPs")

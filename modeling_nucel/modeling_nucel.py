@@ -646,7 +646,10 @@ class NucELForMaskedLM(NucELPreTrainedModel):
                 position_ids: Optional[torch.LongTensor] = None, inputs_embeds: Optional[torch.FloatTensor] = None,
                 labels: Optional[torch.LongTensor] = None, output_attentions: Optional[bool] = None,
                 output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None,
+                loss_weight: Optional[torch.FloatTensor] = None,
                 ) -> Union[Tuple[torch.Tensor, ...], MaskedLMOutput]:
+        """`loss_weight` (shaped like `labels`, optional): the loss is the weighted mean of the per-position
+        cross-entropy over the labelled positions, sum(w x ce) / sum(w) (pretraining's repeat_weight)."""
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                              output_hidden_states=output_hidden_states, return_dict=True)
@@ -656,11 +659,17 @@ class NucELForMaskedLM(NucELPreTrainedModel):
             keep = labels.reshape(-1) != -100
             hidden_states = hidden_states.reshape(-1, hidden_states.shape[-1])[keep]
             labels = labels.reshape(-1)[keep]
+            loss_weight = loss_weight.reshape(-1)[keep] if loss_weight is not None else None
         logits = self.decoder(self.head(hidden_states))
         loss = None
-        if labels is not None:
+        if labels is not None and loss_weight is None:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
                                    ignore_index=-100)
+        elif labels is not None:
+            weight = loss_weight.reshape(-1).float() * (labels.reshape(-1) != -100)
+            per_position = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                           ignore_index=-100, reduction="none")
+            loss = (per_position * weight).sum() / weight.sum().clamp_min(1e-12)
         output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                                 attentions=outputs.attentions)
         return _return(return_dict, self.config, output)
@@ -904,10 +913,13 @@ class NucELForPreTraining(NucELPreTrainedModel):
                 labels: Optional[torch.LongTensor] = None, position_ids: Optional[torch.LongTensor] = None,
                 inputs_embeds: Optional[torch.FloatTensor] = None, output_attentions: Optional[bool] = None,
                 output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None,
+                loss_weight: Optional[torch.FloatTensor] = None,
                 ) -> Union[Tuple[torch.Tensor, ...], NucELForPreTrainingOutput]:
         """With `labels` (MLM convention, over masked `input_ids`): the joint ELECTRA loss. Without: replaced-token
         detection of the inputs as given (ids or `inputs_embeds`), as `ElectraForPreTraining`. `hidden_states` and
-        `attentions` are always the discriminator's."""
+        `attentions` are always the discriminator's. `loss_weight` (shaped like `input_ids`, optional): both losses
+        become weighted means, sum(w x loss) / sum(w), over the masked (generator) and the scored (discriminator)
+        positions (pretraining's repeat_weight)."""
         views = {"position_ids": position_ids, "output_attentions": output_attentions,
                  "output_hidden_states": output_hidden_states}
         if labels is None:
@@ -927,8 +939,13 @@ class NucELForPreTraining(NucELPreTrainedModel):
 
         # 1. Generator: MLM loss at the masked positions.
         generator_logits = self.generator_logits(input_ids, attention_mask, masked)
-        n_masked = masked.sum().clamp_min(1)
-        generator_loss = F.cross_entropy(generator_logits.float(), labels[masked], reduction="sum") / n_masked
+        if loss_weight is None:
+            n_masked = masked.sum().clamp_min(1)
+            generator_loss = F.cross_entropy(generator_logits.float(), labels[masked], reduction="sum") / n_masked
+        else:
+            weight = loss_weight[masked].float()
+            generator_loss = (F.cross_entropy(generator_logits.float(), labels[masked], reduction="none")
+                              * weight).sum() / weight.sum().clamp_min(1e-12)
 
         # 2. Sample replacements among A/C/G/T (Gumbel-max); no gradient flows through the discrete sample.
         with torch.no_grad():
@@ -945,8 +962,13 @@ class NucELForPreTraining(NucELPreTrainedModel):
 
         # 3. Discriminator: replaced-token detection at every scored position.
         logits, outputs = self.discriminate(input_ids=replaced_input_ids, attention_mask=attention_mask, **views)
-        discriminator_loss = F.binary_cross_entropy_with_logits(
-            logits.float(), is_replaced, weight=scored.float(), reduction="sum") / scored.sum().clamp_min(1)
+        if loss_weight is None:
+            discriminator_loss = F.binary_cross_entropy_with_logits(
+                logits.float(), is_replaced, weight=scored.float(), reduction="sum") / scored.sum().clamp_min(1)
+        else:
+            weight = scored.float() * loss_weight.float()
+            discriminator_loss = F.binary_cross_entropy_with_logits(
+                logits.float(), is_replaced, weight=weight, reduction="sum") / weight.sum().clamp_min(1e-12)
 
         loss = generator_loss + self.config.discriminator_weight * discriminator_loss
         output = NucELForPreTrainingOutput(

@@ -112,8 +112,10 @@ class RunLock:
     holder's pid, host and start time for the refusal message; where the file system has no `flock`, those
     decide instead: a lock from this host whose pid is gone is taken over."""
 
-    def __init__(self, directory):
-        self.path = os.path.join(directory, LOCK)
+    def __init__(self, directory, name=LOCK, busy="in use by another NucEL run",
+                 advice="wait for it to finish or choose another --output-dir"):
+        self.path = os.path.join(directory, name)
+        self.busy, self.advice = busy, advice
         self.handle = None
 
     def holder(self):
@@ -124,10 +126,28 @@ class RunLock:
             return {}
 
     def _refuse(self, holder):
-        described = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} since "
-                     f"{holder.get('started', '?')}") if holder else "another process"
-        raise ValueError(f"{os.path.dirname(self.path)}: in use by another NucEL run ({described}); wait for it "
-                         f"to finish or choose another --output-dir")
+        described = self.describe_holder(holder) if holder else "another process"
+        raise ValueError(f"{os.path.dirname(self.path)}: {self.busy} ({described}); {self.advice}")
+
+    def held_elsewhere(self):
+        """The holder's record while another process holds the lock, else None; takes nothing (for readers that
+        must not open what is being written)."""
+        try:
+            handle = open(self.path, encoding="utf-8")
+        except OSError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as failure:
+                if failure.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    return self.holder() or {"pid": "?"}
+                return None  # no flock on this file system: nothing to tell from here
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+    def describe_holder(self, holder):
+        return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} since {holder.get('started', '?')}"
 
     def acquire(self):
         handle = open(self.path, "a+", encoding="utf-8")

@@ -7,7 +7,7 @@ complement derive from.
 
 Normalisation (the same in the HF tokenizer and the byte encoder): lowercase (soft-masked repeats) folds to upper
 case, IUPAC ambiguity codes R Y S W K M B D H V map to N, ASCII whitespace is removed, any other character is
-[UNK].
+[UNK]. The genome store alone keeps the case, as a repeat bit beside the id (REPEAT_BIT).
 """
 
 import numpy as np
@@ -46,6 +46,22 @@ def _byte_table():
 
 
 BYTE_TO_ID = _byte_table()  # whitespace is deleted before lookup, so its entries are never used
+
+# The genome store keeps the soft-mask (lower case: repeats, in UCSC/Ensembl FASTA) in the top bit of each token
+# byte: every id is below 16, so one byte still holds a base, and the store does not grow.
+REPEAT_BIT = 0x80
+TOKEN_BITS = 0x7F
+assert VOCAB_SIZE <= TOKEN_BITS
+
+
+def _soft_masked_byte_table():
+    table = BYTE_TO_ID.copy()
+    lower = np.frombuffer((NUCLEOTIDES + IUPAC_AMBIGUITY).lower().encode(), dtype=np.uint8)
+    table[lower] |= REPEAT_BIT
+    return table
+
+
+BYTE_TO_STORED = _soft_masked_byte_table()  # BYTE_TO_ID with the repeat bit set on lower-case letters
 
 # Complement of every id: A<->T, C<->G, N<->N; specials and reserved ids map to themselves.
 COMPLEMENT_ID = np.arange(VOCAB_SIZE, dtype=np.uint8)

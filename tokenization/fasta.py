@@ -12,7 +12,7 @@ line numbers come from the length the line ends took, so nothing counts newlines
 import warnings
 import zlib
 
-from .alphabet import BYTE_TO_ID, FASTA_SEQUENCE_BYTES
+from .alphabet import BYTE_TO_ID, BYTE_TO_STORED, FASTA_SEQUENCE_BYTES
 
 BLOCK_BYTES = 4 << 20  # decompressed bytes parsed at a time: memory stays constant
 COMPRESSED_READ_BYTES = 1 << 20
@@ -32,6 +32,7 @@ def _checking_table(values):
 
 _TEXT_TABLE = _checking_table(range(256))  # sequence bytes kept as they are (case too)
 _ID_TABLE = _checking_table(BYTE_TO_ID.tolist())  # sequence bytes to token ids
+_STORED_TABLE = _checking_table(BYTE_TO_STORED.tolist())  # token ids with the repeat bit on lower case (the store)
 
 
 class FastaRecord:
@@ -96,12 +97,13 @@ def _blocks(path, on_read=None):
             yield block
 
 
-def scan_fasta(path, encode=False, on_read=None):
+def scan_fasta(path, encode=False, on_read=None, soft_mask=False):
     """Yield `FastaRecord` at each header, then `bytes` chunks of its sequence: the letters as in the file (line ends
     removed, case kept), or with `encode=True` the alphabet's token ids (what `encode_sequence` gives); after a
     record without sequence, an `EmptyRecord`. `on_read(bytes of the file read so far)`: called after each read of
-    the file (a progress bar's estimate of how much is left)."""
-    table = _ID_TABLE if encode else _TEXT_TABLE
+    the file (a progress bar's estimate of how much is left). `soft_mask=True` (with `encode`): lower-case letters
+    keep alphabet.REPEAT_BIT beside their id (the genome store's bytes)."""
+    table = (_STORED_TABLE if soft_mask else _ID_TABLE) if encode else _TEXT_TABLE
     carry, line_no, record, record_has_sequence = b"", 1, None, False
 
     def sequence_chunk(segment, first_line):

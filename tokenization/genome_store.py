@@ -1,21 +1,36 @@
-"""Read access to a prepared genome store (see prepare_genome): a read-only uint8 memmap plus its index."""
+"""Read access to a prepared genome store (see prepare_genome): a read-only uint8 memmap plus its index.
+
+Each byte is a token id with alphabet.REPEAT_BIT set on soft-masked (lower-case) bases: `record_tokens` gives the
+ids, `record_repeats` the soft-mask, `record_bytes` the stored bytes as they are.
+"""
 
 import os
 
 import numpy as np
 
 from . import alphabet
-from .prepare_genome import INDEX_FILE, TOKENS_FILE, load_index, sources_checksum
+from .prepare_genome import FORMAT_VERSION, INDEX_FILE, TOKENS_FILE, build_lock, load_index, sources_checksum
 
 
 class GenomeStore:
-    """`store.records` (dicts: name, source, offset, length, n_count) and `store.record_tokens(i)` (a memmap view)."""
+    """`store.records` (dicts: name, source, offset, length, n_count, repeat_count) and the bases of record `i`:
+    `store.record_tokens(i, start, end)` (token ids), `store.record_repeats(i, start, end)` (soft-mask)."""
 
     def __init__(self, directory):
         self.directory = directory
+        builder = build_lock(directory).held_elsewhere() if os.path.isdir(directory) else None
+        if builder is not None:  # never read a store while it is written (another process, or another node)
+            lock = build_lock(directory)
+            raise ValueError(f"{directory}: {lock.busy} ({lock.describe_holder(builder)}); {lock.advice}")
         index = load_index(directory)
         if index is None:
-            raise ValueError(f"{directory}: no {INDEX_FILE}; run `nucel prepare-genome` first")
+            raise ValueError(f"{directory}: no {INDEX_FILE}; run `nucel prepare-genome` first (on several machines: "
+                             "on a path every machine sees, or on each machine)")
+        if index.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{os.path.join(directory, INDEX_FILE)}: genome store format "
+                             f"{index.get('format_version')}, this NucEL reads format {FORMAT_VERSION} (which keeps "
+                             "soft-masked repeats); prepare it again: `nucel prepare-genome FASTA... --output-dir "
+                             f"{directory}` (pretraining with --fasta rebuilds it itself)")
         if index.get("vocabulary") != list(alphabet.VOCABULARY):
             raise ValueError(f"{os.path.join(directory, INDEX_FILE)}: vocabulary differs from tokenization.alphabet; "
                              "prepare the store again")
@@ -35,6 +50,15 @@ class GenomeStore:
         """Identifies the store's content (the sources' SHA-256 in order)."""
         return sources_checksum(self.index["sources"])
 
-    def record_tokens(self, record_id):
+    def record_bytes(self, record_id):
+        """The record's stored bytes (a memmap view: token id | REPEAT_BIT)."""
         record = self.records[record_id]
         return self.tokens[record["offset"]:record["offset"] + record["length"]]
+
+    def record_tokens(self, record_id, start=0, end=None):
+        """Token ids of bases [start, end) of the record (a copy)."""
+        return np.asarray(self.record_bytes(record_id)[start:end]) & alphabet.TOKEN_BITS
+
+    def record_repeats(self, record_id, start=0, end=None):
+        """True where bases [start, end) of the record are soft-masked (lower case in the FASTA)."""
+        return (np.asarray(self.record_bytes(record_id)[start:end]) & alphabet.REPEAT_BIT).astype(bool)

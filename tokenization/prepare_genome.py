@@ -1,5 +1,6 @@
-"""Encode FASTA files into an on-disk genome store: `tokens.u8` (one uint8 token id per base, a memmap) and
-`index.json` (records, offsets, lengths, N counts, source checksums).
+"""Encode FASTA files into an on-disk genome store: `tokens.u8` (one byte per base, a memmap: the token id, with
+alphabet.REPEAT_BIT set where the FASTA had a lower-case, soft-masked letter) and `index.json` (records, offsets,
+lengths, N and repeat counts, source checksums).
 
     python -m nucel.tokenization.prepare_genome genome.fa.gz [more.fa ...] --output DIR
     nucel-prepare-genome genome.fa.gz --output DIR
@@ -7,6 +8,8 @@
 Memory stays constant (4 MB blocks); disk is one byte per base. Re-running on unchanged inputs is a no-op;
 a changed input (by SHA-256) rebuilds the store. Files are written under temporary names and renamed, the old index
 removed first and the new one renamed in last, so an interrupted run never leaves a store that looks complete.
+While it builds, the store's `.nucel-store.lock` is held: a second build, or a reader on another process or node
+(GenomeStore), is refused with one line naming the builder instead of reading a partial store.
 """
 
 import argparse
@@ -18,13 +21,22 @@ import numpy as np
 from nucel.commands import one_line_errors
 from nucel.console import add_output_options, apply_output_options, progress
 from nucel.files import file_sha256, read_json_object
+from nucel.run_directory import RunLock
 
 from . import alphabet
 from .fasta import EmptyRecord, FastaRecord, scan_fasta
 
-FORMAT_VERSION = 1
+# 2: the repeat bit (soft-masked bases) and per-record repeat counts; 1 had ids only
+FORMAT_VERSION = 2
 INDEX_FILE = "index.json"
 TOKENS_FILE = "tokens.u8"
+BUILD_LOCK = ".nucel-store.lock"
+
+
+def build_lock(output_dir):
+    """The lock a store's builder holds (readers only look at it: GenomeStore)."""
+    return RunLock(output_dir, BUILD_LOCK, busy="genome store being built by another process",
+                   advice="wait for that `nucel prepare-genome` (or pretraining run) to finish, then run again")
 
 
 def describe_sources(fasta_paths):
@@ -81,6 +93,11 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"{output_dir}: exists and is not a directory (the genome store is a folder)")
     os.makedirs(output_dir, exist_ok=True)
+    with build_lock(output_dir).acquire():
+        return _prepare_locked(fasta_paths, output_dir, log, sources)
+
+
+def _prepare_locked(fasta_paths, output_dir, log, sources):
     tokens_path = os.path.join(output_dir, TOKENS_FILE)
     try:
         existing = load_index(output_dir)
@@ -99,7 +116,7 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
         for source_id, source in enumerate(sources):
             names = {}
             estimate = total_estimate(bar, total_bytes, sum(earlier["bytes"] for earlier in sources[:source_id]))
-            for item in scan_fasta(fasta_paths[source_id], encode=True, on_read=estimate):
+            for item in scan_fasta(fasta_paths[source_id], encode=True, on_read=estimate, soft_mask=True):
                 if isinstance(item, EmptyRecord):  # reported here and kept in the index with length 0
                     empty.append(item.message)
                     log(f"warning: {item.message}")
@@ -110,20 +127,22 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
                                          f"'{item.name}' (first at line {names[item.name]})")
                     names[item.name] = item.line
                     record = {"name": item.name, "description": item.description, "source": source_id,
-                              "offset": offset, "length": 0, "n_count": 0}
+                              "offset": offset, "length": 0, "n_count": 0, "repeat_count": 0}
                     records.append(record)
                     continue
                 tokens.write(item)
                 bar.update(len(item))
                 record["length"] += len(item)
-                record["n_count"] += int(np.count_nonzero(np.frombuffer(item, dtype=np.uint8) == alphabet.N_ID))
+                stored = np.frombuffer(item, dtype=np.uint8)
+                record["n_count"] += int(np.count_nonzero((stored & alphabet.TOKEN_BITS) == alphabet.N_ID))
+                record["repeat_count"] += int(np.count_nonzero(stored & alphabet.REPEAT_BIT))
                 offset += len(item)
     if offset == 0:
         raise ValueError(f"{', '.join(fasta_paths)}: no sequence in any record")
 
     index = {"format_version": FORMAT_VERSION, "vocabulary": list(alphabet.VOCABULARY), "sources": sources,
              "records": records, "total_length": offset, "n_count": sum(r["n_count"] for r in records),
-             "empty_records": empty}
+             "repeat_count": sum(r["repeat_count"] for r in records), "empty_records": empty}
     with open(os.path.join(output_dir, INDEX_FILE + ".tmp"), "w", encoding="utf-8") as handle:
         json.dump(index, handle, indent=1)
     # The index is the store's completion record: the old one goes before the new bases move in, so a kill between
@@ -135,7 +154,8 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
     os.replace(tokens_path + ".tmp", tokens_path)
     os.replace(index_path + ".tmp", index_path)
     log(f"genome store {output_dir}: {offset:,} bp in {len(records)} records from {len(sources)} file(s), "
-        f"{index['n_count']:,} N ({index['n_count'] / offset:.1%})")
+        f"{index['n_count']:,} N ({index['n_count'] / offset:.1%}), {index['repeat_count']:,} soft-masked "
+        f"({index['repeat_count'] / offset:.1%})")
     return index
 
 

@@ -18,8 +18,6 @@ import os
 import struct
 import zlib
 
-import numpy as np
-
 from .encoding import encode_sequence
 from .genome_store import GenomeStore
 from .prepare_genome import INDEX_FILE
@@ -201,7 +199,7 @@ class StoreReference:
         if name in self._duplicated:
             raise ValueError(f"{self.path}: record name '{name}' occurs in more than one source FASTA of the store; "
                              "a lookup by name is ambiguous")
-        return np.array(self.store.record_tokens(self._ids[name])[start:end])
+        return self.store.record_tokens(self._ids[name], start, end)
 
     def close(self):
         pass

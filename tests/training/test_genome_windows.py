@@ -31,7 +31,8 @@ def test_windows_cover_records_with_overlap_and_drop_n(store):
     assert starts == {(0, s) for s in rec0_kept} | {(1, 0), (1, 900)}
     assert windows.candidates == len(rec0_all) + 2 and windows.dropped_n == len(rec0_all) - len(rec0_kept)
     assert windows.summary() == {"split": "train", "windows": len(starts), "candidates": windows.candidates,
-                                 "dropped_for_n": windows.dropped_n, "tokens_per_window": 802}
+                                 "dropped_for_n": windows.dropped_n, "dropped_for_repeats": 0,
+                                 "tokens_per_window": 802}
 
 
 def test_items_are_crops_with_specials_and_rc(store):

@@ -17,16 +17,22 @@ def sample_generator(seed, *keys):
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def mask_windows(windows, indices, masker, step, seed, stream, epoch=0):
+def mask_windows(windows, indices, masker, step, seed, stream, epoch=0, repeat_weight=None):
     """Stack the windows `indices` of `epoch` and mask each sample with its own generator (seed, stream, epoch,
-    i)."""
-    inputs, labels = [], []
+    i). With `repeat_weight` (windows that carry "repeats"): also `loss_weight`, `repeat_weight` at soft-masked
+    positions and 1 elsewhere (the models weight both losses by it)."""
+    inputs, labels, weights = [], [], []
     for index in indices:
-        ids = windows.sample(int(index), epoch)["input_ids"]
-        masked, label = masker(ids, step, sample_generator(seed, stream, epoch, int(index)))
+        sample = windows.sample(int(index), epoch)
+        masked, label = masker(sample["input_ids"], step, sample_generator(seed, stream, epoch, int(index)))
         inputs.append(masked)
         labels.append(label)
-    return {"input_ids": torch.stack(inputs), "labels": torch.stack(labels)}
+        if repeat_weight is not None:
+            weights.append(torch.where(sample["repeats"], repeat_weight, 1.0))
+    batch = {"input_ids": torch.stack(inputs), "labels": torch.stack(labels)}
+    if repeat_weight is not None:
+        batch["loss_weight"] = torch.stack(weights)
+    return batch
 
 
 class MaskedWindowBatches(torch.utils.data.Dataset):
@@ -35,7 +41,8 @@ class MaskedWindowBatches(torch.utils.data.Dataset):
 
     TRAIN_STREAM = 0
 
-    def __init__(self, windows, masker, batch_size, accumulation_steps, total_steps, rank=0, world_size=1, seed=0):
+    def __init__(self, windows, masker, batch_size, accumulation_steps, total_steps, rank=0, world_size=1, seed=0,
+                 repeat_weight=None):
         per_step = batch_size * world_size * accumulation_steps
         self.batches_per_epoch = len(windows) // per_step * accumulation_steps
         if self.batches_per_epoch == 0:
@@ -43,7 +50,8 @@ class MaskedWindowBatches(torch.utils.data.Dataset):
                              f"{per_step}; use more sequence or a smaller global_batch_size")
         self.windows, self.masker, self.batch_size = windows, masker, batch_size
         self.accumulation_steps, self.total_steps = accumulation_steps, total_steps
-        self.rank, self.world_size, self.seed = rank, world_size, seed
+        self.rank, self.world_size, self.seed, self.repeat_weight = rank, world_size, seed, repeat_weight
+        self.items_per_epoch = self.batches_per_epoch * batch_size * world_size  # all ranks' windows in an epoch
         self._order_epoch, self._order = None, None
 
     def __len__(self):
@@ -56,7 +64,7 @@ class MaskedWindowBatches(torch.utils.data.Dataset):
             self._order_epoch = epoch
         indices = self._order[position * self.batch_size:(position + 1) * self.batch_size]
         return mask_windows(self.windows, indices, self.masker, k // self.accumulation_steps, self.seed,
-                            self.TRAIN_STREAM, epoch)
+                            self.TRAIN_STREAM, epoch, self.repeat_weight)
 
 
 def validation_batches(windows, masker, batch_size, num_batches, step, seed):

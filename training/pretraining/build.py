@@ -8,12 +8,14 @@ what a run trains.
 import contextlib
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from transformers import get_scheduler
 
 from nucel.modeling_nucel import NucELForMaskedLM, NucELForPreTraining
 from nucel.tokenization.genome_store import GenomeStore
+from nucel.training.pretraining import corpus as corpora
 from nucel.training.pretraining.config import PretrainConfig
 from nucel.training.pretraining.genome_windows import GenomeWindows
 from nucel.training.pretraining.masking import Masker
@@ -44,22 +46,55 @@ def resolve_runtime(config: PretrainConfig) -> tuple[str, str]:
 
 # ------------------------------------------------------------------------------------------------------ data
 def build_data(config: PretrainConfig) -> tuple[GenomeStore, GenomeWindows, GenomeWindows]:
-    """Train and validation windows over the run's genome store."""
+    """Train and validation windows over the run's genome store; for a corpus, the train windows carry its
+    mixture (each genome's share of the batches, corpus.py)."""
     store = GenomeStore(config.store_directory)
     source = ", ".join(config.fasta) or config.store_directory
+    corpus = config.corpus or None
     splits = {}
     for split in ("train", "validation"):
         splits[split] = GenomeWindows(
             store, split, window_length=config.window_length, overlap=config.window_overlap,
             crop_length=config.crop_length, max_n_fraction=config.max_n_fraction,
             reverse_complement_prob=config.reverse_complement_prob, validation_records=config.validation_records,
-            validation_fraction=config.validation_fraction, seed=config.seed)
+            validation_fraction=config.validation_fraction, seed=config.seed,
+            max_repeat_fraction=config.max_repeat_fraction, repeats=config.repeat_weight != 1.0,
+            held_out_record_ids=corpus_held_out(store, corpus) if corpus else (),
+            genome_of_source=corpora.genome_of_source(corpus) if corpus else None)
         if len(splits[split]) == 0:
             summary = splits[split].summary()
-            raise ValueError(f"{source}: no {split} window of {config.window_length} bp with at most "
-                             f"{config.max_n_fraction:.0%} N ({summary['candidates']} candidates, "
-                             f"{summary['dropped_for_n']} dropped for N); give more (or less N-rich) sequence")
+            filtering_repeats = config.max_repeat_fraction < 1.0
+            raise ValueError(
+                f"{source}: no {split} window of {config.window_length} bp with at most {config.max_n_fraction:.0%} N"
+                + (f" and {config.max_repeat_fraction:.0%} soft-masked bases" if filtering_repeats else "")
+                + f" ({summary['candidates']} candidates, {summary['dropped_for_n']} dropped for N"
+                + (f", {summary['dropped_for_repeats']} for repeats" if filtering_repeats else "")
+                + "); give more (or less N-rich) sequence")
+    if corpus:
+        windows = np.bincount(splits["train"].genome_ids, minlength=len(corpus["genomes"]))
+        splits["train"].mixture = corpora.Mixture(corpora.shares(corpus, windows))
     return store, splits["train"], splits["validation"]
+
+
+def corpus_held_out(store: GenomeStore, corpus: dict) -> list[int]:
+    """Store record ids of every genome's `validation_records` (names looked up among that genome's files only:
+    two genomes may both have a chrI)."""
+    genome_of_source = corpora.genome_of_source(corpus)
+    held_out = []
+    for number, genome in enumerate(corpus["genomes"]):
+        own = {record["name"]: record_id for record_id, record in enumerate(store.records)
+               if genome_of_source[record["source"]] == number}
+        unknown = sorted(set(genome["validation_records"]) - set(own))
+        if unknown:
+            raise ValueError(f"corpus genome {genome['name']!r} validation_records {unknown}: not records of its "
+                             f"FASTA files (it has {', '.join(sorted(own)[:5])}{', ...' if len(own) > 5 else ''})")
+        held_out += [own[name] for name in genome["validation_records"]]
+    return held_out
+
+
+def repeat_weight(config: PretrainConfig) -> float | None:
+    """The loss weight batches give soft-masked positions, or None for plain (unweighted) losses."""
+    return config.repeat_weight if config.repeat_weight != 1.0 else None
 
 
 def build_masker(config: PretrainConfig) -> Masker:

@@ -13,17 +13,36 @@ states of every rank) must load with `torch.load(weights_only=True)`, which buil
 and refuses any other object; a crafted file is refused with one line and nothing in it runs. Checkpoints
 written before `scheduler.json` existed hold the schedule in accelerate's `custom_checkpoint_0.pkl` instead,
 which is read the same safe way.
+
+Under FSDP (training/pretraining/distributed.py) accelerate writes the model and optimizer its own way, and the
+listing expected is that layout's (`checkpoint_layout`); a checkpoint of another layout is refused by name, with
+the launch that wrote it. FULL_STATE_DICT: `pytorch_model_fsdp.bin` and `optimizer.bin`, gathered on rank 0, both
+pickles checked as above. SHARDED_STATE_DICT: the folders `pytorch_model_fsdp_0/` and `optimizer_0/`, each a
+torch.distributed.checkpoint (DCP) save: `__<rank>_<i>.distcp` data files and a `.metadata` pickle. DCP (torch
+2.13, filesystem.py) reads `.metadata` with plain `pickle.load`, and each non-tensor entry (the optimizer's
+hyperparameters) with `torch.load(weights_only=False)`; only tensors are read with `weights_only=True`. So before
+DCP opens a folder, `check_dcp_folder` reads `.metadata` with an unpickler that builds DCP's own metadata records,
+`torch.Size`, dtypes, layouts and paths and refuses any other global, checks that every entry it lists lies in a
+data file of the folder (no other path, no compression or other transform), and loads every non-tensor entry with
+`torch.load(weights_only=True)`: a crafted `.metadata` or entry is refused with one line and nothing in it runs.
 """
 
+import io
 import json
 import os
+import pickle
 import re
 import shutil
 import sys
 
+import torch
+from accelerate.utils import DistributedType
+from torch.distributed.checkpoint.filesystem import _StorageInfo
+from torch.distributed.checkpoint.metadata import BytesStorageMetadata, Metadata, MetadataIndex
+
 from nucel.console import library_message_as_note
 from nucel.files import read_json_object
-from nucel.safe_loading import check_safetensors, load_plain_data
+from nucel.safe_loading import check_safetensors, first_line, load_plain_data
 
 CHECKPOINTS = "checkpoints"
 PROGRESS_FILE = "progress.json"
@@ -31,6 +50,20 @@ SCHEDULER_FILE = "scheduler.json"
 LEGACY_SCHEDULER_FILE = "custom_checkpoint_0.pkl"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.bin"
+# accelerate's names under FSDP (accelerate.utils.constants FSDP_MODEL_NAME, OPTIMIZER_NAME; one model, one optimizer)
+FSDP_FULL_MODEL_FILE = "pytorch_model_fsdp.bin"
+FSDP_MODEL_FOLDER = "pytorch_model_fsdp_0"
+FSDP_OPTIMIZER_FOLDER = "optimizer_0"
+DCP_METADATA_FILE = ".metadata"
+DCP_DATA_FILE = re.compile(r"__\d+_\d+\.distcp")
+
+# What accelerate's save_state writes, by launch: one process or DDP, or FSDP with either state-dict type
+PLAIN, FSDP_FULL, FSDP_SHARDED = "plain", "FSDP FULL_STATE_DICT", "FSDP SHARDED_STATE_DICT"
+LAYOUT_FILES = {PLAIN: {MODEL_FILE, OPTIMIZER_FILE}, FSDP_FULL: {FSDP_FULL_MODEL_FILE, OPTIMIZER_FILE},
+                FSDP_SHARDED: {FSDP_MODEL_FOLDER, FSDP_OPTIMIZER_FOLDER}}
+LAUNCH_OF_LAYOUT = {PLAIN: "a launch without FSDP (one process or DDP)",
+                    FSDP_FULL: "an FSDP launch with fsdp_state_dict_type FULL_STATE_DICT",
+                    FSDP_SHARDED: "an FSDP launch with fsdp_state_dict_type SHARDED_STATE_DICT"}
 
 
 def random_states_file(process_index):
@@ -59,8 +92,22 @@ def tied_weight_saved_once(message):
             "(tied again on resume)")
 
 
+def checkpoint_layout(accelerator):
+    """The layout accelerate's `save_state` writes and `load_state` opens under this launch (LAYOUT_FILES)."""
+
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return PLAIN
+    state_dict_type = accelerator.state.fsdp_plugin.state_dict_type
+    name = getattr(state_dict_type, "name", str(state_dict_type))
+    if name not in ("FULL_STATE_DICT", "SHARDED_STATE_DICT"):
+        raise ValueError(f"accelerate config fsdp_state_dict_type {name}: nucel pretrain checkpoints FSDP runs with "
+                         "SHARDED_STATE_DICT or FULL_STATE_DICT")
+    return FSDP_FULL if name == "FULL_STATE_DICT" else FSDP_SHARDED
+
+
 def save_checkpoint(accelerator, output_dir, step, progress, scheduler, keep):
     """Write checkpoint `step` atomically and keep the newest `keep` checkpoints."""
+    checkpoint_layout(accelerator)  # a layout that could not be resumed is refused before anything is written
     root = os.path.join(output_dir, CHECKPOINTS)
     partial, final = os.path.join(root, f".partial-step-{step:08d}"), os.path.join(root, f"step-{step:08d}")
     if accelerator.is_main_process:
@@ -69,6 +116,7 @@ def save_checkpoint(accelerator, output_dir, step, progress, scheduler, keep):
     accelerator.wait_for_everyone()
     with library_message_as_note("accelerate.utils.other", tied_weight_saved_once):
         accelerator.save_state(partial)
+    accelerator.wait_for_everyone()  # every rank's files (its RNG state, its shards) are written before the rename
     if accelerator.is_main_process:
         with open(os.path.join(partial, SCHEDULER_FILE), "w", encoding="utf-8") as handle:
             json.dump(scheduler.state_dict(), handle)
@@ -87,34 +135,141 @@ def read_progress(directory):
                             hint="not a checkpoint written by nucel pretrain")
 
 
-def expected_files(directory, saved_processes):
-    """The names a checkpoint of `saved_processes` ranks holds: the schedule as `scheduler.json`, or (written
-    before it existed) as the legacy pickle, never both."""
-    names = {MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE} | {random_states_file(i) for i in range(saved_processes)}
+def saved_layout(directory):
+    """The layout whose model entry `directory` holds (None: none of them)."""
+    for layout, names in LAYOUT_FILES.items():
+        if any(name != OPTIMIZER_FILE and os.path.lexists(os.path.join(directory, name)) for name in names):
+            return layout
+    return None
+
+
+def expected_files(directory, saved_processes, layout=PLAIN):
+    """The names a checkpoint of `saved_processes` ranks holds in `layout`: the schedule as `scheduler.json`, or
+    (a plain checkpoint written before it existed) as the legacy pickle, never both."""
+    names = LAYOUT_FILES[layout] | {PROGRESS_FILE} | {random_states_file(i) for i in range(saved_processes)}
     has_json = os.path.isfile(os.path.join(directory, SCHEDULER_FILE))
-    return names | {SCHEDULER_FILE if has_json else LEGACY_SCHEDULER_FILE}
+    return names | {SCHEDULER_FILE if has_json or layout != PLAIN else LEGACY_SCHEDULER_FILE}
 
 
-def check_listing(directory, saved_processes):
+def check_listing(directory, saved_processes, layout=PLAIN):
     """Refuse, by name, any entry of the checkpoint folder this package does not write there: accelerate's
     `load_state` opens files by name (custom_checkpoint_<i>.pkl, pytorch_model.bin, scaler.pt, sampler.bin),
-    some with `weights_only=False`, so an unchecked extra file is a way to run code."""
-    expected = expected_files(directory, saved_processes)
+    some with `weights_only=False`, so an unchecked extra file is a way to run code. A checkpoint of another
+    layout (an FSDP checkpoint resumed without FSDP, or the reverse) is refused with the launch that wrote it."""
+    found = saved_layout(directory)
+    if found is not None and found != layout:
+        raise ValueError(f"{directory}: written by {LAUNCH_OF_LAYOUT[found]}, and this run is "
+                         f"{LAUNCH_OF_LAYOUT[layout]}; resume it with the accelerate config that wrote it")
+    expected = expected_files(directory, saved_processes, layout)
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
-        if name not in expected or os.path.islink(path) or not os.path.isfile(path):
+        kind_ok = os.path.isdir(path) if name in (FSDP_MODEL_FOLDER, FSDP_OPTIMIZER_FOLDER) else os.path.isfile(path)
+        if name not in expected or os.path.islink(path) or not kind_ok:
             why = ("the legacy schedule pickle beside scheduler.json" if name == LEGACY_SCHEDULER_FILE else
                    "a link" if os.path.islink(path) else "not a file nucel pretrain writes there")
             raise ValueError(f"{path}: refused: {why}; a checkpoint folder holds only "
                              f"{', '.join(sorted(expected))} (remove it if you put it there)")
 
 
-def verify_checkpoint(directory, process_index, saved_processes):
+# --------------------------------------------------------------------------- torch.distributed.checkpoint folders
+# The globals a DCP `.metadata` pickle names (torch 2.13): DCP's own records, torch.Size, dtypes (checked apart),
+# the layout lookup, and the path it was saved to. Building these runs no code of the file's choosing.
+DCP_METADATA_GLOBALS = frozenset(
+    {("torch.distributed.checkpoint.metadata", name) for name in (
+        "Metadata", "MetadataIndex", "StorageMeta", "TensorStorageMetadata", "BytesStorageMetadata",
+        "ChunkStorageMetadata", "TensorProperties", "_MEM_FORMAT_ENCODING")}
+    | {("torch.distributed.checkpoint.filesystem", "_StorageInfo"), ("torch", "Size"),
+       ("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"),
+       ("pathlib", "PurePosixPath"), ("pathlib", "PureWindowsPath")})
+
+
+class _DcpMetadataUnpickler(pickle.Unpickler):
+    """Unpickles a DCP `.metadata` file, refusing every global but DCP_METADATA_GLOBALS and torch dtypes."""
+
+    def find_class(self, module, name):
+        if (module, name) in DCP_METADATA_GLOBALS or (
+                module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not part of checkpoint metadata")
+
+
+def read_dcp_metadata(path):
+    """A DCP `.metadata` file's Metadata, read without building anything DCP_METADATA_GLOBALS does not name."""
+
+    if not os.path.isfile(path) or os.path.islink(path):
+        raise ValueError(f"{path}: missing (the index of this sharded checkpoint)")
+    try:
+        with open(path, "rb") as handle:
+            metadata = _DcpMetadataUnpickler(handle).load()
+    except pickle.UnpicklingError as failure:
+        raise ValueError(f"{path}: refused: it holds Python objects other than checkpoint metadata, which could run "
+                         f"code when loaded ({first_line(failure)})") from None
+    except (EOFError, AttributeError, TypeError, ValueError, IndexError, KeyError, OSError) as failure:
+        raise ValueError(f"{path}: truncated or corrupt ({first_line(failure)})") from None
+    if not isinstance(metadata, Metadata):
+        raise ValueError(f"{path}: not the metadata of a torch.distributed.checkpoint save")
+    return metadata
+
+
+def check_dcp_folder(folder):
+    """Check a DCP folder (a sharded FSDP model or optimizer) before torch.distributed.checkpoint reads it: only
+    `.metadata` and `__<rank>_<i>.distcp` files; the metadata as `read_dcp_metadata` allows; every entry inside a
+    data file of the folder, untransformed; every non-tensor entry (which DCP loads with weights_only=False)
+    loading with `torch.load(weights_only=True)`. Tensor entries DCP itself loads with weights_only=True."""
+
+    sizes = {}
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if (name != DCP_METADATA_FILE and not DCP_DATA_FILE.fullmatch(name)) or os.path.islink(path) \
+                or not os.path.isfile(path):
+            raise ValueError(f"{path}: refused: not a file of a sharded checkpoint (which holds only "
+                             f"{DCP_METADATA_FILE} and __<rank>_<i>.distcp files; remove it if you put it there)")
+        sizes[name] = os.path.getsize(path)
+    metadata_path = os.path.join(folder, DCP_METADATA_FILE)
+    metadata = read_dcp_metadata(metadata_path)
+    entries = metadata.state_dict_metadata
+    if not isinstance(entries, dict) or not isinstance(metadata.storage_data, dict):
+        raise ValueError(f"{metadata_path}: not the metadata of a torch.distributed.checkpoint save")
+    for index, where in metadata.storage_data.items():
+        if not isinstance(index, MetadataIndex) or not isinstance(where, _StorageInfo) \
+                or not isinstance(where.relative_path, str) or where.relative_path not in sizes \
+                or where.relative_path == DCP_METADATA_FILE or where.transform_descriptors \
+                or not isinstance(where.offset, int) or not isinstance(where.length, int) \
+                or where.offset < 0 or where.length < 0 or where.offset + where.length > sizes[where.relative_path]:
+            raise ValueError(f"{metadata_path}: refused: entry {getattr(index, 'fqn', index)!r} is not stored in a "
+                             "data file of this folder (or the file is truncated)")
+        if isinstance(entries.get(index.fqn), BytesStorageMetadata):
+            with open(os.path.join(folder, where.relative_path), "rb") as handle:
+                handle.seek(where.offset)
+                data = handle.read(where.length)
+            try:
+                torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as failure:
+                named = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(failure))
+                raise ValueError(f"{os.path.join(folder, where.relative_path)}: refused: entry {index.fqn!r} holds "
+                                 "Python objects other than tensors and plain data, which could run code when loaded "
+                                 f"({named.group(1) if named else first_line(failure)})") from None
+            except (EOFError, RuntimeError, OSError, ValueError) as failure:
+                raise ValueError(f"{os.path.join(folder, where.relative_path)}: entry {index.fqn!r} truncated or "
+                                 f"corrupt ({first_line(failure)})") from None
+
+
+def verify_checkpoint(directory, process_index, saved_processes, layout=PLAIN):
     """Check every file `directory` holds before anything is loaded; returns the scheduler state. A rank that
     the saving run did not have (more processes now) has no RNG state to restore."""
-    check_listing(directory, saved_processes)
-    check_safetensors(os.path.join(directory, MODEL_FILE))
-    load_plain_data(os.path.join(directory, OPTIMIZER_FILE))
+    check_listing(directory, saved_processes, layout)
+    if layout == PLAIN:
+        check_safetensors(os.path.join(directory, MODEL_FILE))
+    elif layout == FSDP_FULL:
+        load_plain_data(os.path.join(directory, FSDP_FULL_MODEL_FILE))
+    else:
+        for folder in (FSDP_MODEL_FOLDER, FSDP_OPTIMIZER_FOLDER):
+            path = os.path.join(directory, folder)
+            if not os.path.isdir(path):
+                raise ValueError(f"{path}: missing (this sharded checkpoint's {folder.split('_')[0]} state)")
+            check_dcp_folder(path)
+    if layout != FSDP_SHARDED:
+        load_plain_data(os.path.join(directory, OPTIMIZER_FILE))
     for rank in range(saved_processes):  # every rank's file, so a planted one is refused by all ranks alike
         states_path = os.path.join(directory, random_states_file(rank))
         states = load_plain_data(states_path)
@@ -143,7 +298,8 @@ class _CheckedLegacyState:
 
 def load_checkpoint(accelerator, directory, scheduler, saved_processes):
     """Restore model, optimizer, schedule and this process's RNG state from a verified checkpoint."""
-    scheduler_state = verify_checkpoint(directory, accelerator.process_index, saved_processes)
+    scheduler_state = verify_checkpoint(directory, accelerator.process_index, saved_processes,
+                                        checkpoint_layout(accelerator))
     if not os.path.isfile(os.path.join(directory, SCHEDULER_FILE)):  # verified: the legacy pickle is there
         accelerator.register_for_checkpointing(_CheckedLegacyState())
     accelerator.load_state(directory)

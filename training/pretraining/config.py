@@ -17,6 +17,7 @@ from transformers import SchedulerType
 from nucel.modeling_nucel import NucELConfig
 from nucel.tokenization import alphabet
 
+from . import corpus as corpora
 from .masking import STRATEGIES, Masker, expected_mask_fraction
 from .objectives import OBJECTIVES
 
@@ -33,13 +34,16 @@ RESUMABLE_CHANGES = frozenset({
 
 @dataclasses.dataclass
 class PretrainConfig:
-    # data: FASTA files -> genome store -> windows
+    # data: FASTA files (or a corpus manifest of genomes) -> genome store -> windows
     fasta: list = dataclasses.field(default_factory=list)
+    corpus: dict = dataclasses.field(default_factory=dict)  # genomes with weights (corpus.py); a manifest's path
     genome_store: Optional[str] = None          # default: <output_dir>/genome-store
     window_length: int = 1224
     window_overlap: int = 100
     crop_length: int = 1024
     max_n_fraction: float = 0.1
+    max_repeat_fraction: float = 1.0            # windows with more soft-masked (lower-case) bases are dropped
+    repeat_weight: float = 1.0                  # loss weight of soft-masked positions, both objectives (1: plain)
     reverse_complement_prob: float = 0.5
     validation_fraction: float = 0.02           # the last 2% of every record, held out as a region
     validation_records: list = dataclasses.field(default_factory=list)  # or whole records by name
@@ -111,14 +115,14 @@ class PretrainConfig:
             fail("crop_length", f"at most window_length={self.window_length}")
         if not 0.0 < self.mask_rate < 1.0:
             fail("mask_rate", "a fraction in (0, 1)")
-        for field in ("reverse_complement_prob", "max_n_fraction"):
+        for field in ("reverse_complement_prob", "max_n_fraction", "max_repeat_fraction"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 fail(field, "a probability in [0, 1]")
         if not 0.0 <= self.validation_fraction < 1.0:
             fail("validation_fraction", "a fraction in [0, 1)")
         if self.learning_rate <= 0:
             fail("learning_rate", "a positive number")
-        for field in ("weight_decay", "max_grad_norm", "adam_epsilon"):
+        for field in ("weight_decay", "max_grad_norm", "adam_epsilon", "repeat_weight"):
             if getattr(self, field) < 0:
                 fail(field, "a number >= 0")
         for field in ("adam_beta1", "adam_beta2"):
@@ -127,7 +131,7 @@ class PretrainConfig:
         if self.span_mean_length < 1:
             fail("span_mean_length", "a number >= 1 (tokens)")
         if not self.fasta and not self.genome_store:
-            fail("fasta", "one or more FASTA files (--fasta F ...) or a prepared genome_store")
+            fail("fasta", "one or more FASTA files (--fasta F ...), a --corpus manifest or a prepared genome_store")
         model = self.model_config()
         if self.crop_length + 2 > model.max_position_embeddings:
             fail("crop_length", f"at most max_position_embeddings - 2 = {model.max_position_embeddings - 2} "
@@ -318,13 +322,39 @@ def load_config(path=None, overrides=()):
             values["model"][name] = value
         else:
             raise ValueError(f"--{key.lstrip('-')}: not a key of the pretraining config or of NucELConfig")
+    manifest_file = values["corpus"] if isinstance(values.get("corpus"), str) else None
+    if manifest_file:  # --corpus corpus.yaml: read here, kept resolved in the config (and so in every checkpoint)
+        values["corpus"] = read_yaml(manifest_file)
     typed = {name: coerce(name, value, FIELD_TYPES[name]) for name, value in values.items() if name != "model"}
     typed["model"] = {name: coerce_model_value(name, value) for name, value in values["model"].items()}
+    if typed.get("corpus"):
+        if typed.get("fasta"):
+            raise ValueError("config corpus and fasta: both given; list the FASTA files in the corpus manifest "
+                             "(its genomes' fasta) or give --fasta alone")
+        if typed.get("genome_store"):
+            raise ValueError("config corpus and genome_store: a corpus builds its own store (in <output_dir>/"
+                             "genome-store); drop genome_store")
+        # its files' paths are relative to the file that lists them: the manifest, or the config holding `corpus:`
+        where = manifest_file or f"{path} corpus"
+        typed["corpus"] = corpora.resolve(typed["corpus"], os.path.dirname(os.path.abspath(manifest_file or path)),
+                                          where)
+        typed["fasta"] = corpora.fasta_files(typed["corpus"])
     return PretrainConfig(**typed).validate()
 
 
+def default_value(key):
+    field = FIELDS.get(key)
+    if field is None:
+        return None
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+
+
 def incompatible_change(saved, current):
-    """The first key (dotted for model keys) whose change makes `saved` -> `current` not a resume, or None."""
+    """The first key (dotted for model keys) whose change makes `saved` -> `current` not a resume, or None. A key
+    the saved config lacks (written before the key existed) counts as its default."""
+    saved = {**{key: default_value(key) for key in current if key not in saved}, **saved}
+    saved["corpus"], current = corpora.identity(saved.get("corpus")), {
+        **current, "corpus": corpora.identity(current.get("corpus"))}
     for key in sorted(set(saved) | set(current)):
         if key in RESUMABLE_CHANGES:
             continue

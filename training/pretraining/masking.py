@@ -92,6 +92,13 @@ def expected_mask_fraction(rate: float, length_pmf: Union[torch.Tensor, Sequence
     return float(1.0 - torch.exp(log_uncovered[positions]).mean())
 
 
+def lengths_at(cdf: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """Span length (1-based index into the length table) of each draw from the table's unnormalised `cdf`: how many
+    CDF entries the draw reaches, as `searchsorted(cdf, draws, right=True)` gives, which stalls for milliseconds per
+    call under torch's intra-op threads when another process holds a core (benchmarks/data_path.py)."""
+    return (draws.unsqueeze(-1) >= cdf).sum(-1).clamp_max(len(cdf) - 1) + 1
+
+
 def span_mask(input_ids: torch.Tensor, rate: float, span_lengths: torch.Tensor,
               generator: Optional[torch.Generator] = None, mask_id: int = alphabet.MASK_ID,
               unmaskable_ids: Sequence[int] = UNMASKABLE_IDS, bert_80_10_10: bool = False,
@@ -107,7 +114,7 @@ def span_mask(input_ids: torch.Tensor, rate: float, span_lengths: torch.Tensor,
     # Inverse-CDF draw of one length per position (only the starts' lengths are used).
     cdf = torch.cumsum(span_lengths, 0).to(device=device, dtype=torch.float32)
     draws = torch.rand(shape, generator=generator, device=device) * cdf[-1]
-    lengths = torch.searchsorted(cdf, draws.contiguous(), right=True).clamp_max(len(cdf) - 1) + 1
+    lengths = lengths_at(cdf, draws)
     # A position is covered if some span started at or before it and reaches past it: the running maximum of
     # span ends (start + length) along the sequence is greater than the position.
     positions = torch.arange(shape[-1], device=device).expand(shape)

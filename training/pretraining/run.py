@@ -17,9 +17,10 @@ import os
 import sys
 import time
 
+import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import DistributedType, broadcast_object_list, set_seed
 
 from nucel import console
 from nucel.commands import one_line_errors
@@ -33,6 +34,7 @@ from nucel.training.pretraining.build import (
     build_optimizer,
     evaluate,
     optimizer_step,
+    repeat_weight,
     resolve_runtime,
 )
 from nucel.training.pretraining.checkpoints import (
@@ -43,6 +45,8 @@ from nucel.training.pretraining.checkpoints import (
 )
 from nucel.training.pretraining.compute import check_memory, flops_per_token, peak_flops, run_estimate, tokens_per_step
 from nucel.training.pretraining.config import describe_keys, incompatible_change, load_config
+from nucel.training.pretraining.corpus import realised_token_shares
+from nucel.training.pretraining.distributed import check_fsdp_launch, use_fsdp_on_cpu
 from nucel.training.pretraining.masking import STRATEGIES
 from nucel.training.pretraining.metrics_log import MetricsLog, not_learned
 from nucel.training.pretraining.objectives import LOSS_PART_SLOTS, OBJECTIVES, export_with_tokenizer
@@ -57,6 +61,8 @@ def parse_config(argv=None):
                                      epilog=describe_keys())
     parser.add_argument("--config", help="YAML preset, e.g. training/configs/tiny.yaml")
     parser.add_argument("--fasta", nargs="+", help="one or more FASTA files (.fa, .fa.gz); species may be mixed")
+    parser.add_argument("--corpus", help="a corpus manifest (YAML): genomes with sampling weights, instead of --fasta "
+                                         "(training/pretraining/corpus.py)")
     parser.add_argument("--output-dir")
     parser.add_argument("--max-steps", help="optimizer steps (an integer; 1e3 works)")
     parser.add_argument("--objective", choices=OBJECTIVES)
@@ -173,6 +179,24 @@ def find_resume_point(config, genome_checksum):
     return found[-1], progress
 
 
+def corpus_summary(config, train_windows, train_batches, step, accumulation):
+    """Each genome of the run (one genome: the FASTA files): its files, weight, training windows, target share and
+    realised share of the tokens trained on (pretraining_summary.json; the model card shows it)."""
+    tokens, realised = realised_token_shares(
+        train_windows, train_batches.items_per_epoch, step * accumulation * train_batches.batch_size
+        * train_batches.world_size, config.crop_length + 2)
+    windows = np.bincount(train_windows.genome_ids, minlength=len(tokens))
+    genomes = config.corpus["genomes"] if config.corpus else [
+        {"name": "genome", "fasta": config.fasta or [config.store_directory], "weight": 1.0, "group": None}]
+    targets = train_windows.mixture.shares if train_windows.mixture is not None else windows / windows.sum()
+    return {"sampling": config.corpus["sampling"] if config.corpus else "size",
+            "repeat_weight": config.repeat_weight, "max_repeat_fraction": config.max_repeat_fraction,
+            "genomes": [{"name": genome["name"], "fasta": genome["fasta"], "weight": genome["weight"],
+                         "group": genome.get("group"), "train_windows": int(count), "target_share": float(target),
+                         "tokens": int(seen), "realised_share": float(share)}
+                        for genome, count, target, seen, share in zip(genomes, windows, targets, tokens, realised)]}
+
+
 # ----------------------------------------------------------------------------------------------------- export
 def export_models(config, state_dict, output_dir):
     """Hub-ready folders from the trained weights, as the objective exports them (objectives.py)."""
@@ -185,8 +209,10 @@ def export_models(config, state_dict, output_dir):
 def main(argv=None):
     config = parse_config(argv)
     precision, attention = resolve_runtime(config)
+    check_fsdp_launch(precision)  # an FSDP config on CPU: FSDP2 in float32, or one line (distributed.py)
     accelerator = Accelerator(mixed_precision=precision, project_dir=config.output_dir,
                               log_with="tensorboard" if config.report_to == "tensorboard" else None)
+    use_fsdp_on_cpu(accelerator)  # accelerate picks FSDP on accelerator devices only
     accumulation = config.gradient_accumulation_steps(accelerator.num_processes)
     opened = on_main_process(accelerator, lambda: open_run(config, accelerator, precision))
     lock, resume_from, progress = opened or (None, None, None)
@@ -228,7 +254,7 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
 
     train_batches = MaskedWindowBatches(train_windows, masker, config.per_device_batch_size, accumulation,
                                         config.max_steps, accelerator.process_index, accelerator.num_processes,
-                                        config.seed)
+                                        config.seed, repeat_weight(config))
     loader = torch.utils.data.DataLoader(train_batches, batch_size=None, num_workers=config.num_workers,
                                          sampler=range(start_step * accumulation, len(train_batches)),
                                          pin_memory=accelerator.device.type == "cuda",
@@ -248,20 +274,27 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
         f"{config.global_batch_size} = {config.per_device_batch_size} x {accelerator.num_processes} process(es) x "
         f"{accumulation} | {precision}, {attention} | run: {estimate['tokens']:.3g} tokens, "
         f"{estimate['flops']:.3g} FLOPs")
+    if config.corpus:
+        accelerator.print("corpus: " + ", ".join(
+            f"{genome['name']} {share:.1%}" for genome, share in zip(config.corpus["genomes"],
+                                                                     train_windows.mixture.shares))
+            + f" of the batches (sampling: {config.corpus['sampling']})")
     if config.report_to == "tensorboard":
         accelerator.init_trackers("tensorboard", config={
             key: value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
             for key, value in config.to_dict().items()})
 
     def validation_metrics(step):
+        # Under FSDP every rank runs the forward passes (each layer's weights are gathered from all of them); the
+        # main process keeps the numbers
         evaluation = {}
-        if accelerator.is_main_process:
+        if accelerator.is_main_process or accelerator.distributed_type == DistributedType.FSDP:
             evaluation = evaluate(accelerator.unwrap_model(model),
                                   validation_batches(validation_windows, masker, config.per_device_batch_size,
                                                      config.eval_batches, step, config.seed),
                                   config.objective, accelerator.device, config.seed, accelerator.autocast())
         accelerator.wait_for_everyone()
-        return evaluation
+        return evaluation if accelerator.is_main_process else {}
 
     # One bar (step/s, ETA; the latest loss and validation numbers in its postfix), or without one a line per
     # logging step and evaluation; --quiet: neither (nucel/console.py)
@@ -329,7 +362,9 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
         warnings = not_learned(evaluation)
         summary = {"steps": step, "tokens_seen": step * step_tokens, "validation": evaluation, "warnings": warnings,
                    "exports": paths, "genome": {"checksum": store.checksum, "sources": store.index["sources"],
-                                                "total_length": store.total_length},
+                                                "total_length": store.total_length,
+                                                "soft_masked": store.index.get("repeat_count")},
+                   "corpus": corpus_summary(config, train_windows, train_batches, step, accumulation),
                    "config": config.to_dict(), "compute_estimate": estimate}
         with open(os.path.join(config.output_dir, "pretraining_summary.json"), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=1)
