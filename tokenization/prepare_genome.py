@@ -93,21 +93,35 @@ def prepare_genome(fasta_paths, output_dir, log=print, sources=None):
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"{output_dir}: exists and is not a directory (the genome store is a folder)")
     os.makedirs(output_dir, exist_ok=True)
-    with build_lock(output_dir).acquire():
+    lock = build_lock(output_dir)
+    if lock.held_elsewhere() is None:  # a ready store is reused without writing (it may be read-only, shared)
+        ready = _ready_index(output_dir, sources, log, warn=False)
+        if ready is not None:
+            return ready
+    with lock.acquire():
         return _prepare_locked(fasta_paths, output_dir, log, sources)
 
 
-def _prepare_locked(fasta_paths, output_dir, log, sources):
-    tokens_path = os.path.join(output_dir, TOKENS_FILE)
+def _ready_index(output_dir, sources, log, warn=True):
+    """The index of a complete store of `sources` in `output_dir` (reported), or None; a corrupt index is this
+    store's own, rebuilt (`warn`: say so)."""
     try:
         existing = load_index(output_dir)
-    except ValueError as corrupt:  # this store's own index: rebuilt below
-        log(f"warning: {corrupt}; rebuilding")
-        existing = None
-    if is_up_to_date(existing, sources, tokens_path):
-        log(f"genome store {output_dir}: up to date ({existing['total_length']:,} bp, "
-            f"{len(existing['records'])} records)")
-        return existing
+    except ValueError as corrupt:
+        if warn:
+            log(f"warning: {corrupt}; rebuilding")
+        return None
+    if not is_up_to_date(existing, sources, os.path.join(output_dir, TOKENS_FILE)):
+        return None
+    log(f"genome store {output_dir}: up to date ({existing['total_length']:,} bp, {len(existing['records'])} records)")
+    return existing
+
+
+def _prepare_locked(fasta_paths, output_dir, log, sources):
+    ready = _ready_index(output_dir, sources, log)  # again, under the lock: another builder may have finished it
+    if ready is not None:
+        return ready
+    tokens_path = os.path.join(output_dir, TOKENS_FILE)
 
     records, empty, offset = [], [], 0
     total_bytes = sum(source["bytes"] for source in sources)

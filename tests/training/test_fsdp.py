@@ -268,7 +268,8 @@ def test_code_in_a_sharded_checkpoint_never_runs(tmp_path):
     with pickle.load. Both are refused by the check pretrain runs first."""
     import torch.distributed.checkpoint as dcp
 
-    from nucel.training.pretraining.checkpoints import FSDP_SHARDED, check_dcp_folder, verify_checkpoint
+    from nucel.training.pretraining.checkpoints import FSDP_SHARDED, verify_checkpoint
+    from nucel.training.pretraining.sharded_checkpoints import check_dcp_folder
 
     marker = tmp_path / "CODE_RAN"
     checkpoint = sharded_checkpoint(tmp_path / "step-00000003")
@@ -295,7 +296,7 @@ def test_code_in_a_sharded_checkpoint_never_runs(tmp_path):
 def test_sharded_checkpoint_entries_stay_in_their_folder(tmp_path):
     """`.metadata` names the file and byte range of every entry: one outside the folder, or past the end of a
     (truncated) file, is refused before DCP opens anything."""
-    from nucel.training.pretraining.checkpoints import check_dcp_folder, read_dcp_metadata
+    from nucel.training.pretraining.sharded_checkpoints import check_dcp_folder, read_dcp_metadata
 
     folder = dcp_folder(tmp_path / "model", {"model": {"w": torch.ones(3)}})
     metadata = read_dcp_metadata(str(folder / ".metadata"))

@@ -159,3 +159,22 @@ def test_mlm_loss_is_the_hand_computed_weighted_mean(store, sparse):
     w = batch["loss_weight"][masked].double()
     assert output.loss.item() == pytest.approx(((ce * w).sum() / w.sum()).item(), rel=1e-6)
     assert F.cross_entropy(logits.float(), batch["labels"][masked]).item() != pytest.approx(output.loss.item())
+
+
+def test_a_corrupt_index_is_rebuilt_with_one_warning_and_a_ready_store_is_not_written(tmp_path):
+    fasta = write_fasta(tmp_path / "g.fa.gz", [("r", "ACGTacgt" * 50)])
+    prepare_genome([fasta], tmp_path / "store", log=lambda *_: None)
+    (tmp_path / "store" / "index.json").write_text('{"format_version": 2, "recor')
+    messages = []
+    prepare_genome([fasta], tmp_path / "store", log=messages.append)
+    assert len([m for m in messages if m.startswith("warning:") and "rebuilding" in m]) == 1
+    assert GenomeStore(tmp_path / "store").index["repeat_count"] == 200
+    before = {path.name: path.stat().st_mtime_ns for path in (tmp_path / "store").iterdir()}
+    os.chmod(tmp_path / "store", 0o555)  # a shared, read-only store: reused as it is
+    try:
+        messages = []
+        prepare_genome([fasta], tmp_path / "store", log=messages.append)
+        assert messages == [f"genome store {tmp_path / 'store'}: up to date (400 bp, 1 records)"]
+    finally:
+        os.chmod(tmp_path / "store", 0o755)
+    assert {path.name: path.stat().st_mtime_ns for path in (tmp_path / "store").iterdir()} == before
