@@ -38,7 +38,7 @@ from _harness import REPO_ROOT, SHARED_GENOMES, interleaved_medians
 from accelerate import Accelerator
 
 from nucel.tokenization.prepare_genome import prepare_genome
-from nucel.training.pretraining.batches import MaskedWindowBatches
+from nucel.training.pretraining.batches import MaskedWindowBatches, batch_loader
 from nucel.training.pretraining.build import (
     build_data,
     build_masker,
@@ -103,10 +103,7 @@ def loader_rate(config, windows, masking_config, num_workers, batches, repeats, 
     masker = build_masker(masking_config)
     dataset = MaskedWindowBatches(windows, masker, config.per_device_batch_size, 1, config.max_steps,
                                   seed=config.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers,
-                                         sampler=range(len(dataset)), pin_memory=device.type == "cuda",
-                                         generator=torch.Generator().manual_seed(config.seed))
-    iterator = iter(loader)
+    iterator = iter(batch_loader(dataset, num_workers, device.type == "cuda", config.seed))
     for _ in range(warmup + 2 * num_workers):  # worker start-up and its first prefetched batches
         next(iterator)
     blocks = []  # (windows, seconds) of each timed block

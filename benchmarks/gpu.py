@@ -34,7 +34,7 @@ from _harness import REPO_ROOT, interleaved_medians, masked_batch
 import nucel.modeling_nucel.modeling_nucel as nucel_modeling
 from nucel.modeling_nucel import NucELConfig, NucELForPreTraining, NucELModel
 from nucel.tokenization.prepare_genome import prepare_genome
-from nucel.training.pretraining.batches import MaskedWindowBatches
+from nucel.training.pretraining.batches import MaskedWindowBatches, batch_loader
 from nucel.training.pretraining.build import build_data, build_masker
 from nucel.training.pretraining.compute import flops_per_token, peak_flops
 from nucel.training.pretraining.config import load_config
@@ -183,11 +183,8 @@ def corpus_batches(args, stack):
     _, windows, _ = build_data(config)
     dataset = MaskedWindowBatches(windows, build_masker(config), args.batch_size, 1, config.max_steps,
                                   seed=config.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=args.workers,
-                                         sampler=range(len(dataset)), pin_memory=args.device.startswith("cuda"),
-                                         persistent_workers=args.workers > 0)
-    while True:
-        yield from loader
+    while True:  # a run's length of batches, again if a benchmark ever outlasts it
+        yield from batch_loader(dataset, args.workers, args.device.startswith("cuda"), config.seed)
 
 
 def electra_step(config, backend, args, batches=None):

@@ -19,7 +19,7 @@ from accelerate import Accelerator
 
 from nucel.tokenization.genome_store import GenomeStore
 from nucel.tokenization.prepare_genome import prepare_genome
-from nucel.training.pretraining.batches import MaskedWindowBatches
+from nucel.training.pretraining.batches import MaskedWindowBatches, batch_loader
 from nucel.training.pretraining.build import build_masker, build_model, build_optimizer, optimizer_step, resolve_runtime
 from nucel.training.pretraining.config import load_config
 from nucel.training.pretraining.genome_windows import GenomeWindows
@@ -63,9 +63,7 @@ def main():
             masker = build_masker(config)
             dataset = MaskedWindowBatches(windows, masker, config.per_device_batch_size, 1, config.max_steps,
                                           seed=config.seed)
-            loader = iter(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
-                                                      sampler=range(len(dataset)),
-                                                      generator=torch.Generator().manual_seed(0)))
+            loader = iter(batch_loader(dataset, config.num_workers, accelerator.device.type == "cuda", 0))
             fixed = itertools.repeat(dataset[0])
             sources = {"bare step (fixed batch)": fixed, "full loop (windows + masking + step)": loader}
             for source in sources.values():  # warm-up: allocator, worker start-up

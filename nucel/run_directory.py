@@ -125,8 +125,10 @@ class RunLock:
         except (OSError, ValueError):
             return {}
 
-    def _refuse(self, holder):
-        described = self.describe_holder(holder) if holder else "another process"
+    def refuse(self, holder):
+        """The one line for a lock that `holder` (its record, or {} if unknown) holds."""
+        described = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} since "
+                     f"{holder.get('started', '?')}") if holder else "another process"
         raise ValueError(f"{os.path.dirname(self.path)}: {self.busy} ({described}); {self.advice}")
 
     def held_elsewhere(self):
@@ -146,9 +148,6 @@ class RunLock:
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
 
-    def describe_holder(self, holder):
-        return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} since {holder.get('started', '?')}"
-
     def acquire(self):
         handle = open(self.path, "a+", encoding="utf-8")
         try:
@@ -156,10 +155,10 @@ class RunLock:
         except OSError as failure:
             if failure.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 handle.close()
-                self._refuse(self.holder())
+                self.refuse(self.holder())
             if not self._stale_or_free(self.holder()):  # no flock on this file system: decide by pid and host
                 handle.close()
-                self._refuse(self.holder())
+                self.refuse(self.holder())
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),

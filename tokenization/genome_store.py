@@ -18,10 +18,10 @@ class GenomeStore:
 
     def __init__(self, directory):
         self.directory = directory
-        builder = build_lock(directory).held_elsewhere() if os.path.isdir(directory) else None
+        lock = build_lock(directory)
+        builder = lock.held_elsewhere()
         if builder is not None:  # never read a store while it is written (another process, or another node)
-            lock = build_lock(directory)
-            raise ValueError(f"{directory}: {lock.busy} ({lock.describe_holder(builder)}); {lock.advice}")
+            lock.refuse(builder)
         index = load_index(directory)
         if index is None:
             raise ValueError(f"{directory}: no {INDEX_FILE}; run `nucel prepare-genome` first (on several machines: "
@@ -55,10 +55,15 @@ class GenomeStore:
         record = self.records[record_id]
         return self.tokens[record["offset"]:record["offset"] + record["length"]]
 
+    def record_bases(self, record_id, start=0, end=None):
+        """(token ids, soft-mask) of bases [start, end) of the record, from one read (copies)."""
+        stored = np.asarray(self.record_bytes(record_id)[start:end])
+        return stored & alphabet.TOKEN_BITS, (stored & alphabet.REPEAT_BIT).astype(bool)
+
     def record_tokens(self, record_id, start=0, end=None):
         """Token ids of bases [start, end) of the record (a copy)."""
         return np.asarray(self.record_bytes(record_id)[start:end]) & alphabet.TOKEN_BITS
 
     def record_repeats(self, record_id, start=0, end=None):
         """True where bases [start, end) of the record are soft-masked (lower case in the FASTA)."""
-        return (np.asarray(self.record_bytes(record_id)[start:end]) & alphabet.REPEAT_BIT).astype(bool)
+        return self.record_bases(record_id, start, end)[1]

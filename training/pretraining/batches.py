@@ -36,8 +36,7 @@ def mask_windows(windows, indices, masker, step, seed, stream, epoch=0, repeat_w
 
 
 class MaskedWindowBatches(torch.utils.data.Dataset):
-    """Map-style: item k = micro-batch k of `rank` (k counts across epochs). Use with
-    `DataLoader(dataset, batch_size=None, sampler=range(first, last))` so workers build batches ahead."""
+    """Map-style: item k = micro-batch k of `rank` (k counts across epochs). Read it through `batch_loader`."""
 
     TRAIN_STREAM = 0
 
@@ -65,6 +64,15 @@ class MaskedWindowBatches(torch.utils.data.Dataset):
         indices = self._order[position * self.batch_size:(position + 1) * self.batch_size]
         return mask_windows(self.windows, indices, self.masker, k // self.accumulation_steps, self.seed,
                             self.TRAIN_STREAM, epoch, self.repeat_weight)
+
+
+def batch_loader(batches, num_workers, pin_memory, seed, first=0):
+    """The DataLoader a run reads `batches` (MaskedWindowBatches) through, from micro-batch `first` on; workers
+    build batches ahead. It has its own seed source: creating its iterator must not draw from the global RNG,
+    which a resume has just restored."""
+    return torch.utils.data.DataLoader(batches, batch_size=None, num_workers=num_workers,
+                                       sampler=range(first, len(batches)), pin_memory=pin_memory,
+                                       generator=torch.Generator().manual_seed(seed))
 
 
 def validation_batches(windows, masker, batch_size, num_batches, step, seed):

@@ -51,6 +51,7 @@ def build_data(config: PretrainConfig) -> tuple[GenomeStore, GenomeWindows, Geno
     store = GenomeStore(config.store_directory)
     source = ", ".join(config.fasta) or config.store_directory
     corpus = config.corpus or None
+    held_out = corpus_held_out(store, corpus) if corpus else ()
     splits = {}
     for split in ("train", "validation"):
         splits[split] = GenomeWindows(
@@ -58,8 +59,8 @@ def build_data(config: PretrainConfig) -> tuple[GenomeStore, GenomeWindows, Geno
             crop_length=config.crop_length, max_n_fraction=config.max_n_fraction,
             reverse_complement_prob=config.reverse_complement_prob, validation_records=config.validation_records,
             validation_fraction=config.validation_fraction, seed=config.seed,
-            max_repeat_fraction=config.max_repeat_fraction, repeats=config.repeat_weight != 1.0,
-            held_out_record_ids=corpus_held_out(store, corpus) if corpus else (),
+            max_repeat_fraction=config.max_repeat_fraction, repeats=repeat_weight(config) is not None,
+            held_out_record_ids=held_out,
             genome_of_source=corpora.genome_of_source(corpus) if corpus else None)
         if len(splits[split]) == 0:
             summary = splits[split].summary()

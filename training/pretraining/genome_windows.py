@@ -47,14 +47,15 @@ class GenomeWindows(torch.utils.data.Dataset):
     validation windows start at or after it, so no base is in both splits.
     Filters: windows with more than `max_n_fraction` N or more than `max_repeat_fraction` soft-masked bases are
     dropped (counted in `summary()`).
-    Mixture: `genome_of_source` (a genome number per store source) and `mixture` (corpus.Mixture) make the train
+    Mixture: `genome_of_source` (a genome number per store source) gives each window its genome (`genome_ids`);
+    a train split's `mixture` (corpus.Mixture, set once those windows are counted: build.build_data) makes the
     epoch order give each genome its share.
     """
 
     def __init__(self, store, split="train", window_length=1224, overlap=100, stride=None, crop_length=1024,
                  max_n_fraction=0.1, reverse_complement_prob=0.5, validation_records=(), validation_fraction=0.0,
                  seed=0, add_special_tokens=True, max_repeat_fraction=1.0, repeats=False, held_out_record_ids=(),
-                 genome_of_source=None, mixture=None):
+                 genome_of_source=None):
         if split not in ("train", "validation"):
             raise ValueError(f"GenomeWindows: split={split!r}: expected 'train' or 'validation'")
         stride = stride if stride is not None else window_length - overlap
@@ -76,7 +77,7 @@ class GenomeWindows(torch.utils.data.Dataset):
         self.window_length, self.stride, self.crop_length = window_length, stride, crop_length
         self.reverse_complement_prob = reverse_complement_prob if split == "train" else 0.0
         self.add_special_tokens, self.repeats = add_special_tokens, repeats
-        self.mixture = mixture if split == "train" else None  # validation: every held-out window, evenly
+        self.mixture = None  # validation keeps it: every held-out window, evenly
 
         held_out = {record_id for record_id, record in enumerate(store.records)
                     if record["name"] in validation_records} | set(held_out_record_ids)
@@ -134,14 +135,12 @@ class GenomeWindows(torch.utils.data.Dataset):
     def sample(self, index, epoch):
         """Window `index` as served in `epoch`: {"input_ids": LongTensor} (+ "repeats": BoolTensor)."""
         record_id, start, offset, flip = self.window(index, epoch)
-        begin, end = start + offset, start + offset + self.crop_length
-        ids = self.store.record_tokens(record_id, begin, end)
+        ids, repeats = self.store.record_bases(record_id, start + offset, start + offset + self.crop_length)
         if flip:
             ids = reverse_complement(ids)
         ids = NATIVE.frame(ids) if self.add_special_tokens else ids.astype(np.int64)
         sample = {"input_ids": torch.from_numpy(ids)}
         if self.repeats:
-            repeats = self.store.record_repeats(record_id, begin, end)
             repeats = repeats[::-1] if flip else repeats
             if self.add_special_tokens:
                 repeats = np.concatenate(([False], repeats, [False]))

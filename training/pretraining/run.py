@@ -26,7 +26,7 @@ from nucel import console
 from nucel.commands import one_line_errors
 from nucel.run_directory import check_output_directory, claim_output_directory
 from nucel.tokenization.prepare_genome import describe_sources, load_index, prepare_genome, sources_checksum
-from nucel.training.pretraining.batches import MaskedWindowBatches, validation_batches
+from nucel.training.pretraining.batches import MaskedWindowBatches, batch_loader, validation_batches
 from nucel.training.pretraining.build import (
     build_data,
     build_masker,
@@ -255,13 +255,8 @@ def train(config, accelerator, precision, attention, accumulation, resume_from, 
     train_batches = MaskedWindowBatches(train_windows, masker, config.per_device_batch_size, accumulation,
                                         config.max_steps, accelerator.process_index, accelerator.num_processes,
                                         config.seed, repeat_weight(config))
-    loader = torch.utils.data.DataLoader(train_batches, batch_size=None, num_workers=config.num_workers,
-                                         sampler=range(start_step * accumulation, len(train_batches)),
-                                         pin_memory=accelerator.device.type == "cuda",
-                                         # its own seed source: creating the iterator must not draw from the
-                                         # global RNG, which a resume has just restored
-                                         generator=torch.Generator().manual_seed(config.seed))
-    batches = iter(loader)
+    batches = iter(batch_loader(train_batches, config.num_workers, accelerator.device.type == "cuda", config.seed,
+                                first=start_step * accumulation))
     sequence_length = config.crop_length + 2
     step_tokens = tokens_per_step(config)
     model_flops = flops_per_token(accelerator.unwrap_model(model).config, config.objective, sequence_length)
